@@ -62,6 +62,9 @@ type PortPolicy struct {
 
 // Allows reports whether the summary permits exiting to port.
 func (p PortPolicy) Allows(port uint16) bool {
+	if len(p.Ranges) == 0 {
+		return false // zero value: rejects everything
+	}
 	in := false
 	for _, r := range p.Ranges {
 		if port >= r.Lo && port <= r.Hi {
@@ -78,6 +81,9 @@ func (p PortPolicy) AllowsAny() bool {
 		return len(p.Ranges) > 0
 	}
 	// A reject policy allows something unless it rejects 1-65535.
+	if len(p.Ranges) == 0 {
+		return false // zero value
+	}
 	return !(len(p.Ranges) == 1 && p.Ranges[0].Lo <= 1 && p.Ranges[0].Hi == 65535)
 }
 
