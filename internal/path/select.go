@@ -1,0 +1,359 @@
+// Package path chooses relays for circuits.
+//
+// Spec: path-spec §2.2 ("Path selection and constraints": distinct
+// relays, families, /16 subnets, Fast/Stable requirements, exit policy
+// for the requested port, BadExit), path-spec §2.3 (choosing the exit
+// first, then the entry, then the middle), dir-spec §3.8.3 for the
+// bandwidth-weights, prop 335 (MiddleOnly relays never serve as guards or
+// exits) and the tor manual for ExitNodes, EntryNodes, ExcludeNodes,
+// ExcludeExitNodes and StrictNodes. C tor equivalents:
+// node_select.c (router_choose_random_node, with its retry without the
+// Fast/Stable requirements) and circuitbuild.c (choose_good_exit_server,
+// choose_good_middle_server).
+//
+// Long-term entry guards are managed by internal/guard; a Selector only
+// picks guards itself when the caller passes no guard (tests, or
+// configurations that disable guards).
+package path
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gotor/gotor/internal/netdir"
+)
+
+// ErrNoRelays means no relay satisfies the constraints for a position.
+var ErrNoRelays = errors.New("path: no suitable relay")
+
+// DefaultLongLivedPorts is the tor default LongLivedPorts: streams to these
+// ports need Stable relays.
+var DefaultLongLivedPorts = []uint16{21, 22, 706, 1863, 5050, 5190, 5222, 5223, 6523, 6667, 6697, 8300}
+
+// Usage says what the last hop of a circuit must provide.
+type Usage struct {
+	// ExitPort, if not 0, is a TCP port the exit's policy summary must
+	// allow.
+	ExitPort uint16
+	// AnyExit asks for an exit allowing port 80 or 443 (a prebuilt
+	// circuit for the predicted web ports). It is implied when ExitPort
+	// is 0 and Internal is false.
+	AnyExit bool
+	// Internal asks for a circuit whose last hop is chosen as a middle
+	// relay (onion services, multi-hop directory fetches): no exit policy
+	// requirement.
+	Internal bool
+	// NeedStable requires Stable relays (implied for ExitPort in
+	// LongLivedPorts).
+	NeedStable bool
+}
+
+// Selector picks relays. Its fields are its configuration; set them
+// before first use and do not change them afterwards. The zero Selector
+// does not enforce distinct subnets: use New for tor's defaults.
+type Selector struct {
+	// EnforceDistinctSubnets forbids two relays of one IPv4 /16 or IPv6
+	// /32 in a circuit (tor's default: true).
+	EnforceDistinctSubnets bool
+
+	// ExitNodes, if non-empty, restricts exits to its members.
+	ExitNodes *NodeSet
+	// EntryNodes, if non-empty, restricts guards to its members (used
+	// by PickGuard and internal/guard).
+	EntryNodes *NodeSet
+	// ExcludeNodes are never used, except, when StrictNodes is false, as
+	// a last resort for internal circuits and directory fetches.
+	ExcludeNodes *NodeSet
+	// ExcludeExitNodes are never used as exits.
+	ExcludeExitNodes *NodeSet
+	// StrictNodes makes ExcludeNodes absolute.
+	StrictNodes bool
+
+	// LongLivedPorts need Stable relays; nil means
+	// DefaultLongLivedPorts.
+	LongLivedPorts []uint16
+
+	// Rand, if set, is the randomness source (for deterministic tests);
+	// the Selector serialises its use. Nil uses math/rand/v2's
+	// package-level source, seeded from the OS.
+	Rand *rand.Rand
+
+	rmu   sync.Mutex
+	cache atomic.Pointer[dirCache]
+}
+
+// New returns a Selector with tor's defaults (EnforceDistinctSubnets).
+func New() *Selector { return &Selector{EnforceDistinctSubnets: true} }
+
+// dirCache holds per-NetDir precomputed data: per-rule weights and
+// family/subnet info, indexed like dir.Relays.
+type dirCache struct {
+	dir   *netdir.NetDir
+	fam   []famInfo
+	index map[*netdir.Relay]int
+	w     [numRules][]float64
+}
+
+func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
+	if c := s.cache.Load(); c != nil && c.dir == dir && len(c.fam) == len(dir.Relays) {
+		return c
+	}
+	c := &dirCache{dir: dir, fam: make([]famInfo, len(dir.Relays)), index: make(map[*netdir.Relay]int, len(dir.Relays))}
+	for i, r := range dir.Relays {
+		c.fam[i] = newFamInfo(r)
+		c.index[r] = i
+	}
+	for rule := Rule(0); rule < numRules; rule++ {
+		pw := weightsFor(dir, rule)
+		ws := make([]float64, len(dir.Relays))
+		for i, r := range dir.Relays {
+			ws[i] = pw.weight(r)
+		}
+		c.w[rule] = ws
+	}
+	s.cache.Store(c)
+	return c
+}
+
+func (c *dirCache) famOf(r *netdir.Relay) famInfo {
+	if i, ok := c.index[r]; ok {
+		return c.fam[i]
+	}
+	return newFamInfo(r)
+}
+
+// request is one position's constraints.
+type request struct {
+	what       string
+	rule       Rule
+	ok         func(r *netdir.Relay) bool
+	needFast   bool
+	needStable bool
+	only       *NodeSet // must be in, if non-empty
+	exclude    *NodeSet // always excluded
+	// relaxExclude allows ExcludeNodes as a last resort (!StrictNodes).
+	relaxExclude bool
+	path         []*netdir.Relay
+}
+
+type scratch struct {
+	idx []int32
+	w   []float64
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
+	if dir == nil {
+		return nil, fmt.Errorf("%w for %s: no directory", ErrNoRelays, q.what)
+	}
+	c := s.cacheFor(dir)
+	pfam := make([]famInfo, len(q.path))
+	for i, p := range q.path {
+		pfam[i] = c.famOf(p)
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+
+	useExclude := true
+	for attempt := 0; attempt < 3; attempt++ {
+		switch attempt {
+		case 1: // C tor: retry without Fast/Stable
+			if !q.needFast && !q.needStable {
+				continue
+			}
+			q.needFast, q.needStable = false, false
+		case 2:
+			if !q.relaxExclude || s.StrictNodes || s.ExcludeNodes.Empty() {
+				continue
+			}
+			useExclude = false
+		}
+		sc.idx, sc.w = sc.idx[:0], sc.w[:0]
+		total := 0.0
+		ws := c.w[q.rule]
+		onlySet := !q.only.Empty()
+	relays:
+		for i, r := range dir.Relays {
+			if q.needFast && !r.Flags.Has(netdir.FlagFast) || q.needStable && !r.Flags.Has(netdir.FlagStable) {
+				continue
+			}
+			if !q.ok(r) {
+				continue
+			}
+			if onlySet && !q.only.Contains(r) {
+				continue
+			}
+			if q.exclude != nil && q.exclude.Contains(r) {
+				continue
+			}
+			if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
+				continue
+			}
+			for j, p := range q.path {
+				if related(r, p, &c.fam[i], &pfam[j], s.EnforceDistinctSubnets) {
+					continue relays
+				}
+			}
+			sc.idx = append(sc.idx, int32(i))
+			sc.w = append(sc.w, ws[i])
+			total += ws[i]
+		}
+		if len(sc.idx) == 0 {
+			continue
+		}
+		s.lockRand()
+		k := chooseIndex(sc.w, total, s.Rand)
+		s.unlockRand()
+		return dir.Relays[sc.idx[k]], nil
+	}
+	return nil, fmt.Errorf("%w for %s", ErrNoRelays, q.what)
+}
+
+func (s *Selector) lockRand() {
+	if s.Rand != nil {
+		s.rmu.Lock()
+	}
+}
+
+func (s *Selector) unlockRand() {
+	if s.Rand != nil {
+		s.rmu.Unlock()
+	}
+}
+
+func (s *Selector) longLived(port uint16) bool {
+	ports := s.LongLivedPorts
+	if ports == nil {
+		ports = DefaultLongLivedPorts
+	}
+	return slices.Contains(ports, port)
+}
+
+// exitOK is the exit-position predicate for port (nil: 80 or 443).
+func exitOK(port *uint16) func(r *netdir.Relay) bool {
+	return func(r *netdir.Relay) bool {
+		if !r.IsUsable() || r.Flags&(netdir.FlagBadExit|netdir.FlagMiddleOnly) != 0 {
+			return false
+		}
+		if port != nil {
+			return r.ExitPolicy.Allows(*port)
+		}
+		return r.ExitPolicy.Allows(443) || r.ExitPolicy.Allows(80)
+	}
+}
+
+func middleOK(r *netdir.Relay) bool { return r.IsUsable() }
+
+func guardOK(r *netdir.Relay) bool {
+	return r.IsUsable() && r.Flags.Has(netdir.FlagGuard) && !r.Flags.Has(netdir.FlagMiddleOnly)
+}
+
+func dirOK(r *netdir.Relay) bool {
+	return r.Flags.Has(netdir.FlagRunning | netdir.FlagValid | netdir.FlagV2Dir)
+}
+
+// PickExit chooses an exit whose policy summary allows *port (or, for a
+// nil port, 80 or 443), weighted for the exit position, honouring
+// ExitNodes, ExcludeExitNodes and ExcludeNodes, and compatible with every
+// relay in path.
+func (s *Selector) PickExit(dir *netdir.NetDir, port *uint16, path ...*netdir.Relay) (*netdir.Relay, error) {
+	return s.pickExit(dir, port, false, path)
+}
+
+func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable bool, path []*netdir.Relay) (*netdir.Relay, error) {
+	what := "exit to ports 80/443"
+	if port != nil {
+		what = fmt.Sprintf("exit to port %d", *port)
+		stable = stable || s.longLived(*port)
+	}
+	return s.pick(dir, request{
+		what: what, rule: WeightForExit, ok: exitOK(port),
+		needFast: true, needStable: stable,
+		only: s.ExitNodes, exclude: s.ExcludeExitNodes,
+		path: path,
+	})
+}
+
+// PickMiddle chooses a middle relay compatible with every relay in path.
+func (s *Selector) PickMiddle(dir *netdir.NetDir, path ...*netdir.Relay) (*netdir.Relay, error) {
+	return s.pickMiddle(dir, false, "middle", path)
+}
+
+func (s *Selector) pickMiddle(dir *netdir.NetDir, stable bool, what string, path []*netdir.Relay) (*netdir.Relay, error) {
+	return s.pick(dir, request{
+		what: what, rule: WeightForMiddle, ok: middleOK,
+		needFast: true, needStable: stable, relaxExclude: true, path: path,
+	})
+}
+
+// PickGuard chooses a Guard-flagged relay for the first hop (weighted for
+// the guard position, honouring EntryNodes), compatible with path. Normal
+// circuits take their guard from internal/guard instead.
+func (s *Selector) PickGuard(dir *netdir.NetDir, path ...*netdir.Relay) (*netdir.Relay, error) {
+	return s.pick(dir, request{
+		what: "guard", rule: WeightForGuard, ok: guardOK,
+		needFast: true, needStable: true, only: s.EntryNodes, path: path,
+	})
+}
+
+// PickDirectory chooses a directory cache (Running, Valid, V2Dir) for a
+// one-hop directory request, weighted with the Wb* weights, avoiding the
+// relays in exclude (identity only: no family rule for one-hop fetches).
+func (s *Selector) PickDirectory(dir *netdir.NetDir, exclude ...*netdir.Relay) (*netdir.Relay, error) {
+	ok := dirOK
+	if len(exclude) > 0 {
+		ok = func(r *netdir.Relay) bool {
+			if !dirOK(r) {
+				return false
+			}
+			for _, e := range exclude {
+				if sameRelay(r, e) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return s.pick(dir, request{what: "directory", rule: WeightForDir, ok: ok, relaxExclude: true})
+}
+
+// PickPath chooses a three-hop path [guard, middle, last] for u. If guard
+// is nil the Selector picks one itself, after the exit, as path-spec §2.3
+// orders it; otherwise the exit and middle are chosen compatible with the
+// given guard. No two relays of the result are the same, in one family,
+// or (with EnforceDistinctSubnets) in one /16 or IPv6 /32.
+func (s *Selector) PickPath(dir *netdir.NetDir, guard *netdir.Relay, u Usage) ([]*netdir.Relay, error) {
+	var fixed []*netdir.Relay
+	if guard != nil {
+		fixed = []*netdir.Relay{guard}
+	}
+	var last *netdir.Relay
+	var err error
+	switch {
+	case u.Internal:
+		last, err = s.pickMiddle(dir, u.NeedStable, "last hop", fixed)
+	case u.ExitPort != 0 && !u.AnyExit:
+		p := u.ExitPort
+		last, err = s.pickExit(dir, &p, u.NeedStable, fixed)
+	default:
+		last, err = s.pickExit(dir, nil, u.NeedStable, fixed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if guard == nil {
+		if guard, err = s.PickGuard(dir, last); err != nil {
+			return nil, err
+		}
+	}
+	mid, err := s.pickMiddle(dir, u.NeedStable, "middle", []*netdir.Relay{guard, last})
+	if err != nil {
+		return nil, err
+	}
+	return []*netdir.Relay{guard, mid, last}, nil
+}
