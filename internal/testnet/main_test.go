@@ -1,0 +1,5 @@
+package testnet
+
+import "testing"
+
+func TestMain(m *testing.M) { Main(m) }

@@ -1,0 +1,126 @@
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// One network per test binary: Main wraps the run, Shared starts the
+// network on first use (so go test -short, or a -run that selects no
+// integration test, starts nothing).
+var shared struct {
+	mu         sync.Mutex
+	mainCalled bool
+	opts       Options
+	startOnce  sync.Once
+	net        *Network
+	err        error
+	clientOnce sync.Once
+	client     *RefClient
+	clientErr  error
+}
+
+// Main is the TestMain of a package with integration tests:
+//
+//	func TestMain(m *testing.M) { testnet.Main(m) }
+//
+// It runs the tests, then stops the shared network (if a test started it)
+// and exits. SIGINT/SIGTERM also stop the network. opts, if given, are the
+// Options of the shared network.
+func Main(m *testing.M, opts ...Options) {
+	shared.mu.Lock()
+	shared.mainCalled = true
+	if len(opts) > 0 {
+		shared.opts = opts[0]
+	}
+	shared.mu.Unlock()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "testnet: %v: stopping the shared network\n", s)
+		stopShared()
+		os.Exit(2)
+	}()
+
+	code := m.Run()
+	stopShared()
+	os.Exit(code)
+}
+
+func stopShared() {
+	shared.mu.Lock()
+	n := shared.net
+	shared.mu.Unlock()
+	if n != nil {
+		n.Stop()
+	}
+}
+
+// IntegrationEnabled decides whether a test that needs real tor processes
+// runs. Under -short it skips. When tor is missing it skips, except with
+// CI=true in the environment, where it fails: CI must never silently skip
+// integration tests.
+func IntegrationEnabled(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testnet: integration test skipped under -short")
+	}
+	if _, _, err := LookTor(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v\n(CI=true: integration tests may not be skipped)", err)
+		}
+		t.Skipf("%v; skipping integration test", err)
+	}
+}
+
+// Shared returns the network shared by every test of this test binary,
+// starting it on first use. The package's TestMain must call Main. See
+// IntegrationEnabled for when it skips or fails.
+func Shared(t testing.TB) *Network {
+	t.Helper()
+	IntegrationEnabled(t)
+	shared.mu.Lock()
+	ok := shared.mainCalled
+	shared.mu.Unlock()
+	if !ok {
+		t.Fatal("testnet.Shared: the package's TestMain must call testnet.Main(m)")
+	}
+	shared.startOnce.Do(func() {
+		opts := shared.opts
+		if opts.Logf == nil {
+			opts.Logf = func(format string, args ...any) {
+				fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+			}
+		}
+		n, err := Start(context.Background(), opts)
+		shared.mu.Lock()
+		shared.net, shared.err = n, err
+		shared.mu.Unlock()
+	})
+	if shared.err != nil {
+		t.Fatalf("testnet: shared network failed to start: %v", shared.err)
+	}
+	return shared.net
+}
+
+// SharedReferenceClient returns a C tor client on the shared network,
+// started on first use and stopped with the network.
+func SharedReferenceClient(t testing.TB) *RefClient {
+	t.Helper()
+	n := Shared(t)
+	shared.clientOnce.Do(func() {
+		shared.client, shared.clientErr = n.StartReferenceClient(context.Background())
+	})
+	if shared.clientErr != nil {
+		t.Fatalf("testnet: shared reference client: %v", shared.clientErr)
+	}
+	return shared.client
+}
