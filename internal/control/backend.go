@@ -1,0 +1,254 @@
+// Package control implements the subset of Tor's control protocol that
+// controllers such as stem and nyx need: authentication (control-spec §3.5,
+// §3.21 PROTOCOLINFO, §3.24 AUTHCHALLENGE), GETINFO (§3.9), GETCONF/SETCONF/
+// RESETCONF (§3.1-§3.3), SETEVENTS (§3.4), SIGNAL (§3.7), TAKEOWNERSHIP
+// (§3.23), and the CIRC/STREAM/BW/STATUS_*/log events of §4.1.
+//
+// The server is independent of the client: everything it reports comes from
+// a Backend, which the client implements.
+//
+// This file: the Backend interface and the data it returns (control-spec
+// §4.1.1 CIRC, §4.1.2 STREAM, §4.1.10 STATUS_*, §3.9 GETINFO).
+package control
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors a Backend may return (wrapped or as is) from GetConf/SetConf/
+// Signal/NSByID; the server maps them onto control-spec reply codes.
+var (
+	// ErrUnknownKey: the configuration key, descriptor or entity is unknown (552).
+	ErrUnknownKey = errors.New("unrecognized key")
+	// ErrInvalidValue: a SETCONF value was rejected (553).
+	ErrInvalidValue = errors.New("invalid configuration value")
+	// ErrNotSupported: the operation is known but not implemented (551).
+	ErrNotSupported = errors.New("not supported")
+)
+
+// Backend is what the control server needs from the client. Every method
+// may be called concurrently from several control connections and must not
+// block for long.
+type Backend interface {
+	// Version is the string reported by GETINFO version and PROTOCOLINFO.
+	// stem parses it as a Tor version, so it should look like
+	// "0.4.9.0-gotor" or "0.4.9.0 (gotor)".
+	Version() string
+	// BootstrapStatus reports the current bootstrap phase (control-spec
+	// §5.5): percent 0..100, tag such as "conn_pt" or "done", and summary.
+	BootstrapStatus() Bootstrap
+	// Circuits lists origin circuits for GETINFO circuit-status.
+	Circuits() []CircuitInfo
+	// Streams lists client streams for GETINFO stream-status.
+	Streams() []StreamInfo
+	// Listeners returns the addresses ("127.0.0.1:9050", "unix:/path") of
+	// the listeners of the given kind: "socks", "control", "dns", "trans",
+	// "natd", "httptunnel", "metrics".
+	Listeners(kind string) []string
+	// GetConf returns the values of a configuration option; nil/empty means
+	// the option is unset (reported as "250 Key"). Unknown keys return
+	// ErrUnknownKey.
+	GetConf(key string) ([]string, error)
+	// SetConf applies SETCONF/RESETCONF changes atomically: either all of
+	// them or none (ErrUnknownKey, ErrInvalidValue).
+	SetConf(changes []ConfChange) error
+	// Signal acts on a canonical signal name: RELOAD, SHUTDOWN, DUMP,
+	// DEBUG, HALT, CLEARDNSCACHE, NEWNYM, HEARTBEAT, DORMANT, ACTIVE.
+	// For SHUTDOWN and HALT it is called after "250 OK" has been written.
+	Signal(name string) error
+	// TrafficRead and TrafficWritten are total bytes since start (the BW
+	// event is derived from their per-second difference).
+	TrafficRead() uint64
+	TrafficWritten() uint64
+	// NSByID returns the network-status entry (dir-spec §3.4.1 "r"/"s"/
+	// "w"/... lines, no trailing dot) of the relay with the given
+	// upper-case hex fingerprint, or ErrUnknownKey.
+	NSByID(fingerprint string) (string, error)
+	// ConfigFile is the torrc path, "" if none.
+	ConfigFile() string
+}
+
+// EventSource is implemented by backends that push events. If the Backend
+// passed to New also implements EventSource, the server subscribes in
+// Start and unsubscribes in Close. The callback never blocks. Backends may
+// instead call Server.Publish directly.
+type EventSource interface {
+	Subscribe(func(Event)) (unsubscribe func())
+}
+
+// AddressMapper is optionally implemented by backends that support
+// MAPADDRESS (control-spec §3.8). It returns the address actually mapped
+// (for "0.0.0.0"/"." style requests, the chosen address).
+type AddressMapper interface {
+	MapAddress(from, to string) (string, error)
+}
+
+// Bootstrap is a bootstrap phase (control-spec §5.5).
+type Bootstrap struct {
+	Percent int
+	Tag     string // e.g. "starting", "conn_done", "done"
+	Summary string // e.g. "Done"
+	// Warning, if non-empty, turns the phase into a BOOTSTRAP WARN status
+	// with WARNING=, REASON= and friends.
+	Warning string
+	Reason  string
+	Count   int
+	Recommendation string // "ignore" or "warn"
+}
+
+// Hop is one relay of a circuit path.
+type Hop struct {
+	Fingerprint string // 40 hex digits, upper case
+	Nickname    string // may be empty
+}
+
+// Circuit states (control-spec §4.1.1 CircStatus).
+const (
+	CircLaunched  = "LAUNCHED"
+	CircBuilt     = "BUILT"
+	CircGuardWait = "GUARD_WAIT"
+	CircExtended  = "EXTENDED"
+	CircFailed    = "FAILED"
+	CircClosed    = "CLOSED"
+)
+
+// CircuitInfo describes an origin circuit (control-spec §4.1.1).
+type CircuitInfo struct {
+	ID          uint64
+	State       string   // CircLaunched, ...
+	Path        []Hop    // hops completed so far
+	BuildFlags  []string // ONEHOP_TUNNEL, IS_INTERNAL, NEED_CAPACITY, NEED_UPTIME
+	Purpose     string   // GENERAL, HS_CLIENT_REND, ...; "" means GENERAL
+	HSState     string
+	RendQuery   string
+	TimeCreated time.Time
+	// Reason and RemoteReason are given for FAILED/CLOSED only.
+	Reason       string
+	RemoteReason string
+	// SOCKS credentials the circuit is isolated by (IsolateSOCKSAuth);
+	// empty means none.
+	SocksUsername string
+	SocksPassword string
+}
+
+// Stream states (control-spec §4.1.2 StreamStatus).
+const (
+	StreamNew         = "NEW"
+	StreamNewResolve  = "NEWRESOLVE"
+	StreamRemap       = "REMAP"
+	StreamSentConnect = "SENTCONNECT"
+	StreamSentResolve = "SENTRESOLVE"
+	StreamSucceeded   = "SUCCEEDED"
+	StreamFailed      = "FAILED"
+	StreamClosed      = "CLOSED"
+	StreamDetached    = "DETACHED"
+)
+
+// StreamInfo describes a client stream (control-spec §4.1.2).
+type StreamInfo struct {
+	ID        uint64
+	Status    string // StreamNew, ...
+	CircuitID uint64 // 0 if unattached
+	Target    string // "host:port"
+	// Optional fields of the STREAM event.
+	Reason         string
+	RemoteReason   string
+	Source         string // CACHE or EXIT, REMAP only
+	SourceAddr     string // "127.0.0.1:53412"
+	Purpose        string // USER, DIR_FETCH, DNS_REQUEST, ...
+	SocksUsername  string
+	SocksPassword  string
+	ClientProtocol string // SOCKS4, SOCKS5, DNS, HTTPCONNECT, ...
+	// NymEpoch is the NEWNYM epoch; it is only reported when HasNymEpoch.
+	NymEpoch     uint32
+	HasNymEpoch  bool
+	SessionGroup int
+	// HasSessionGroup reports whether SessionGroup is meaningful.
+	HasSessionGroup bool
+	IsoFields       []string // CLIENTADDR, DESTPORT, SOCKS_USERNAME, ...
+}
+
+// ConfChange is one key of a SETCONF or RESETCONF command.
+type ConfChange struct {
+	Key string
+	// Values are the new values in order. Several values come from
+	// repeated keys ("SETCONF SocksPort=1 SocksPort=2").
+	Values []string
+	// Reset is true for RESETCONF without a value: back to the default.
+	// A SETCONF key without a value has Reset false and no Values: the
+	// option is cleared ("reset to 0 or NULL", control-spec §3.1).
+	Reset bool
+}
+
+// EventType names an asynchronous event (control-spec §4.1).
+type EventType string
+
+// Event types the server formats. SETEVENTS accepts every name in
+// control-spec §4.1; those without a producer are never emitted.
+const (
+	EventCirc          EventType = "CIRC"
+	EventStream        EventType = "STREAM"
+	EventBW            EventType = "BW"
+	EventDebug         EventType = "DEBUG"
+	EventInfo          EventType = "INFO"
+	EventNotice        EventType = "NOTICE"
+	EventWarn          EventType = "WARN"
+	EventErr           EventType = "ERR"
+	EventStatusGeneral EventType = "STATUS_GENERAL"
+	EventStatusClient  EventType = "STATUS_CLIENT"
+	EventStatusServer  EventType = "STATUS_SERVER"
+	EventSignal        EventType = "SIGNAL"
+	EventConfChanged   EventType = "CONF_CHANGED"
+)
+
+// StatusEvent is the body of a STATUS_GENERAL/CLIENT/SERVER event
+// (control-spec §4.1.10): "650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=...".
+type StatusEvent struct {
+	Severity string // NOTICE, WARN, ERR
+	Action   string // e.g. BOOTSTRAP, CIRCUIT_ESTABLISHED
+	// Args are appended verbatim after Action, already formatted
+	// (`PROGRESS=100 TAG=done SUMMARY="Done"`). Use StatusArgs to build it.
+	Args string
+}
+
+// Event is one asynchronous event. Exactly one payload field is used,
+// according to Type.
+type Event struct {
+	Type EventType
+	// CIRC
+	Circuit *CircuitInfo
+	// STREAM
+	Stream *StreamInfo
+	// STATUS_*
+	Status *StatusEvent
+	// DEBUG/INFO/NOTICE/WARN/ERR: the log message; newlines become spaces.
+	// SIGNAL: the signal name.
+	Message string
+	// BW: bytes in the last second.
+	Read, Written uint64
+	// CONF_CHANGED: "Key=Value" or "Key" lines.
+	Conf []string
+}
+
+// BootstrapStatusArgs formats the arguments of a BOOTSTRAP status
+// (control-spec §5.5) as used in STATUS_CLIENT and GETINFO
+// status/bootstrap-phase, without the severity and action.
+func BootstrapStatusArgs(b Bootstrap) string {
+	s := "PROGRESS=" + itoa(b.Percent) + " TAG=" + b.Tag + " SUMMARY=" + quote(b.Summary)
+	if b.Warning != "" {
+		s += " WARNING=" + quote(b.Warning) + " REASON=" + b.Reason +
+			" COUNT=" + itoa(b.Count) + " RECOMMENDATION=" + b.Recommendation
+	}
+	return s
+}
+
+// BootstrapEvent builds the STATUS_CLIENT event for a bootstrap phase.
+func BootstrapEvent(b Bootstrap) Event {
+	sev := "NOTICE"
+	if b.Warning != "" {
+		sev = "WARN"
+	}
+	return Event{Type: EventStatusClient, Status: &StatusEvent{
+		Severity: sev, Action: "BOOTSTRAP", Args: BootstrapStatusArgs(b)}}
+}

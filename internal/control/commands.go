@@ -1,0 +1,613 @@
+// Command handlers: control-spec §3.1 SETCONF, §3.2 RESETCONF, §3.3
+// GETCONF, §3.4 SETEVENTS, §3.5 AUTHENTICATE, §3.7 SIGNAL, §3.8 MAPADDRESS,
+// §3.9 GETINFO, §3.21 PROTOCOLINFO, §3.23 TAKEOWNERSHIP, §3.24
+// AUTHCHALLENGE, §3.33 DROPOWNERSHIP, §3.12 USEFEATURE.
+package control
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+type handler func(c *conn, cmd Command) bool
+
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		"PROTOCOLINFO":  (*conn).cmdProtocolInfo,
+		"AUTHCHALLENGE": (*conn).cmdAuthChallenge,
+		"AUTHENTICATE":  (*conn).cmdAuthenticate,
+		"GETINFO":       (*conn).cmdGetInfo,
+		"GETCONF":       (*conn).cmdGetConf,
+		"SETCONF":       func(c *conn, cmd Command) bool { return c.cmdSetConf(cmd, false) },
+		"RESETCONF":     func(c *conn, cmd Command) bool { return c.cmdSetConf(cmd, true) },
+		"SETEVENTS":     (*conn).cmdSetEvents,
+		"SIGNAL":        (*conn).cmdSignal,
+		"TAKEOWNERSHIP": (*conn).cmdTakeOwnership,
+		"DROPOWNERSHIP": (*conn).cmdDropOwnership,
+		"MAPADDRESS":    (*conn).cmdMapAddress,
+		"USEFEATURE":    (*conn).cmdUseFeature,
+	}
+}
+
+// unsupported are commands of control-spec §3 that this implementation
+// recognises but does not implement; they get 551 rather than 510.
+var unsupported = map[string]bool{
+	"+LOADCONF": true, "SAVECONF": true, "EXTENDCIRCUIT": true,
+	"SETCIRCUITPURPOSE": true, "ATTACHSTREAM": true, "+POSTDESCRIPTOR": true,
+	"REDIRECTSTREAM": true, "CLOSESTREAM": true, "CLOSECIRCUIT": true,
+	"RESOLVE": true, "DROPGUARDS": true, "DROPTIMEOUTS": true, "HSFETCH": true,
+	"+HSPOST": true, "ADD_ONION": true, "DEL_ONION": true,
+	"ONION_CLIENT_AUTH_ADD": true, "ONION_CLIENT_AUTH_REMOVE": true,
+	"ONION_CLIENT_AUTH_VIEW": true,
+}
+
+func (c *conn) bad(err error, cmd Command) bool {
+	c.writeLine(512, "Bad arguments to "+cmd.Keyword+": "+err.Error())
+	return true
+}
+
+// ---- authentication ----
+
+func (c *conn) cmdProtocolInfo(cmd Command) bool {
+	c.sentProtocolInfo = true
+	for _, a := range strings.Fields(cmd.Args) {
+		if _, err := strconv.ParseUint(a, 10, 31); err != nil {
+			c.writeLine(513, "No such version "+quote(a))
+			return c.authed
+		}
+	}
+	s := c.s
+	var methods []string
+	if s.cfg.CookieAuthentication {
+		methods = append(methods, "COOKIE", "SAFECOOKIE")
+	}
+	if len(s.passwords) > 0 {
+		methods = append(methods, "HASHEDPASSWORD")
+	}
+	if len(methods) == 0 {
+		methods = append(methods, "NULL")
+	}
+	auth := "AUTH METHODS=" + strings.Join(methods, ",")
+	if s.cfg.CookieAuthentication {
+		auth += " COOKIEFILE=" + quote(s.cookieAbs)
+	}
+	r := newReply(250).Line("PROTOCOLINFO 1").Line(auth).
+		Line("VERSION Tor=" + quote(s.b.Version())).Line("OK")
+	c.write(r.Bytes())
+	return true
+}
+
+// decodeSecret decodes an AUTHENTICATE/AUTHCHALLENGE argument: a
+// QuotedString or hex.
+func decodeSecret(a Arg) ([]byte, error) {
+	if a.Quoted {
+		return []byte(a.Value), nil
+	}
+	b, err := hex.DecodeString(a.Value)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (c *conn) cmdAuthChallenge(cmd Command) bool {
+	args, err := splitArgs(cmd.Args)
+	if err != nil {
+		c.writeLine(512, "Bad arguments to AUTHCHALLENGE: "+err.Error())
+		return false
+	}
+	if len(args) == 0 || args[0].HasEq || args[0].Quoted || !strings.EqualFold(args[0].Value, "SAFECOOKIE") {
+		c.writeLine(513, "AUTHCHALLENGE only supports SAFECOOKIE authentication")
+		return false
+	}
+	if !c.s.cfg.CookieAuthentication {
+		c.writeLine(515, "Cookie authentication is disabled")
+		return false
+	}
+	if len(args) != 2 {
+		c.writeLine(512, "Wrong number of arguments for AUTHCHALLENGE")
+		return false
+	}
+	if args[1].HasEq {
+		c.writeLine(512, "AUTHCHALLENGE does not accept keyword arguments.")
+		return false
+	}
+	clientNonce, err := decodeSecret(args[1])
+	if err != nil {
+		c.writeLine(513, "Invalid base16 client nonce")
+		return false
+	}
+	serverNonce := make([]byte, safeCookieNonce)
+	rand.Read(serverNonce)
+	serverHash, clientHash := safeCookieHashes(c.s.cookie, clientNonce, serverNonce)
+	c.safeCookieHash = clientHash
+	c.writeLine(250, "AUTHCHALLENGE SERVERHASH="+strings.ToUpper(hex.EncodeToString(serverHash))+
+		" SERVERNONCE="+strings.ToUpper(hex.EncodeToString(serverNonce)))
+	return true
+}
+
+func (c *conn) cmdAuthenticate(cmd Command) bool {
+	args, err := splitArgs(cmd.Args)
+	if err != nil {
+		c.writeLine(512, "Bad arguments to AUTHENTICATE: "+err.Error())
+		return false
+	}
+	var secret []byte
+	quoted := false
+	switch {
+	case len(args) == 0:
+	case len(args) > 1:
+		c.writeLine(512, "Too many arguments to AUTHENTICATE.")
+		return false
+	case args[0].HasEq:
+		c.writeLine(512, "AUTHENTICATE does not accept keyword arguments.")
+		return false
+	default:
+		quoted = args[0].Quoted
+		if secret, err = decodeSecret(args[0]); err != nil {
+			c.writeLine(551, "Invalid hexadecimal encoding.  Maybe you tried a plain text "+
+				"password?  If so, the standard requires that you put it in double quotes.")
+			return false
+		}
+	}
+	if msg := c.checkAuth(secret, quoted); msg != "" {
+		c.s.log.Warn("control: authentication failed", "remote", c.nc.RemoteAddr().String(), "why", msg)
+		c.writeLine(515, "Authentication failed: "+msg)
+		return false
+	}
+	c.authed = true
+	c.writeLine(250, "OK")
+	return true
+}
+
+// checkAuth returns "" if secret authenticates the connection, else the
+// reason (worded like C tor's).
+func (c *conn) checkAuth(secret []byte, quoted bool) string {
+	s := c.s
+	if c.safeCookieHash != nil {
+		want := c.safeCookieHash
+		c.safeCookieHash = nil
+		if len(secret) != len(want) {
+			return "Wrong length for safe cookie response."
+		}
+		if subtle.ConstantTimeCompare(secret, want) != 1 {
+			return "Safe cookie response did not match expected value."
+		}
+		return ""
+	}
+	cookie := s.cfg.CookieAuthentication
+	passwd := len(s.passwords) > 0
+	if !cookie && !passwd {
+		return "" // NULL authentication, only reachable with AllowNullAuth
+	}
+	if cookie {
+		if len(secret) == cookieLen && subtle.ConstantTimeCompare(secret, s.cookie) == 1 {
+			return ""
+		}
+		if !passwd {
+			if len(secret) != cookieLen {
+				return "Wrong length on authentication cookie."
+			}
+			return "Authentication cookie did not match expected value."
+		}
+	}
+	for _, hp := range s.passwords {
+		if hp.matches(secret) {
+			return ""
+		}
+	}
+	if cookie {
+		return "Password did not match HashedControlPassword *or* authentication cookie."
+	}
+	if quoted {
+		return "Password did not match HashedControlPassword value from configuration"
+	}
+	return "Password did not match HashedControlPassword value from configuration. " +
+		"Maybe you tried a plain text password? If so, the standard requires that you put it in double quotes."
+}
+
+// ---- GETINFO ----
+
+// errUnknownInfo makes GETINFO reply 552 Unrecognized key.
+var errUnknownInfo = errors.New("unrecognized key")
+
+// infoNames documents the keys for GETINFO info/names.
+var infoNames = []string{
+	"version", "config-file", "status/bootstrap-phase",
+	"status/circuit-established", "status/enough-dir-info", "circuit-status",
+	"stream-status", "net/listeners/socks", "net/listeners/control",
+	"net/listeners/dns", "net/listeners/trans", "net/listeners/natd",
+	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*",
+	"ip-to-country/*", "process/pid", "events/names", "features/names",
+	"signal/names", "info/names", "dormant", "accounting/enabled",
+}
+
+func (c *conn) getInfo(key string) (string, error) {
+	b := c.s.b
+	lk := strings.ToLower(key)
+	switch lk {
+	case "version":
+		return b.Version(), nil
+	case "config-file":
+		return b.ConfigFile(), nil
+	case "status/bootstrap-phase":
+		bs := b.BootstrapStatus()
+		sev := "NOTICE"
+		if bs.Warning != "" {
+			sev = "WARN"
+		}
+		return sev + " BOOTSTRAP " + BootstrapStatusArgs(bs), nil
+	case "status/circuit-established":
+		for _, ci := range b.Circuits() {
+			if ci.State == CircBuilt {
+				return "1", nil
+			}
+		}
+		return "0", nil
+	case "status/enough-dir-info":
+		// Bootstrap reaches "enough directory info" at 80% in C tor's
+		// phase numbering (control-spec §5.5.2, ap_conn / "Connecting...").
+		if b.BootstrapStatus().Percent >= 80 {
+			return "1", nil
+		}
+		return "0", nil
+	case "circuit-status":
+		var lines []string
+		for _, ci := range b.Circuits() {
+			lines = append(lines, circuitStatusLine(&ci))
+		}
+		return strings.Join(lines, "\n"), nil
+	case "stream-status":
+		var lines []string
+		for _, st := range b.Streams() {
+			lines = append(lines, streamStatusLine(&st))
+		}
+		return strings.Join(lines, "\n"), nil
+	case "traffic/read":
+		return u64(b.TrafficRead()), nil
+	case "traffic/written":
+		return u64(b.TrafficWritten()), nil
+	case "process/pid":
+		return strconv.Itoa(os.Getpid()), nil
+	case "events/names":
+		return strings.Join(allEventNames, " "), nil
+	case "features/names":
+		return "VERBOSE_NAMES EXTENDED_EVENTS", nil
+	case "signal/names":
+		return strings.Join(signalNames, " "), nil
+	case "info/names":
+		return strings.Join(infoNames, "\n"), nil
+	case "dormant", "accounting/enabled":
+		return "0", nil
+	case "fingerprint":
+		return "", errors.New("Not running in server mode")
+	case "address":
+		return "", errors.New("Address unknown")
+	case "ip-to-country/ipv4-available", "ip-to-country/ipv6-available":
+		return "0", nil
+	}
+	switch {
+	case strings.HasPrefix(lk, "net/listeners/"):
+		var q []string
+		for _, a := range b.Listeners(lk[len("net/listeners/"):]) {
+			q = append(q, quote(a))
+		}
+		return strings.Join(q, " "), nil
+	case strings.HasPrefix(lk, "ns/id/"):
+		fp := strings.TrimPrefix(key[len("ns/id/"):], "$")
+		if i := strings.IndexAny(fp, "~="); i >= 0 {
+			fp = fp[:i]
+		}
+		if len(fp) != 40 || !isAllHex(fp) {
+			return "", errUnknownInfo
+		}
+		ns, err := b.NSByID(strings.ToUpper(fp))
+		if errors.Is(err, ErrUnknownKey) {
+			return "", errUnknownInfo
+		}
+		return ns, err
+	case strings.HasPrefix(lk, "ip-to-country/"):
+		return "", errors.New("GeoIP data not loaded")
+	}
+	return "", errUnknownInfo
+}
+
+func isAllHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) cmdGetInfo(cmd Command) bool {
+	keys := strings.Fields(cmd.Args)
+	if len(keys) == 0 {
+		c.writeLine(512, "Missing arguments to GETINFO")
+		return true
+	}
+	r := newReply(250)
+	for _, k := range keys {
+		v, err := c.getInfo(k)
+		if errors.Is(err, errUnknownInfo) {
+			c.writeLine(552, "Unrecognized key "+quote(k))
+			return true
+		}
+		if err != nil {
+			c.writeLine(551, oneLine(err.Error()))
+			return true
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			r.Data(k+"=", v)
+		} else {
+			r.Line(k + "=" + v)
+		}
+	}
+	c.write(r.Line("OK").Bytes())
+	return true
+}
+
+// ---- configuration ----
+
+func (c *conn) cmdGetConf(cmd Command) bool {
+	keys := strings.Fields(cmd.Args)
+	r := newReply(250)
+	var unknown []string
+	for _, k := range keys {
+		vals, err := c.s.b.GetConf(k)
+		if err != nil {
+			if errors.Is(err, ErrUnknownKey) {
+				unknown = append(unknown, "Unrecognized configuration key "+quote(k))
+				continue
+			}
+			c.writeLine(551, oneLine(err.Error()))
+			return true
+		}
+		if len(vals) == 0 {
+			r.Line(k)
+		}
+		for _, v := range vals {
+			r.Line(k + "=" + oneLine(v))
+		}
+	}
+	if len(unknown) > 0 {
+		u := newReply(552)
+		for _, l := range unknown {
+			u.Line(l)
+		}
+		c.write(u.Bytes())
+		return true
+	}
+	c.write(r.Bytes()) // empty → "250 OK"
+	return true
+}
+
+func (c *conn) cmdSetConf(cmd Command, reset bool) bool {
+	args, err := splitArgs(cmd.Args)
+	if err != nil {
+		return c.bad(err, cmd)
+	}
+	var changes []ConfChange
+	idx := map[string]int{}
+	for _, a := range args {
+		key := a.Key
+		if !a.HasEq {
+			if a.Quoted {
+				return c.bad(errors.New("expected Key or Key=Value"), cmd)
+			}
+			key = a.Value
+		}
+		lk := strings.ToLower(key)
+		i, seen := idx[lk]
+		if !seen {
+			i = len(changes)
+			idx[lk] = i
+			changes = append(changes, ConfChange{Key: key})
+		}
+		if a.HasEq {
+			changes[i].Values = append(changes[i].Values, a.Value)
+			changes[i].Reset = false
+		} else if reset && len(changes[i].Values) == 0 {
+			changes[i].Reset = true
+		}
+	}
+	if len(changes) == 0 {
+		c.writeLine(250, "OK")
+		return true
+	}
+	if err := c.s.b.SetConf(changes); err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownKey):
+			c.writeLine(552, "Unrecognized option: "+oneLine(err.Error()))
+		case errors.Is(err, ErrInvalidValue):
+			c.writeLine(513, "Unacceptable option value: "+oneLine(err.Error()))
+		default:
+			c.writeLine(553, "Unable to set option: "+oneLine(err.Error()))
+		}
+		return true
+	}
+	c.writeLine(250, "OK")
+	var lines []string
+	for _, ch := range changes {
+		if len(ch.Values) == 0 {
+			lines = append(lines, ch.Key)
+		}
+		for _, v := range ch.Values {
+			lines = append(lines, ch.Key+"="+v)
+		}
+	}
+	c.s.Publish(Event{Type: EventConfChanged, Conf: lines})
+	return true
+}
+
+// ---- events ----
+
+// allEventNames are the event names of control-spec §4.1; SETEVENTS
+// accepts all of them, the server produces those listed in backend.go.
+var allEventNames = []string{
+	"CIRC", "CIRC_MINOR", "STREAM", "ORCONN", "BW", "DEBUG", "INFO", "NOTICE",
+	"WARN", "ERR", "NEWDESC", "ADDRMAP", "DESCCHANGED", "NS", "STATUS_GENERAL",
+	"STATUS_CLIENT", "STATUS_SERVER", "GUARD", "STREAM_BW", "CLIENTS_SEEN",
+	"NEWCONSENSUS", "BUILDTIMEOUT_SET", "SIGNAL", "CONF_CHANGED",
+	"TRANSPORT_LAUNCHED", "CONN_BW", "CIRC_BW", "CELL_STATS", "TB_EMPTY",
+	"HS_DESC", "HS_DESC_CONTENT", "NETWORK_LIVENESS", "PT_LOG", "PT_STATUS",
+}
+
+func (c *conn) cmdSetEvents(cmd Command) bool {
+	set := map[EventType]bool{}
+	for _, w := range strings.Fields(cmd.Args) {
+		u := strings.ToUpper(w)
+		if u == "EXTENDED" {
+			continue // always on (control-spec §3.4)
+		}
+		if !slices.Contains(allEventNames, u) {
+			c.writeLine(552, "Unrecognized event "+quote(w))
+			return true
+		}
+		set[EventType(u)] = true
+	}
+	c.s.mu.Lock()
+	c.events = set
+	c.s.mu.Unlock()
+	c.writeLine(250, "OK")
+	return true
+}
+
+// ---- signals ----
+
+// signalNames are the signals of control-spec §3.7, canonical first.
+var signalNames = []string{"RELOAD", "SHUTDOWN", "DUMP", "DEBUG", "HALT",
+	"CLEARDNSCACHE", "NEWNYM", "HEARTBEAT", "DORMANT", "ACTIVE"}
+
+var signalAliases = map[string]string{
+	"HUP": "RELOAD", "INT": "SHUTDOWN", "USR1": "DUMP", "USR2": "DEBUG", "TERM": "HALT",
+}
+
+func (c *conn) cmdSignal(cmd Command) bool {
+	words := strings.Fields(cmd.Args)
+	if len(words) != 1 {
+		c.writeLine(512, "Bad arguments to SIGNAL: expected one signal name")
+		return true
+	}
+	name := strings.ToUpper(words[0])
+	if a, ok := signalAliases[name]; ok {
+		name = a
+	}
+	if !slices.Contains(signalNames, name) {
+		c.writeLine(552, "Unrecognized signal code "+quote(words[0]))
+		return true
+	}
+	if name == "SHUTDOWN" || name == "HALT" {
+		// Reply first: the process may be gone afterwards.
+		c.writeLine(250, "OK")
+		if err := c.s.b.Signal(name); err != nil {
+			c.s.log.Warn("control: signal", "signal", name, "err", err)
+		}
+		return true
+	}
+	if err := c.s.b.Signal(name); err != nil {
+		if errors.Is(err, ErrNotSupported) {
+			c.writeLine(552, "Unrecognized signal code "+quote(words[0]))
+		} else {
+			c.writeLine(551, oneLine(err.Error()))
+		}
+		return true
+	}
+	c.writeLine(250, "OK")
+	c.s.Publish(Event{Type: EventSignal, Message: name})
+	return true
+}
+
+// ---- ownership, features, MAPADDRESS ----
+
+func (c *conn) cmdTakeOwnership(cmd Command) bool {
+	c.s.mu.Lock()
+	c.s.owner = c
+	c.s.mu.Unlock()
+	c.writeLine(250, "OK")
+	return true
+}
+
+func (c *conn) cmdDropOwnership(cmd Command) bool {
+	c.s.mu.Lock()
+	owner := c.s.owner == c
+	if owner {
+		c.s.owner = nil
+	}
+	c.s.mu.Unlock()
+	if !owner {
+		c.writeLine(552, "Not owning controller")
+		return true
+	}
+	c.writeLine(250, "OK")
+	return true
+}
+
+func (c *conn) cmdUseFeature(cmd Command) bool {
+	for _, f := range strings.Fields(cmd.Args) {
+		switch strings.ToUpper(f) {
+		case "VERBOSE_NAMES", "EXTENDED_EVENTS":
+		default:
+			c.writeLine(552, "Unrecognized feature "+quote(f))
+			return true
+		}
+	}
+	c.writeLine(250, "OK")
+	return true
+}
+
+func (c *conn) cmdMapAddress(cmd Command) bool {
+	m, ok := c.s.b.(AddressMapper)
+	if !ok {
+		c.writeLine(551, "MAPADDRESS is not supported by this implementation")
+		return true
+	}
+	args, err := splitArgs(cmd.Args)
+	if err != nil {
+		return c.bad(err, cmd)
+	}
+	if len(args) == 0 {
+		c.writeLine(512, "Bad arguments to MAPADDRESS: expected Old=New")
+		return true
+	}
+	r := newReply(250)
+	var failed []string
+	for _, a := range args {
+		if !a.HasEq || a.Key == "" || a.Value == "" {
+			failed = append(failed, "512-syntax error: invalid address mapping "+quote(a.Key+"="+a.Value))
+			continue
+		}
+		got, err := m.MapAddress(a.Key, a.Value)
+		if err != nil {
+			failed = append(failed, "451-resource exhausted: skipping "+quote(a.Key+"="+a.Value))
+			continue
+		}
+		r.Line(got + "=" + a.Value)
+	}
+	if len(failed) > 0 && len(r.lines) == 0 {
+		// All failed: the status of the last one ends the reply.
+		last := failed[len(failed)-1]
+		var b strings.Builder
+		for _, l := range failed[:len(failed)-1] {
+			b.WriteString(l + "\r\n")
+		}
+		b.WriteString(last[:3] + " " + last[4:] + "\r\n")
+		c.write([]byte(b.String()))
+		return true
+	}
+	var b strings.Builder
+	for _, l := range failed {
+		b.WriteString(l + "\r\n")
+	}
+	c.write(append([]byte(b.String()), r.Bytes()...))
+	return true
+}

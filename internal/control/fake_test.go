@@ -1,0 +1,260 @@
+package control
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeBackend is a Backend for protocol tests.
+type fakeBackend struct {
+	mu       sync.Mutex
+	circs    []CircuitInfo
+	streams  []StreamInfo
+	conf     map[string][]string
+	signals  []string
+	subs     map[int]func(Event)
+	nextSub  int
+	read     atomic.Uint64
+	written  atomic.Uint64
+	mappings map[string]string
+}
+
+func newFakeBackend() *fakeBackend {
+	created := time.Date(2026, 11, 27, 3, 0, 0, 123456000, time.UTC)
+	return &fakeBackend{
+		circs: []CircuitInfo{
+			{ID: 1, State: CircBuilt, Path: []Hop{
+				{Fingerprint: strings.Repeat("A", 40), Nickname: "guard1"},
+				{Fingerprint: strings.Repeat("B", 40), Nickname: "middle2"},
+				{Fingerprint: strings.Repeat("C", 40), Nickname: "exit3"},
+			}, BuildFlags: []string{"NEED_CAPACITY"}, Purpose: "GENERAL", TimeCreated: created,
+				SocksUsername: "alice", SocksPassword: "pw"},
+			{ID: 2, State: CircExtended, Path: []Hop{{Fingerprint: strings.Repeat("D", 40)}},
+				BuildFlags: []string{"IS_INTERNAL", "NEED_CAPACITY"}, TimeCreated: created},
+		},
+		streams: []StreamInfo{
+			{ID: 7, Status: StreamSucceeded, CircuitID: 1, Target: "example.com:443",
+				SourceAddr: "127.0.0.1:50000", Purpose: "USER", SocksUsername: "alice",
+				ClientProtocol: "SOCKS5"},
+		},
+		conf: map[string][]string{
+			"SocksPort":         {"127.0.0.1:9050"},
+			"DataDirectory":     {"/tmp/gotor"},
+			"ExitNodes":         nil,
+			"__OwningControllerProcess": nil,
+		},
+		subs:     map[int]func(Event){},
+		mappings: map[string]string{},
+	}
+}
+
+func (f *fakeBackend) Version() string { return "0.4.9.0-gotor" }
+func (f *fakeBackend) BootstrapStatus() Bootstrap {
+	return Bootstrap{Percent: 100, Tag: "done", Summary: "Done"}
+}
+func (f *fakeBackend) Circuits() []CircuitInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]CircuitInfo(nil), f.circs...)
+}
+func (f *fakeBackend) Streams() []StreamInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]StreamInfo(nil), f.streams...)
+}
+func (f *fakeBackend) Listeners(kind string) []string {
+	if kind == "socks" {
+		return []string{"127.0.0.1:9050", "unix:/tmp/s ock"}
+	}
+	return nil
+}
+func (f *fakeBackend) canon(key string) (string, bool) {
+	for k := range f.conf {
+		if strings.EqualFold(k, key) {
+			return k, true
+		}
+	}
+	return "", false
+}
+func (f *fakeBackend) GetConf(key string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.canon(key)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	return f.conf[k], nil
+}
+func (f *fakeBackend) SetConf(changes []ConfChange) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range changes {
+		if _, ok := f.canon(ch.Key); !ok {
+			return fmt.Errorf("Unknown option %q: %w", ch.Key, ErrUnknownKey)
+		}
+		for _, v := range ch.Values {
+			if v == "bad" {
+				return fmt.Errorf("value %q: %w", v, ErrInvalidValue)
+			}
+		}
+	}
+	for _, ch := range changes {
+		k, _ := f.canon(ch.Key)
+		f.conf[k] = ch.Values
+	}
+	return nil
+}
+func (f *fakeBackend) Signal(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signals = append(f.signals, name)
+	return nil
+}
+func (f *fakeBackend) gotSignals() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.signals...)
+}
+func (f *fakeBackend) TrafficRead() uint64    { return f.read.Load() }
+func (f *fakeBackend) TrafficWritten() uint64 { return f.written.Load() }
+func (f *fakeBackend) NSByID(fp string) (string, error) {
+	if fp == strings.Repeat("A", 40) {
+		return "r guard1 qqqqqqqqqqqqqqqqqqqqqqqqqqo 2026-11-27 00:00:00 10.0.0.1 9001 0\ns Fast Guard Running Stable Valid\nw Bandwidth=1000", nil
+	}
+	return "", ErrUnknownKey
+}
+func (f *fakeBackend) ConfigFile() string { return "/etc/gotor/torrc" }
+func (f *fakeBackend) Subscribe(fn func(Event)) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.nextSub
+	f.nextSub++
+	f.subs[id] = fn
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.subs, id)
+	}
+}
+func (f *fakeBackend) MapAddress(from, to string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mappings[from] = to
+	return from, nil
+}
+
+// emit sends an event to subscribers.
+func (f *fakeBackend) emit(ev Event) {
+	f.mu.Lock()
+	subs := make([]func(Event), 0, len(f.subs))
+	for _, s := range f.subs {
+		subs = append(subs, s)
+	}
+	f.mu.Unlock()
+	for _, s := range subs {
+		s(ev)
+	}
+}
+
+// testClient speaks the control protocol line by line.
+type testClient struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+	// async holds 650 lines received while waiting for a reply.
+	async []string
+}
+
+func dialClient(t *testing.T, network, addr string) *testClient {
+	t.Helper()
+	nc, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return &testClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *testClient) send(line string) {
+	c.t.Helper()
+	if _, err := c.nc.Write([]byte(line + "\r\n")); err != nil {
+		c.t.Fatalf("write %q: %v", line, err)
+	}
+}
+
+// readReply returns the raw lines (without CRLF) of the next synchronous
+// reply, data sections included.
+func (c *testClient) readReply() []string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("read reply: %v (so far %q)", err, lines)
+		}
+		if !strings.HasSuffix(l, "\r\n") {
+			c.t.Fatalf("line without CRLF: %q", l)
+		}
+		l = strings.TrimSuffix(l, "\r\n")
+		if strings.HasPrefix(l, "650") && len(lines) == 0 {
+			c.async = append(c.async, l)
+			if l[3] == ' ' {
+				continue
+			}
+			// multi-line async: read until "650 "
+			for {
+				m, err := c.r.ReadString('\n')
+				if err != nil {
+					c.t.Fatal(err)
+				}
+				m = strings.TrimSuffix(m, "\r\n")
+				c.async = append(c.async, m)
+				if strings.HasPrefix(m, "650 ") {
+					break
+				}
+			}
+			continue
+		}
+		lines = append(lines, l)
+		if len(l) >= 4 && l[3] == '+' {
+			for {
+				d, err := c.r.ReadString('\n')
+				if err != nil {
+					c.t.Fatal(err)
+				}
+				d = strings.TrimSuffix(d, "\r\n")
+				lines = append(lines, d)
+				if d == "." {
+					break
+				}
+			}
+			continue
+		}
+		if len(l) >= 4 && l[3] == ' ' {
+			return lines
+		}
+	}
+}
+
+func (c *testClient) do(line string) []string {
+	c.t.Helper()
+	c.send(line)
+	return c.readReply()
+}
+
+// expectClosed checks that the server closed the connection.
+func (c *testClient) expectClosed() {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := c.r.ReadString('\n')
+	if err == nil {
+		c.t.Fatalf("connection still open, got %q", b)
+	}
+}
