@@ -82,9 +82,14 @@ func ClientAuthKeys(clientSK, ephemeralPK, subcred [32]byte) (id [8]byte, cookie
 	return id, cookieKey, nil
 }
 
-// CryptCookie decrypts (or encrypts) a 32-byte descriptor cookie with
+// DescCookieLen is the length of the descriptor cookie N_hs_desc_enc.
+// rend-spec §2.5.1.2 says 32 bytes, but C tor uses and expects 16
+// (HS_DESC_DESCRIPTOR_COOKIE_LEN) and so do all deployed descriptors.
+const DescCookieLen = 16
+
+// CryptCookie decrypts (or encrypts) a descriptor cookie with
 // AES-256-CTR(iv, COOKIE-KEY).
-func CryptCookie(cookieKey [32]byte, iv [16]byte, in [32]byte) [32]byte {
+func CryptCookie(cookieKey [32]byte, iv [16]byte, in [DescCookieLen]byte) [DescCookieLen]byte {
 	out := in
 	aesCTR(cookieKey[:], iv[:], out[:])
 	return out
