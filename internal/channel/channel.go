@@ -1,0 +1,463 @@
+// Package channel implements Tor channels: TLS connections between the
+// client and a relay's ORPort carrying multiplexed circuits.
+//
+// tor-spec §2 "Connections", §4 "Negotiating and initializing
+// connections" (VERSIONS, CERTS, AUTH_CHALLENGE, NETINFO), §5.1.1
+// "Choosing circuit IDs in create cells", §5.4 DESTROY.
+//
+// # Concurrency
+//
+// Each channel has exactly one reader goroutine. It reads cells and
+// dispatches them by circuit ID to the circuit's Endpoint, a bounded
+// queue (QueueLen cells). The reader never blocks on a circuit: if a
+// circuit's queue is full the cell is not queued, the circuit is torn
+// down locally (its Endpoint fails with ErrQueueOverflow) and a DESTROY
+// is sent. Circuit-level flow control (SENDME windows, tor-spec §7.3)
+// limits a compliant relay to 1000 DATA cells in flight per circuit, and
+// circuits drain their queue on their own goroutine without blocking on
+// the application (stream buffers are themselves bounded by stream
+// windows), so an overflow means the peer violated flow control or the
+// process is pathologically starved; either way only that circuit is
+// lost and every other circuit on the channel keeps flowing.
+//
+// Writes are serialized by a mutex; every write has a deadline
+// (WriteTimeout) so a peer that stops reading fails the channel instead
+// of blocking writers forever.
+package channel
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gotor/gotor/internal/cell"
+)
+
+// Link protocol versions we speak (tor-spec §4.1).
+var supportedVersions = []uint16{4, 5}
+
+// Tunables.
+var (
+	// QueueLen is the capacity of each circuit's inbound queue. It
+	// exceeds the 1000-cell circuit window plus control traffic.
+	QueueLen = 2048
+	// WriteTimeout bounds a single cell write.
+	WriteTimeout = 60 * time.Second
+	// HandshakeTimeout bounds the link handshake when ctx has no deadline.
+	HandshakeTimeout = 30 * time.Second
+)
+
+// Identity is a relay's identity keys.
+type Identity struct {
+	RSAID      [20]byte
+	Ed25519ID  [32]byte
+	HasEd25519 bool
+}
+
+func (id Identity) String() string {
+	s := "$" + hex.EncodeToString(id.RSAID[:])
+	if id.HasEd25519 {
+		s += " ed25519:" + base64NoPad(id.Ed25519ID[:])
+	}
+	return s
+}
+
+// IdentityMismatchError is returned by Dial when the relay authenticated
+// as someone other than expected.
+type IdentityMismatchError struct {
+	Kind     string // "RSA" or "Ed25519"
+	Expected string
+	Got      string
+}
+
+func (e *IdentityMismatchError) Error() string {
+	return fmt.Sprintf("channel: relay %s identity mismatch: expected %s, got %s", e.Kind, e.Expected, e.Got)
+}
+
+// DestroyError is the error of an Endpoint torn down by a DESTROY cell
+// from the relay.
+type DestroyError struct{ Reason cell.DestroyReason }
+
+func (e *DestroyError) Error() string {
+	return "channel: circuit destroyed by relay: " + e.Reason.String()
+}
+
+// Errors.
+var (
+	ErrClosed        = errors.New("channel: closed")
+	ErrQueueOverflow = errors.New("channel: circuit inbound queue overflow")
+	ErrCircReleased  = errors.New("channel: circuit released")
+)
+
+// ProtocolError reports a link protocol violation by the relay.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "channel: protocol error: " + e.Msg }
+
+// Channel is an open, authenticated link to a relay.
+type Channel struct {
+	conn      net.Conn
+	br        *bufio.Reader
+	linkProto int
+	peer      Identity
+	addr      netip.AddrPort
+	peerTime  time.Time
+
+	wmu  sync.Mutex
+	wbuf []byte
+
+	mu     sync.Mutex
+	circs  map[uint32]*Endpoint
+	closed bool
+	err    error
+	done   chan struct{}
+}
+
+// Endpoint is one circuit's attachment to a channel: its ID and inbound
+// queue. In is closed when the circuit is destroyed by the relay, the
+// channel closes, or the queue overflows; Err then says why.
+type Endpoint struct {
+	ID uint32
+	ch *Channel
+	in chan *cell.Cell
+	// guarded by ch.mu
+	err error
+}
+
+// In returns the inbound cell queue.
+func (e *Endpoint) In() <-chan *cell.Cell { return e.in }
+
+// Channel returns the channel of the endpoint.
+func (e *Endpoint) Channel() *Channel { return e.ch }
+
+// Err returns why In was closed (nil while open).
+func (e *Endpoint) Err() error {
+	e.ch.mu.Lock()
+	defer e.ch.mu.Unlock()
+	return e.err
+}
+
+// Send sends a cell on this circuit.
+func (e *Endpoint) Send(cmd cell.Command, payload []byte) error {
+	return e.ch.Send(&cell.Cell{CircID: e.ID, Command: cmd, Payload: payload})
+}
+
+// Release detaches the circuit from the channel; if destroy is true a
+// DESTROY with reason is sent first. It is idempotent.
+func (e *Endpoint) Release(destroy bool, reason cell.DestroyReason) {
+	c := e.ch
+	c.mu.Lock()
+	cur, ok := c.circs[e.ID]
+	live := ok && cur == e
+	if live {
+		delete(c.circs, e.ID)
+		e.err = ErrCircReleased
+		close(e.in)
+	}
+	c.mu.Unlock()
+	if live && destroy {
+		c.Send(&cell.Cell{CircID: e.ID, Command: cell.DESTROY, Payload: []byte{byte(reason)}})
+	}
+}
+
+// Dial connects to a relay's ORPort, performs the link handshake and
+// checks that the relay's identity is want (Ed25519 only if
+// want.HasEd25519). ctx bounds the whole handshake.
+func Dial(ctx context.Context, addr netip.AddrPort, want Identity) (*Channel, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, HandshakeTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("channel: dial %s: %w", addr, err)
+	}
+	// Relays present self-signed certificates: authenticity comes from
+	// the CERTS cell, which binds the TLS certificate to the identity.
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	ch := &Channel{conn: tc, addr: addr, circs: map[uint32]*Endpoint{}, done: make(chan struct{})}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	err = ch.handshake(ctx, tc, want)
+	if !stop() || err != nil {
+		raw.Close()
+		if err == nil || ctx.Err() != nil {
+			return nil, fmt.Errorf("channel: handshake with %s: %w", addr, context.Cause(ctx))
+		}
+		return nil, err
+	}
+	raw.SetDeadline(time.Time{})
+	go ch.readLoop()
+	return ch, nil
+}
+
+func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want Identity) error {
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("channel: TLS with %s: %w", c.addr, err)
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		return &ProtocolError{"no TLS certificate"}
+	}
+	leaf := st.PeerCertificates[0].Raw
+	c.br = bufio.NewReaderSize(tc, 16<<10)
+
+	// VERSIONS always uses 2-byte circuit IDs (tor-spec §4.1).
+	vc := &cell.Cell{Command: cell.VERSIONS, Payload: cell.EncodeVersions(supportedVersions)}
+	b, _ := vc.Encode(2)
+	if _, err := tc.Write(b); err != nil {
+		return fmt.Errorf("channel: write VERSIONS: %w", err)
+	}
+	r, err := cell.Read(c.br, 2)
+	if err != nil {
+		return fmt.Errorf("channel: read VERSIONS: %w", err)
+	}
+	if r.Command != cell.VERSIONS {
+		return &ProtocolError{"expected VERSIONS, got " + r.Command.String()}
+	}
+	theirs, err := cell.DecodeVersions(r.Payload)
+	if err != nil {
+		return &ProtocolError{err.Error()}
+	}
+	for _, v := range theirs {
+		for _, o := range supportedVersions {
+			if v == o && int(v) > c.linkProto {
+				c.linkProto = int(v)
+			}
+		}
+	}
+	if c.linkProto == 0 {
+		return &ProtocolError{fmt.Sprintf("no common link protocol version (relay offers %v)", theirs)}
+	}
+
+	var certs []cell.CertEntry
+	gotCerts, gotChallenge := false, false
+	for {
+		r, err := cell.Read(c.br, 4)
+		if err != nil {
+			return fmt.Errorf("channel: reading handshake cells: %w", err)
+		}
+		switch r.Command {
+		case cell.VPADDING, cell.PADDING:
+		case cell.CERTS:
+			if gotCerts {
+				return &ProtocolError{"second CERTS cell"}
+			}
+			gotCerts = true
+			if certs, err = cell.DecodeCerts(r.Payload); err != nil {
+				return &ProtocolError{err.Error()}
+			}
+		case cell.AUTH_CHALLENGE:
+			// Clients do not authenticate; parse only to reject garbage.
+			if gotChallenge {
+				return &ProtocolError{"second AUTH_CHALLENGE cell"}
+			}
+			gotChallenge = true
+			if _, err := cell.DecodeAuthChallenge(r.Payload); err != nil {
+				return &ProtocolError{err.Error()}
+			}
+		case cell.NETINFO:
+			if !gotCerts {
+				return &ProtocolError{"NETINFO before CERTS"}
+			}
+			ni, err := cell.DecodeNetinfo(r.Payload)
+			if err != nil {
+				return &ProtocolError{err.Error()}
+			}
+			c.peerTime = ni.Time
+			got, err := verifyResponderCerts(certs, leaf, time.Now())
+			if err != nil {
+				return err
+			}
+			if got.RSAID != want.RSAID {
+				return &IdentityMismatchError{Kind: "RSA", Expected: hex.EncodeToString(want.RSAID[:]), Got: hex.EncodeToString(got.RSAID[:])}
+			}
+			if want.HasEd25519 && got.Ed25519ID != want.Ed25519ID {
+				return &IdentityMismatchError{Kind: "Ed25519", Expected: base64NoPad(want.Ed25519ID[:]), Got: base64NoPad(got.Ed25519ID[:])}
+			}
+			c.peer = got
+			my := &cell.Netinfo{OtherAddr: c.addr.Addr().Unmap()}
+			out := &cell.Cell{Command: cell.NETINFO, Payload: my.Encode()}
+			b, _ := out.Encode(4)
+			if _, err := tc.Write(b); err != nil {
+				return fmt.Errorf("channel: write NETINFO: %w", err)
+			}
+			return nil
+		default:
+			return &ProtocolError{"unexpected " + r.Command.String() + " during handshake"}
+		}
+	}
+}
+
+// Peer returns the relay's authenticated identity.
+func (c *Channel) Peer() Identity { return c.peer }
+
+// Addr returns the relay address we connected to.
+func (c *Channel) Addr() netip.AddrPort { return c.addr }
+
+// LinkProtocol returns the negotiated link protocol version.
+func (c *Channel) LinkProtocol() int { return c.linkProto }
+
+// Done is closed when the channel closes.
+func (c *Channel) Done() <-chan struct{} { return c.done }
+
+// Err returns why the channel closed, or nil if open.
+func (c *Channel) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// NumCircuits returns the number of circuits attached.
+func (c *Channel) NumCircuits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.circs)
+}
+
+// NewEndpoint allocates a circuit ID (with the high bit set: we are
+// the initiator, tor-spec §5.1.1) and its inbound queue.
+func (c *Channel) NewEndpoint() (*Endpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, c.closedErr()
+	}
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		id := binary.BigEndian.Uint32(b[:]) | 0x80000000
+		if _, used := c.circs[id]; used {
+			continue
+		}
+		e := &Endpoint{ID: id, ch: c, in: make(chan *cell.Cell, QueueLen)}
+		c.circs[id] = e
+		return e, nil
+	}
+}
+
+func (c *Channel) closedErr() error {
+	if c.err != nil {
+		return c.err
+	}
+	return ErrClosed
+}
+
+// Send writes one cell. It is safe for concurrent use.
+func (c *Channel) Send(cl *cell.Cell) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.done:
+		return c.Err()
+	default:
+	}
+	var err error
+	c.wbuf, err = cl.Append(c.wbuf[:0], 4)
+	if err != nil {
+		return err
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	if _, err := c.conn.Write(c.wbuf); err != nil {
+		c.fail(fmt.Errorf("channel: write to %s: %w", c.addr, err))
+		return c.Err()
+	}
+	return nil
+}
+
+// Close closes the channel and fails all its circuits.
+func (c *Channel) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+func (c *Channel) fail(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.err = err
+	for id, e := range c.circs {
+		e.err = err
+		close(e.in)
+		delete(c.circs, id)
+	}
+	close(c.done)
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+func (c *Channel) readLoop() {
+	for {
+		cl, err := cell.Read(c.br, 4)
+		if err != nil {
+			c.fail(fmt.Errorf("channel: read from %s: %w", c.addr, err))
+			return
+		}
+		if cl.CircID == 0 {
+			switch cl.Command {
+			case cell.PADDING, cell.VPADDING, cell.PADDING_NEGOTIATE:
+				continue
+			case cell.VERSIONS, cell.CERTS, cell.AUTH_CHALLENGE, cell.NETINFO, cell.AUTHENTICATE, cell.AUTHORIZE:
+				c.fail(&ProtocolError{cl.Command.String() + " after handshake"})
+				return
+			default:
+				// Unknown channel-level commands are ignored.
+				continue
+			}
+		}
+		switch cl.Command {
+		case cell.CREATED2, cell.CREATED_FAST, cell.CREATED, cell.RELAY, cell.RELAY_EARLY, cell.PADDING:
+			c.dispatch(cl)
+		case cell.DESTROY:
+			reason := cell.DestroyNone
+			if len(cl.Payload) > 0 {
+				reason = cell.DestroyReason(cl.Payload[0])
+			}
+			c.mu.Lock()
+			if e, ok := c.circs[cl.CircID]; ok {
+				delete(c.circs, cl.CircID)
+				e.err = &DestroyError{Reason: reason}
+				close(e.in)
+			}
+			c.mu.Unlock()
+		case cell.CREATE, cell.CREATE2, cell.CREATE_FAST:
+			// We are a client: refuse circuits.
+			c.Send(&cell.Cell{CircID: cl.CircID, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyProtocol)}})
+		default:
+			// Ignore unknown commands (tor-spec §3: forward compatibility).
+		}
+	}
+}
+
+func (c *Channel) dispatch(cl *cell.Cell) {
+	c.mu.Lock()
+	e, ok := c.circs[cl.CircID]
+	if !ok {
+		c.mu.Unlock()
+		return // late cell for a released circuit
+	}
+	select {
+	case e.in <- cl:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	delete(c.circs, cl.CircID)
+	e.err = ErrQueueOverflow
+	close(e.in)
+	c.mu.Unlock()
+	c.Send(&cell.Cell{CircID: cl.CircID, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyResourceLimit)}})
+}
