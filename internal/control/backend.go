@@ -91,9 +91,9 @@ type Bootstrap struct {
 	Summary string // e.g. "Done"
 	// Warning, if non-empty, turns the phase into a BOOTSTRAP WARN status
 	// with WARNING=, REASON= and friends.
-	Warning string
-	Reason  string
-	Count   int
+	Warning        string
+	Reason         string
+	Count          int
 	Recommendation string // "ignore" or "warn"
 }
 

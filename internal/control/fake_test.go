@@ -44,9 +44,9 @@ func newFakeBackend() *fakeBackend {
 				ClientProtocol: "SOCKS5"},
 		},
 		conf: map[string][]string{
-			"SocksPort":         {"127.0.0.1:9050"},
-			"DataDirectory":     {"/tmp/gotor"},
-			"ExitNodes":         nil,
+			"SocksPort":                 {"127.0.0.1:9050"},
+			"DataDirectory":             {"/tmp/gotor"},
+			"ExitNodes":                 nil,
 			"__OwningControllerProcess": nil,
 		},
 		subs:     map[int]func(Event){},
@@ -256,5 +256,21 @@ func (c *testClient) expectClosed() {
 	b, err := c.r.ReadString('\n')
 	if err == nil {
 		c.t.Fatalf("connection still open, got %q", b)
+	}
+}
+
+// waitAsync reads until at least n asynchronous lines have been seen.
+func (c *testClient) waitAsync(n int) {
+	c.t.Helper()
+	for len(c.async) < n {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("waiting for events (have %q): %v", c.async, err)
+		}
+		l = strings.TrimSuffix(l, "\r\n")
+		if !strings.HasPrefix(l, "650") {
+			c.t.Fatalf("unexpected non-event line %q", l)
+		}
+		c.async = append(c.async, l)
 	}
 }
