@@ -106,6 +106,7 @@ func New(cfg Config) (*Manager, error) {
 		mds:            map[[32]byte]*netdoc.Microdesc{},
 		subs:           map[chan *netdir.NetDir]struct{}{},
 	}
+	m.percent.Store(-1)
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -298,9 +298,9 @@ func ParseConsensus(src string) (*Consensus, error) {
 				return nil, errf(doc, it.Line, "bad voting-delay")
 			}
 		case "client-versions":
-			c.ClientVersions = strings.Split(it.Arg(0), ",")
+			c.ClientVersions = splitList(it.Arg(0))
 		case "server-versions":
-			c.ServerVersions = strings.Split(it.Arg(0), ",")
+			c.ServerVersions = splitList(it.Arg(0))
 		case "known-flags":
 			c.KnownFlags = it.Args
 		case "recommended-client-protocols":
@@ -473,9 +473,9 @@ func parseSigItem(doc string, it *Item) (*Signature, error) {
 }
 
 func parseRLine(doc string, it *Item, rs *RouterStatus, micro bool, strs interner) error {
-	want := 9
+	want := 8 // nickname identity digest date time IP ORPort DirPort
 	if micro {
-		want = 8
+		want = 7
 	}
 	a := it.Args
 	if len(a) < want {
@@ -565,4 +565,11 @@ func parseRouterItem(doc string, it *Item, rs *RouterStatus, micro bool, strs in
 		rs.HasMicrodesc = true
 	}
 	return nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -134,4 +134,3 @@ func internAll(strs interner, a []string) []string {
 	}
 	return out
 }
-

@@ -1,0 +1,286 @@
+package dirmgr
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/netdoc"
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m) }
+
+func testAuthorities(t *testing.T, n *testnet.Network) []Authority {
+	t.Helper()
+	var auths []Authority
+	for _, l := range n.DirAuthorityLines() {
+		a, err := ParseDirAuthority(l)
+		if err != nil {
+			t.Fatalf("ParseDirAuthority(%q): %v", l, err)
+		}
+		auths = append(auths, a)
+	}
+	return auths
+}
+
+type progressLog struct {
+	mu sync.Mutex
+	ps []Progress
+}
+
+func (p *progressLog) add(x Progress) { p.mu.Lock(); p.ps = append(p.ps, x); p.mu.Unlock() }
+func (p *progressLog) list() []Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Progress(nil), p.ps...)
+}
+
+func newTestManager(t *testing.T, n *testnet.Network, dataDir string, pl *progressLog) *Manager {
+	t.Helper()
+	cfg := Config{
+		Authorities:       testAuthorities(t, n),
+		DataDir:           dataDir,
+		TestingTorNetwork: true,
+	}
+	if pl != nil {
+		cfg.Progress = pl.add
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func checkNetDir(t *testing.T, n *testnet.Network, nd *netdir.NetDir) {
+	t.Helper()
+	if nd == nil {
+		t.Fatal("no NetDir")
+	}
+	want := n.Relays()
+	if len(nd.Relays) != len(want) {
+		t.Errorf("NetDir has %d relays, network has %d", len(nd.Relays), len(want))
+	}
+	for _, r := range nd.Relays {
+		if !r.HasMicrodesc {
+			t.Errorf("relay %s has no microdescriptor", r.Nickname)
+		}
+		if !r.HasEd25519 {
+			t.Errorf("relay %s has no ed25519 id", r.Nickname)
+		}
+	}
+	for _, w := range want {
+		id, ok := parseHex20(w.Fingerprint)
+		if !ok {
+			t.Fatalf("bad fingerprint %q", w.Fingerprint)
+		}
+		if nd.ByRSAID[id] == nil {
+			t.Errorf("relay %s missing from NetDir", w.Nickname)
+		}
+	}
+}
+
+// fetchRaw fetches a document from the first authority's DirPort.
+func fetchRaw(t *testing.T, m *Manager, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out string
+	err := m.fetchAny(ctx, m.auths, path, maxConsensusSize, func(_ *netdir.Relay, b []byte) error {
+		out = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIntegrationBootstrapAndCache(t *testing.T) {
+	n := testnet.Shared(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var pl progressLog
+	m := newTestManager(t, n, dataDir, &pl)
+	start := time.Now()
+	if err := m.Bootstrap(ctx); err != nil {
+		t.Fatalf("cold bootstrap: %v", err)
+	}
+	t.Logf("cold bootstrap took %v, stats %+v", time.Since(start), m.Stats())
+	checkNetDir(t, n, m.NetDir())
+	ps := pl.list()
+	if len(ps) == 0 || ps[len(ps)-1] != PhaseDone {
+		t.Fatalf("last progress = %v, want %v", ps, PhaseDone)
+	}
+	seen := map[string]bool{}
+	last := -1
+	for _, p := range ps {
+		t.Log(p)
+		if p.Percent < last {
+			t.Errorf("progress went backwards: %v", ps)
+		}
+		last = p.Percent
+		seen[p.Tag] = true
+	}
+	for _, tag := range []string{"starting", "conn", "requesting_status", "loading_status", "loading_keys", "requesting_descriptors", "loading_descriptors", "enough_dirinfo", "done"} {
+		if !seen[tag] {
+			t.Errorf("no %q progress event", tag)
+		}
+	}
+	if s := m.Stats(); s.ConsensusDownloads != 1 || s.ConsensusFromCache != 0 {
+		t.Errorf("cold stats = %+v, want one consensus download", s)
+	}
+	if fi, err := os.Stat(dataDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode: %v %v", fi.Mode(), err)
+	}
+
+	// Restart from cache: no consensus download.
+	m2 := newTestManager(t, n, dataDir, nil)
+	if err := m2.Bootstrap(ctx); err != nil {
+		t.Fatalf("warm bootstrap: %v", err)
+	}
+	s := m2.Stats()
+	t.Logf("warm stats %+v", s)
+	if s.ConsensusDownloads != 0 || s.ConsensusFromCache != 1 {
+		t.Errorf("warm bootstrap downloaded a consensus: %+v", s)
+	}
+	if s.CertDownloads != 0 {
+		t.Errorf("warm bootstrap downloaded certificates: %+v", s)
+	}
+	checkNetDir(t, n, m2.NetDir())
+
+	// Refresh: Run fetches the next consensus (10 s voting interval).
+	sub, unsub := m2.Subscribe()
+	defer unsub()
+	first := <-sub
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m2.Run(runCtx) }()
+	select {
+	case nd := <-sub:
+		if !nd.ValidAfter.After(first.ValidAfter) {
+			t.Errorf("refreshed NetDir not newer: %v vs %v", nd.ValidAfter, first.ValidAfter)
+		}
+		checkNetDir(t, n, nd)
+	case <-time.After(90 * time.Second):
+		t.Error("no refreshed NetDir within 90 s")
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+
+	if dir := os.Getenv("GOTOR_SAVE_TESTDATA"); dir != "" {
+		saveTestdata(t, m, dir)
+	}
+}
+
+// saveTestdata stores real documents of the private network as fuzz
+// seeds and unit-test inputs (run with GOTOR_SAVE_TESTDATA=path).
+func saveTestdata(t *testing.T, m *Manager, dir string) {
+	cons := fetchRaw(t, m, "/tor/status-vote/current/consensus-microdesc.z")
+	ns := fetchRaw(t, m, "/tor/status-vote/current/consensus.z")
+	certs := fetchRaw(t, m, "/tor/keys/all.z")
+	c, err := netdoc.ParseConsensus(cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mds strings.Builder
+	for _, r := range c.Routers {
+		if md := m.mds[r.MicrodescDigest]; md != nil {
+			mds.WriteString(md.Text)
+		}
+	}
+	desc := fetchRaw(t, m, "/tor/server/all.z")
+	for name, text := range map[string]string{
+		"consensus-microdesc.txt": cons, "consensus-ns.txt": ns, "certs.txt": certs,
+		"microdescs.txt": mds.String(), "server-descriptors.txt": desc,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tamper helpers operate on a real consensus fetched from the network.
+
+func TestIntegrationRefusals(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := newTestManager(t, n, "", nil)
+	text := fetchRaw(t, m, "/tor/status-vote/current/consensus-microdesc.z")
+	now := time.Now()
+	c, err := m.VerifyConsensus(ctx, text, now)
+	if err != nil {
+		t.Fatalf("genuine consensus refused: %v", err)
+	}
+	if len(c.Signatures) < 3 {
+		t.Fatalf("consensus has %d signatures, want 3", len(c.Signatures))
+	}
+
+	t.Run("bad signature byte", func(t *testing.T) {
+		bad := flipSignatureByte(t, text)
+		_, err := m.VerifyConsensus(ctx, bad, now)
+		t.Logf("error: %v", err)
+		if !errors.Is(err, netdoc.ErrBadSignature) {
+			t.Fatalf("got %v, want ErrBadSignature", err)
+		}
+	})
+	t.Run("one of three signatures", func(t *testing.T) {
+		one := keepSignatures(text, 1)
+		_, err := m.VerifyConsensus(ctx, one, now)
+		t.Logf("error: %v", err)
+		if !errors.Is(err, netdoc.ErrTooFewSignatures) || errors.Is(err, netdoc.ErrBadSignature) {
+			t.Fatalf("got %v, want ErrTooFewSignatures", err)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		_, err := m.VerifyConsensus(ctx, text, c.ValidUntil.Add(time.Minute))
+		t.Logf("error: %v", err)
+		if !errors.Is(err, netdoc.ErrExpired) || errors.Is(err, netdoc.ErrBadSignature) || errors.Is(err, netdoc.ErrTooFewSignatures) {
+			t.Fatalf("got %v, want ErrExpired", err)
+		}
+	})
+}
+
+// flipSignatureByte changes one byte of the first directory-signature's
+// signature (one base64 character of its object).
+func flipSignatureByte(t *testing.T, text string) string {
+	i := strings.Index(text, "\ndirectory-signature ")
+	if i < 0 {
+		t.Fatal("no directory-signature")
+	}
+	j := strings.Index(text[i:], "-----BEGIN SIGNATURE-----\n")
+	if j < 0 {
+		t.Fatal("no signature object")
+	}
+	p := i + j + len("-----BEGIN SIGNATURE-----\n") + 10
+	b := []byte(text)
+	if b[p] == 'A' {
+		b[p] = 'B'
+	} else {
+		b[p] = 'A'
+	}
+	return string(b)
+}
+
+// keepSignatures drops all but the first k directory-signature items.
+func keepSignatures(text string, k int) string {
+	parts := strings.SplitAfter(text, "-----END SIGNATURE-----\n")
+	// parts[0..] each end with one signature; the tail is "".
+	var b strings.Builder
+	for i := 0; i < k && i < len(parts); i++ {
+		b.WriteString(parts[i])
+	}
+	return b.String()
+}
