@@ -89,27 +89,54 @@ type Selector struct {
 // New returns a Selector with tor's defaults (EnforceDistinctSubnets).
 func New() *Selector { return &Selector{EnforceDistinctSubnets: true} }
 
-// dirCache holds per-NetDir precomputed data: per-rule weights and
-// family/subnet info, indexed like dir.Relays.
+// dirCache holds per-NetDir precomputed data, indexed like dir.Relays:
+// per-rule weights, family/subnet info, and reverse indexes from
+// identities, nicknames, family-ids and networks to relays, so that the
+// relays related to a path member are found without testing every
+// candidate against it.
 type dirCache struct {
-	dir   *netdir.NetDir
-	fam   []famInfo
-	index map[*netdir.Relay]int
-	w     [numRules][]float64
+	dir    *netdir.NetDir
+	fam    []famInfo
+	byID   map[[20]byte]int32
+	byEd   map[[32]byte][]int32
+	byNick map[string][]int32
+	byFID  map[string][]int32
+	byV4   map[[2]byte][]int32
+	byV6   map[[4]byte][]int32
+	w      [numRules][]float64
 }
 
 func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 	if c := s.cache.Load(); c != nil && c.dir == dir && len(c.fam) == len(dir.Relays) {
 		return c
 	}
-	c := &dirCache{dir: dir, fam: make([]famInfo, len(dir.Relays)), index: make(map[*netdir.Relay]int, len(dir.Relays))}
+	n := len(dir.Relays)
+	c := &dirCache{dir: dir, fam: make([]famInfo, n),
+		byID: make(map[[20]byte]int32, n), byEd: make(map[[32]byte][]int32, n),
+		byNick: make(map[string][]int32, n), byFID: make(map[string][]int32),
+		byV4: make(map[[2]byte][]int32, n), byV6: make(map[[4]byte][]int32)}
 	for i, r := range dir.Relays {
-		c.fam[i] = newFamInfo(r)
-		c.index[r] = i
+		f := newFamInfo(r)
+		c.fam[i] = f
+		k := int32(i)
+		c.byID[r.RSAID] = k
+		if r.HasEd25519 {
+			c.byEd[r.Ed25519ID] = append(c.byEd[r.Ed25519ID], k)
+		}
+		c.byNick[f.nick] = append(c.byNick[f.nick], k)
+		for _, id := range f.famIDs {
+			c.byFID[id] = append(c.byFID[id], k)
+		}
+		if f.hasV4 {
+			c.byV4[f.v4] = append(c.byV4[f.v4], k)
+		}
+		if f.hasV6 {
+			c.byV6[f.v6] = append(c.byV6[f.v6], k)
+		}
 	}
 	for rule := Rule(0); rule < numRules; rule++ {
 		pw := weightsFor(dir, rule)
-		ws := make([]float64, len(dir.Relays))
+		ws := make([]float64, n)
 		for i, r := range dir.Relays {
 			ws[i] = pw.weight(r)
 		}
@@ -119,11 +146,54 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 	return c
 }
 
-func (c *dirCache) famOf(r *netdir.Relay) famInfo {
-	if i, ok := c.index[r]; ok {
-		return c.fam[i]
+// markRelated sets in bad the bit of every relay of the directory that
+// may not share a circuit with p.
+func (c *dirCache) markRelated(bad []uint64, p *netdir.Relay, subnets bool) {
+	set := func(k int32) { bad[k>>6] |= 1 << (uint(k) & 63) }
+	var fp famInfo
+	if i, ok := c.byID[p.RSAID]; ok && c.dir.Relays[i] == p {
+		fp = c.fam[i]
+	} else {
+		fp = newFamInfo(p)
 	}
-	return newFamInfo(r)
+	if i, ok := c.byID[p.RSAID]; ok {
+		set(i)
+	}
+	if p.HasEd25519 {
+		for _, k := range c.byEd[p.Ed25519ID] {
+			set(k)
+		}
+	}
+	if subnets {
+		if fp.hasV4 {
+			for _, k := range c.byV4[fp.v4] {
+				set(k)
+			}
+		}
+		if fp.hasV6 {
+			for _, k := range c.byV6[fp.v6] {
+				set(k)
+			}
+		}
+	}
+	for _, id := range fp.famIDs {
+		for _, k := range c.byFID[id] {
+			set(k)
+		}
+	}
+	// Declared family: only relays p lists that also list p.
+	for id := range fp.ids {
+		if k, ok := c.byID[id]; ok && c.fam[k].declares(p, &fp) {
+			set(k)
+		}
+	}
+	for nick := range fp.nicks {
+		for _, k := range c.byNick[nick] {
+			if c.fam[k].declares(p, &fp) {
+				set(k)
+			}
+		}
+	}
 }
 
 // request is one position's constraints.
@@ -138,11 +208,13 @@ type request struct {
 	// relaxExclude allows ExcludeNodes as a last resort (!StrictNodes).
 	relaxExclude bool
 	path         []*netdir.Relay
+	port         *uint16 // for error messages
 }
 
 type scratch struct {
 	idx []int32
 	w   []float64
+	bad []uint64
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -152,12 +224,17 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		return nil, fmt.Errorf("%w for %s: no directory", ErrNoRelays, q.what)
 	}
 	c := s.cacheFor(dir)
-	pfam := make([]famInfo, len(q.path))
-	for i, p := range q.path {
-		pfam[i] = c.famOf(p)
-	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
+	words := (len(dir.Relays) + 63) / 64
+	if cap(sc.bad) < words {
+		sc.bad = make([]uint64, words)
+	}
+	bad := sc.bad[:words]
+	clear(bad)
+	for _, p := range q.path {
+		c.markRelated(bad, p, s.EnforceDistinctSubnets)
+	}
 
 	useExclude := true
 	for attempt := 0; attempt < 3; attempt++ {
@@ -177,8 +254,10 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		total := 0.0
 		ws := c.w[q.rule]
 		onlySet := !q.only.Empty()
-	relays:
 		for i, r := range dir.Relays {
+			if bad[i>>6]&(1<<(uint(i)&63)) != 0 {
+				continue
+			}
 			if q.needFast && !r.Flags.Has(netdir.FlagFast) || q.needStable && !r.Flags.Has(netdir.FlagStable) {
 				continue
 			}
@@ -194,11 +273,6 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 			if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
 				continue
 			}
-			for j, p := range q.path {
-				if related(r, p, &c.fam[i], &pfam[j], s.EnforceDistinctSubnets) {
-					continue relays
-				}
-			}
 			sc.idx = append(sc.idx, int32(i))
 			sc.w = append(sc.w, ws[i])
 			total += ws[i]
@@ -210,6 +284,9 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		k := chooseIndex(sc.w, total, s.Rand)
 		s.unlockRand()
 		return dir.Relays[sc.idx[k]], nil
+	}
+	if q.port != nil {
+		return nil, fmt.Errorf("%w for %s %d", ErrNoRelays, q.what, *q.port)
 	}
 	return nil, fmt.Errorf("%w for %s", ErrNoRelays, q.what)
 }
@@ -268,14 +345,14 @@ func (s *Selector) PickExit(dir *netdir.NetDir, port *uint16, path ...*netdir.Re
 func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable bool, path []*netdir.Relay) (*netdir.Relay, error) {
 	what := "exit to ports 80/443"
 	if port != nil {
-		what = fmt.Sprintf("exit to port %d", *port)
+		what = "exit to port"
 		stable = stable || s.longLived(*port)
 	}
 	return s.pick(dir, request{
 		what: what, rule: WeightForExit, ok: exitOK(port),
 		needFast: true, needStable: stable,
 		only: s.ExitNodes, exclude: s.ExcludeExitNodes,
-		path: path,
+		path: path, port: port,
 	})
 }
 
