@@ -1,0 +1,564 @@
+// Package circuit builds and runs client circuits over channels.
+//
+// tor-spec §5 "Circuit management" (§5.1 CREATE2/CREATED2, §5.1.2
+// EXTEND2/EXTENDED2 in RELAY_EARLY, §5.2 keys, §5.4 DESTROY/TRUNCATED),
+// §6.1 relay cell crypto layering, §7.3 circuit-level flow control with
+// prop 289 authenticated SENDMEs.
+//
+// Each circuit has one goroutine that drains its channel queue, removes
+// the relay crypto layers and dispatches relay messages: control
+// messages (EXTENDED2, TRUNCATED, circuit SENDME) are handled here and
+// stream messages go to the StreamHandler attached for their stream ID
+// (package stream builds on this). That goroutine never blocks on the
+// application: handlers must not block.
+package circuit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/gotor/gotor/internal/cell"
+	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/torcrypto"
+)
+
+// Flow-control constants (tor-spec §7.3).
+const (
+	CircWindowStart     = 1000
+	CircWindowIncrement = 100
+)
+
+// Target is a relay to create or extend a circuit to.
+type Target struct {
+	RSAID      [20]byte
+	Ed25519ID  [32]byte
+	HasEd25519 bool
+	NtorKey    [32]byte
+	Addr       netip.AddrPort
+}
+
+// TargetFromRelay returns the Target for a relay of the consensus.
+func TargetFromRelay(r *netdir.Relay) Target {
+	return Target{
+		RSAID: r.RSAID, Ed25519ID: r.Ed25519ID, HasEd25519: r.HasEd25519,
+		NtorKey: r.NtorOnionKey, Addr: r.ORAddrPort(),
+	}
+}
+
+// Identity returns the channel identity of t.
+func (t Target) Identity() channel.Identity {
+	return channel.Identity{RSAID: t.RSAID, Ed25519ID: t.Ed25519ID, HasEd25519: t.HasEd25519}
+}
+
+func (t Target) linkSpecs() []cell.LinkSpec {
+	specs := []cell.LinkSpec{cell.LinkSpecAddr(t.Addr), cell.LinkSpecRSAID(t.RSAID)}
+	if t.HasEd25519 {
+		specs = append(specs, cell.LinkSpecEd25519ID(t.Ed25519ID))
+	}
+	return specs
+}
+
+// DestroyedError reports a circuit torn down by the network: a DESTROY
+// from the first hop, or a TRUNCATED from a later one.
+type DestroyedError struct {
+	Reason    cell.DestroyReason
+	Truncated bool // RELAY_TRUNCATED rather than DESTROY
+	Hop       int  // hop that sent TRUNCATED (0-based), 0 for DESTROY
+}
+
+func (e *DestroyedError) Error() string {
+	if e.Truncated {
+		return fmt.Sprintf("circuit: truncated at hop %d: %v", e.Hop+1, e.Reason)
+	}
+	return "circuit: destroyed by relay: " + e.Reason.String()
+}
+
+// ProtocolError reports a protocol violation by a relay; the circuit is
+// closed when one occurs.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "circuit: protocol violation: " + e.Msg }
+
+// Errors.
+var (
+	ErrClosed        = errors.New("circuit: closed")
+	ErrStreamIDsFull = errors.New("circuit: no free stream IDs")
+)
+
+// StreamHandler receives the relay messages of one stream. Its methods
+// run on the circuit's goroutine and must not block. Message data stays
+// valid after the call (each cell has its own buffer).
+type StreamHandler interface {
+	HandleRelay(msg cell.Relay)
+	// CircuitClosed is called once if the circuit dies while the
+	// stream is attached.
+	CircuitClosed(err error)
+}
+
+// Circuit is an open client circuit.
+type Circuit struct {
+	ep *channel.Endpoint
+
+	// smu orders outbound cells: forward crypto state, the package
+	// window and the digests awaiting SENDME are guarded by it.
+	smu           sync.Mutex
+	layers        torcrypto.Layers
+	packageWindow int
+	sentDigests   [][20]byte
+	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
+
+	// Reader goroutine only.
+	deliverWindow int
+
+	extendMu sync.Mutex // one handshake at a time
+
+	mu       sync.Mutex
+	pending  *pendingHS
+	streams  map[uint16]StreamHandler
+	nextSID  uint16
+	err      error
+	done     chan struct{}
+	nhops    int
+	hopAddrs []Target
+}
+
+type pendingHS struct {
+	hs     torcrypto.ClientHandshake
+	result chan error
+	cmd    cell.Command // CREATED2 expected, or RELAY for EXTENDED2
+	target Target
+}
+
+// Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
+func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
+	ep, err := ch.NewEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	var sid [2]byte
+	rand.Read(sid[:])
+	c := &Circuit{
+		ep:            ep,
+		packageWindow: CircWindowStart,
+		deliverWindow: CircWindowStart,
+		windowOpen:    make(chan struct{}, 1),
+		streams:       map[uint16]StreamHandler{},
+		nextSID:       binary.BigEndian.Uint16(sid[:]),
+		done:          make(chan struct{}),
+	}
+	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
+	if err != nil {
+		ep.Release(false, 0)
+		return nil, err
+	}
+	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: cell.CREATED2, target: target}
+	c.pending = p
+	body, err := (&cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}).Encode()
+	if err != nil {
+		ep.Release(false, 0)
+		return nil, err
+	}
+	go c.run()
+	if err := ep.Send(cell.CREATE2, body); err != nil {
+		c.closeWith(err, false)
+		return nil, err
+	}
+	if err := c.wait(ctx, p); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Circuit) wait(ctx context.Context, p *pendingHS) error {
+	select {
+	case err := <-p.result:
+		if err != nil {
+			c.closeWith(err, true)
+			return err
+		}
+		return nil
+	case <-c.done:
+		return c.Err()
+	case <-ctx.Done():
+		c.mu.Lock()
+		if c.pending == p {
+			c.pending = nil
+		}
+		c.mu.Unlock()
+		err := fmt.Errorf("circuit: handshake with %v: %w", p.target.Addr, ctx.Err())
+		c.closeWith(err, true)
+		return err
+	}
+}
+
+// Extend extends the circuit by one hop with EXTEND2 (in RELAY_EARLY).
+func (c *Circuit) Extend(ctx context.Context, target Target) error {
+	c.extendMu.Lock()
+	defer c.extendMu.Unlock()
+	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
+	if err != nil {
+		return err
+	}
+	body, err := (&cell.Extend2{Specs: target.linkSpecs(), Create: cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}}).Encode()
+	if err != nil {
+		return err
+	}
+	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: cell.RELAY, target: target}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	c.pending = p
+	c.mu.Unlock()
+	if err := c.send(cell.RELAY_EARLY, cell.Relay{Command: cell.RELAY_EXTEND2, Data: body}); err != nil {
+		return err
+	}
+	return c.wait(ctx, p)
+}
+
+// Build creates a circuit through path, getting the first hop's channel
+// from mgr. On failure nothing is left open.
+func Build(ctx context.Context, mgr *channel.Manager, path []Target) (*Circuit, error) {
+	if len(path) == 0 {
+		return nil, errors.New("circuit: empty path")
+	}
+	ch, err := mgr.Get(ctx, path[0].Addr, path[0].Identity())
+	if err != nil {
+		return nil, err
+	}
+	c, err := Create(ctx, ch, path[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range path[1:] {
+		if err := c.Extend(ctx, t); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// NumHops returns the number of hops built so far.
+func (c *Circuit) NumHops() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nhops
+}
+
+// Path returns the hops built so far.
+func (c *Circuit) Path() []Target {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Target(nil), c.hopAddrs...)
+}
+
+// Channel returns the circuit's channel.
+func (c *Circuit) Channel() *channel.Channel { return c.ep.Channel() }
+
+// Done is closed when the circuit closes.
+func (c *Circuit) Done() <-chan struct{} { return c.done }
+
+// Err returns why the circuit closed, or nil while open.
+func (c *Circuit) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close tears the circuit down, sending DESTROY.
+func (c *Circuit) Close() error {
+	c.closeWith(ErrClosed, true)
+	return nil
+}
+
+// closeWith marks the circuit closed with err (first error wins),
+// releases the channel endpoint (sending DESTROY if destroy), and
+// notifies attached streams.
+func (c *Circuit) closeWith(err error, destroy bool) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	streams := c.streams
+	c.streams = map[uint16]StreamHandler{}
+	p := c.pending
+	c.pending = nil
+	close(c.done)
+	c.mu.Unlock()
+	if p != nil {
+		p.result <- err
+	}
+	reason := cell.DestroyNone
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		reason = cell.DestroyProtocol
+	}
+	c.ep.Release(destroy, reason)
+	for _, h := range streams {
+		h.CircuitClosed(err)
+	}
+}
+
+// AttachStream allocates a stream ID and registers h for its messages.
+func (c *Circuit) AttachStream(h StreamHandler) (uint16, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	for range 65535 {
+		c.nextSID++
+		id := c.nextSID
+		if id == 0 {
+			continue
+		}
+		if _, used := c.streams[id]; !used {
+			c.streams[id] = h
+			return id, nil
+		}
+	}
+	return 0, ErrStreamIDsFull
+}
+
+// DetachStream unregisters stream id.
+func (c *Circuit) DetachStream(id uint16) {
+	c.mu.Lock()
+	delete(c.streams, id)
+	c.mu.Unlock()
+}
+
+// SendRelay sends a relay message to the last hop. RELAY_DATA waits for
+// the circuit package window (ctx bounds the wait).
+func (c *Circuit) SendRelay(ctx context.Context, msg cell.Relay) error {
+	if msg.Command != cell.RELAY_DATA {
+		return c.send(cell.RELAY, msg)
+	}
+	for {
+		c.smu.Lock()
+		if c.packageWindow > 0 {
+			err := c.sendLocked(cell.RELAY, msg, true)
+			if c.packageWindow > 0 {
+				// Pass the wake-up on to other waiting senders.
+				select {
+				case c.windowOpen <- struct{}{}:
+				default:
+				}
+			}
+			c.smu.Unlock()
+			return err
+		}
+		c.smu.Unlock()
+		select {
+		case <-c.windowOpen:
+		case <-c.done:
+			return c.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Circuit) send(cmd cell.Command, msg cell.Relay) error {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.sendLocked(cmd, msg, false)
+}
+
+func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error {
+	select {
+	case <-c.done:
+		return c.Err()
+	default:
+	}
+	if len(c.layers.Hops) == 0 {
+		return errors.New("circuit: no hops")
+	}
+	var p [cell.PayloadLen]byte
+	if err := cell.EncodeRelay(&p, msg); err != nil {
+		return err
+	}
+	d := c.layers.Encrypt(&p, len(c.layers.Hops)-1)
+	if data {
+		// prop 289: remember the digest of every cell that will make the
+		// exit send a SENDME (the 100th, 200th, ... since the last one).
+		if (c.packageWindow-1)%CircWindowIncrement == 0 {
+			c.sentDigests = append(c.sentDigests, d)
+		}
+		c.packageWindow--
+	}
+	return c.ep.Send(cmd, p[:])
+}
+
+// run is the circuit's reader goroutine.
+func (c *Circuit) run() {
+	for cl := range c.ep.In() {
+		if err := c.handleCell(cl); err != nil {
+			c.closeWith(err, true)
+			// Drain nothing more: Release closed the queue.
+			for range c.ep.In() {
+			}
+			return
+		}
+	}
+	err := c.ep.Err()
+	var de *channel.DestroyError
+	if errors.As(err, &de) {
+		err = &DestroyedError{Reason: de.Reason}
+	}
+	if err == nil || errors.Is(err, channel.ErrCircReleased) {
+		err = ErrClosed
+	}
+	c.closeWith(err, false)
+}
+
+func (c *Circuit) handleCell(cl *cell.Cell) error {
+	switch cl.Command {
+	case cell.CREATED2:
+		c.mu.Lock()
+		p := c.pending
+		if p == nil || p.cmd != cell.CREATED2 {
+			c.mu.Unlock()
+			return &ProtocolError{"unexpected CREATED2"}
+		}
+		c.pending = nil
+		c.mu.Unlock()
+		hdata, err := cell.DecodeCreated2(cl.Payload)
+		if err != nil {
+			return &ProtocolError{err.Error()}
+		}
+		return c.completeHop(p, hdata)
+	case cell.RELAY, cell.RELAY_EARLY:
+		return c.handleRelay(cl)
+	case cell.PADDING:
+		return nil
+	}
+	return &ProtocolError{"unexpected " + cl.Command.String() + " on circuit"}
+}
+
+func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
+	ks, err := p.hs.Complete(hdata)
+	if err == nil {
+		var hop *torcrypto.Hop
+		if hop, err = torcrypto.NewHop(ks); err == nil {
+			c.smu.Lock()
+			c.layers.Add(hop)
+			c.smu.Unlock()
+			c.mu.Lock()
+			c.nhops++
+			c.hopAddrs = append(c.hopAddrs, p.target)
+			c.mu.Unlock()
+		}
+	}
+	p.result <- err
+	return err
+}
+
+func (c *Circuit) handleRelay(cl *cell.Cell) error {
+	if len(cl.Payload) != cell.PayloadLen {
+		return &ProtocolError{"short relay cell"}
+	}
+	p := (*[cell.PayloadLen]byte)(cl.Payload)
+	// Only this goroutine appends hops, so reading layers here is safe.
+	hop, digest, err := c.layers.Decrypt(p)
+	if err != nil {
+		return &ProtocolError{err.Error()}
+	}
+	msg, err := cell.DecodeRelay(p[:])
+	if err != nil {
+		return &ProtocolError{err.Error()}
+	}
+	last := len(c.layers.Hops) - 1
+	if msg.StreamID == 0 {
+		switch msg.Command {
+		case cell.RELAY_EXTENDED2:
+			c.mu.Lock()
+			pd := c.pending
+			if pd == nil || pd.cmd != cell.RELAY || hop != last {
+				c.mu.Unlock()
+				return &ProtocolError{"unexpected EXTENDED2"}
+			}
+			c.pending = nil
+			c.mu.Unlock()
+			hdata, err := cell.DecodeCreated2(msg.Data)
+			if err != nil {
+				return &ProtocolError{err.Error()}
+			}
+			return c.completeHop(pd, hdata)
+		case cell.RELAY_TRUNCATED:
+			reason := cell.DestroyNone
+			if len(msg.Data) > 0 {
+				reason = cell.DestroyReason(msg.Data[0])
+			}
+			return &DestroyedError{Reason: reason, Truncated: true, Hop: hop}
+		case cell.RELAY_SENDME:
+			return c.handleCircSendme(msg, hop, last)
+		case cell.RELAY_DROP:
+			return nil
+		default:
+			return &ProtocolError{msg.Command.String() + " with stream ID 0"}
+		}
+	}
+	switch msg.Command {
+	case cell.RELAY_DATA:
+		c.deliverWindow--
+		if c.deliverWindow < 0 {
+			return &ProtocolError{"circuit deliver window exceeded"}
+		}
+		if c.deliverWindow <= CircWindowStart-CircWindowIncrement {
+			// Authenticated SENDME v1 carrying the digest of this cell.
+			s := &cell.Sendme{Version: 1, Digest: digest[:]}
+			if err := c.send(cell.RELAY, cell.Relay{Command: cell.RELAY_SENDME, Data: s.Encode()}); err != nil {
+				return err
+			}
+			c.deliverWindow += CircWindowIncrement
+		}
+	case cell.RELAY_BEGIN, cell.RELAY_BEGIN_DIR, cell.RELAY_RESOLVE, cell.RELAY_EXTEND2, cell.RELAY_EXTEND:
+		return &ProtocolError{msg.Command.String() + " sent to a client"}
+	}
+	c.mu.Lock()
+	h := c.streams[msg.StreamID]
+	c.mu.Unlock()
+	if h != nil {
+		h.HandleRelay(msg)
+	}
+	return nil
+}
+
+func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
+	if hop != last {
+		return &ProtocolError{"circuit SENDME from a middle hop"}
+	}
+	s, err := cell.DecodeSendme(msg.Data)
+	if err != nil {
+		return &ProtocolError{err.Error()}
+	}
+	c.smu.Lock()
+	if len(c.sentDigests) == 0 || c.packageWindow+CircWindowIncrement > CircWindowStart {
+		c.smu.Unlock()
+		return &ProtocolError{"unexpected circuit SENDME (window would exceed 1000)"}
+	}
+	want := c.sentDigests[0]
+	c.sentDigests = c.sentDigests[1:]
+	if s.Version == 1 && subtle.ConstantTimeCompare(s.Digest, want[:]) != 1 {
+		c.smu.Unlock()
+		return &ProtocolError{"authenticated SENDME digest mismatch"}
+	}
+	c.packageWindow += CircWindowIncrement
+	c.smu.Unlock()
+	select {
+	case c.windowOpen <- struct{}{}:
+	default:
+	}
+	return nil
+}
