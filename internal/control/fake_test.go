@@ -70,7 +70,7 @@ func (f *fakeBackend) Streams() []StreamInfo {
 }
 func (f *fakeBackend) Listeners(kind string) []string {
 	if kind == "socks" {
-		return []string{"127.0.0.1:9050", "unix:/tmp/s ock"}
+		return []string{"127.0.0.1:9050", "unix:/tmp/sock"}
 	}
 	return nil
 }

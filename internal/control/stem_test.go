@@ -1,0 +1,72 @@
+package control
+
+import (
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStemInterop drives the server with stem (Debian python3-stem) through
+// testdata/stem_check.py: cookie, SAFECOOKIE and password authentication, a
+// refused wrong password, GETINFO, get_circuits/get_streams, SIGNAL NEWNYM
+// and CIRC/STREAM events emitted by the fake backend.
+func TestStemInterop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	py := ""
+	for _, cand := range []string{"/usr/bin/python3", "python3"} {
+		p, err := exec.LookPath(cand)
+		if err != nil {
+			continue
+		}
+		if exec.Command(p, "-c", "import stem").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("python3 with stem not available (apt-get install python3-stem)")
+	}
+	ts := startServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Emit CIRC and STREAM events until the script is done.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+			c := ts.b.Circuits()[0]
+			ts.b.emit(Event{Type: EventCirc, Circuit: &c})
+			s := ts.b.Streams()[0]
+			ts.b.emit(Event{Type: EventStream, Stream: &s})
+			ts.b.read.Add(1000)
+		}
+	}()
+
+	_, port, _ := strings.Cut(ts.addr, ":")
+	if _, err := strconv.Atoi(port); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, py, "testdata/stem_check.py",
+		"--port", port, "--password", "foo", "--expect-fake", "--wait-events", "15")
+	out, err := cmd.CombinedOutput()
+	t.Logf("stem_check.py:\n%s", out)
+	if err != nil {
+		t.Fatalf("stem_check.py failed: %v", err)
+	}
+	if got := ts.b.gotSignals(); len(got) == 0 || got[0] != "NEWNYM" {
+		t.Fatalf("backend signals %v", got)
+	}
+}
