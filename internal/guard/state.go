@@ -1,0 +1,245 @@
+// Persistent guard state: the "state" file of guard-spec Appendix A.5.
+// Each sampled guard is a "Guard" line of K=V fields: in, rsa_id,
+// nickname, sampled_on, sampled_idx, sampled_by, listed, unlisted_since,
+// confirmed_on, confirmed_idx. Unrecognised fields, Guard lines of other
+// instances ("in" other than "default") and all other lines of the file
+// are kept as they are, so components sharing the file do not clobber
+// each other. Writes are atomic (temporary file, fsync, rename) and the
+// file is mode 0600.
+
+package guard
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// StateFile is the file name inside DataDirectory.
+const StateFile = "state"
+
+const (
+	instance   = "default"
+	timeFormat = "2006-01-02T15:04:05"
+)
+
+func (m *Manager) statePath() string { return filepath.Join(m.cfg.DataDirectory, StateFile) }
+
+// readState splits the state file into our guard entries and other lines.
+func readState(p string) (entries []*entry, sampledIdx, confirmedIdx []int, other []string, err error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	seen := map[[20]byte]bool{}
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "# gotor guard state") {
+			continue
+		}
+		rest, ok := strings.CutPrefix(line, "Guard ")
+		if !ok {
+			if strings.TrimSpace(line) != "" {
+				other = append(other, line)
+			}
+			continue
+		}
+		e, sIdx, cIdx, in, perr := parseGuardLine(rest)
+		if in != instance || perr != nil || seen[e.id] {
+			other = append(other, line) // not ours, or unparseable: keep verbatim
+			continue
+		}
+		seen[e.id] = true
+		entries = append(entries, e)
+		sampledIdx = append(sampledIdx, sIdx)
+		confirmedIdx = append(confirmedIdx, cIdx)
+	}
+	return entries, sampledIdx, confirmedIdx, other, sc.Err()
+}
+
+func parseGuardLine(s string) (e *entry, sampledIdx, confirmedIdx int, in string, err error) {
+	e = &entry{}
+	sampledIdx, confirmedIdx = math.MaxInt, math.MaxInt
+	haveID, haveListed := false, false
+	for _, kv := range strings.Fields(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		var perr error
+		switch k {
+		case "in":
+			in = v
+		case "rsa_id":
+			var b []byte
+			b, perr = hex.DecodeString(v)
+			if perr == nil && len(b) != 20 {
+				perr = errors.New("rsa_id length")
+			}
+			copy(e.id[:], b)
+			haveID = perr == nil
+		case "nickname":
+			e.nickname = v
+		case "sampled_on":
+			e.sampledOn, perr = time.Parse(timeFormat, v)
+		case "sampled_by":
+			e.sampledBy = v
+		case "sampled_idx":
+			sampledIdx, perr = strconv.Atoi(v)
+		case "listed":
+			e.listed, haveListed = v == "1", true
+		case "unlisted_since":
+			e.unlistedSince, perr = time.Parse(timeFormat, v)
+		case "confirmed_on":
+			e.confirmedOn, perr = time.Parse(timeFormat, v)
+		case "confirmed_idx":
+			confirmedIdx, perr = strconv.Atoi(v)
+		default:
+			e.extra = append(e.extra, kv)
+		}
+		if perr != nil {
+			return nil, 0, 0, in, fmt.Errorf("guard state: %s: %v", kv, perr)
+		}
+	}
+	if !haveID || e.sampledOn.IsZero() || !haveListed {
+		return nil, 0, 0, in, errors.New("guard state: missing required field")
+	}
+	return e, sampledIdx, confirmedIdx, in, nil
+}
+
+// load reads the state file into m.
+func (m *Manager) load() error {
+	entries, sIdx, cIdx, other, err := readState(m.statePath())
+	if err != nil {
+		return fmt.Errorf("guard: reading state: %w", err)
+	}
+	m.otherLines = other
+	order := make([]int, len(entries))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpInt(sIdx[a], sIdx[b]) })
+	m.sampled = m.sampled[:0]
+	for _, i := range order {
+		m.sampled = append(m.sampled, entries[i])
+	}
+	corder := slices.Clone(order)
+	slices.SortStableFunc(corder, func(a, b int) int { return cmpInt(cIdx[a], cIdx[b]) })
+	m.confirmed = m.confirmed[:0]
+	for _, i := range corder {
+		if entries[i].confirmed() {
+			m.confirmed = append(m.confirmed, entries[i])
+		}
+	}
+	return nil
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// save writes the state file if persistence is enabled; errors are
+// logged (the in-memory state stays authoritative).
+func (m *Manager) save() {
+	if m.cfg.DataDirectory == "" {
+		return
+	}
+	if err := m.writeState(); err != nil {
+		m.logf("guard: saving state: %v", err)
+	}
+}
+
+func (m *Manager) writeState() error {
+	if err := os.MkdirAll(m.cfg.DataDirectory, 0o700); err != nil {
+		return err
+	}
+	// Keep whatever other components wrote since we loaded.
+	if _, _, _, other, err := readState(m.statePath()); err == nil {
+		m.otherLines = other
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# gotor guard state, written %s\n", m.now().UTC().Format(timeFormat))
+	for _, l := range m.otherLines {
+		buf.WriteString(l)
+		buf.WriteByte('\n')
+	}
+	for i, e := range m.sampled {
+		fmt.Fprintf(&buf, "Guard in=%s rsa_id=%X", instance, e.id)
+		if e.nickname != "" {
+			fmt.Fprintf(&buf, " nickname=%s", e.nickname)
+		}
+		fmt.Fprintf(&buf, " sampled_on=%s sampled_idx=%d", e.sampledOn.UTC().Format(timeFormat), i)
+		if e.sampledBy != "" {
+			fmt.Fprintf(&buf, " sampled_by=%s", e.sampledBy)
+		}
+		listed := 0
+		if e.listed {
+			listed = 1
+		}
+		fmt.Fprintf(&buf, " listed=%d", listed)
+		if !e.listed && !e.unlistedSince.IsZero() {
+			fmt.Fprintf(&buf, " unlisted_since=%s", e.unlistedSince.UTC().Format(timeFormat))
+		}
+		if ci := slices.Index(m.confirmed, e); ci >= 0 {
+			fmt.Fprintf(&buf, " confirmed_on=%s confirmed_idx=%d", e.confirmedOn.UTC().Format(timeFormat), ci)
+		}
+		for _, x := range e.extra {
+			buf.WriteByte(' ')
+			buf.WriteString(x)
+		}
+		buf.WriteByte('\n')
+	}
+	return writeFileAtomic(m.statePath(), buf.Bytes())
+}
+
+// writeFileAtomic writes data to p through a temporary file in the same
+// directory, fsyncs it and renames it over p, mode 0600.
+func writeFileAtomic(p string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
