@@ -84,6 +84,22 @@ type AddressMapper interface {
 	MapAddress(from, to string) (string, error)
 }
 
+// ConfigLister is optionally implemented by backends to answer GETINFO
+// config/names (used by nyx's configuration page).
+type ConfigLister interface {
+	// ConfigNames lists the supported options with their types ("String",
+	// "Boolean", "Port", "LineList", ...; see control-spec §3.9
+	// config/names).
+	ConfigNames() []ConfigOption
+}
+
+// ConfigOption is one line of GETINFO config/names.
+type ConfigOption struct {
+	Name string
+	Type string
+	Doc  string // optional one-line documentation
+}
+
 // Bootstrap is a bootstrap phase (control-spec §5.5).
 type Bootstrap struct {
 	Percent int

@@ -227,7 +227,7 @@ var infoNames = []string{
 	"net/listeners/dns", "net/listeners/trans", "net/listeners/natd",
 	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*",
 	"ip-to-country/*", "process/pid", "events/names", "features/names",
-	"signal/names", "info/names", "dormant", "accounting/enabled",
+	"signal/names", "info/names", "config/names", "dormant", "accounting/enabled",
 }
 
 func (c *conn) getInfo(key string) (string, error) {
@@ -285,6 +285,20 @@ func (c *conn) getInfo(key string) (string, error) {
 		return strings.Join(signalNames, " "), nil
 	case "info/names":
 		return strings.Join(infoNames, "\n"), nil
+	case "config/names":
+		cl, ok := b.(ConfigLister)
+		if !ok {
+			return "", errUnknownInfo
+		}
+		var lines []string
+		for _, o := range cl.ConfigNames() {
+			l := o.Name + " " + o.Type
+			if o.Doc != "" {
+				l += " " + oneLine(o.Doc)
+			}
+			lines = append(lines, l)
+		}
+		return strings.Join(lines, "\n"), nil
 	case "dormant", "accounting/enabled":
 		return "0", nil
 	case "fingerprint":

@@ -129,6 +129,10 @@ func (f *fakeBackend) NSByID(fp string) (string, error) {
 	}
 	return "", ErrUnknownKey
 }
+func (f *fakeBackend) ConfigNames() []ConfigOption {
+	return []ConfigOption{{Name: "SocksPort", Type: "LineList"}, {Name: "DataDirectory", Type: "Filename"},
+		{Name: "ExitNodes", Type: "RouterList"}}
+}
 func (f *fakeBackend) ConfigFile() string { return "/etc/gotor/torrc" }
 func (f *fakeBackend) Subscribe(fn func(Event)) func() {
 	f.mu.Lock()

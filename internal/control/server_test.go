@@ -244,6 +244,8 @@ func TestGetInfo(t *testing.T) {
 	expect(t, c.do("GETINFO ns/id/xyz"), `552 Unrecognized key "ns/id/xyz"`)
 	expect(t, c.do("GETINFO ip-to-country/1.2.3.4"), "551 GeoIP data not loaded")
 	expect(t, c.do("GETINFO ip-to-country/ipv4-available"), "250-ip-to-country/ipv4-available=0", "250 OK")
+	expect(t, c.do("GETINFO config/names"), "250+config/names=", "SocksPort LineList",
+		"DataDirectory Filename", "ExitNodes RouterList", ".", "250 OK")
 	expect(t, c.do("GETINFO nonsense"), `552 Unrecognized key "nonsense"`)
 	expect(t, c.do("GETINFO"), "512 Missing arguments to GETINFO")
 }

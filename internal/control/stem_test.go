@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -68,5 +69,40 @@ func TestStemInterop(t *testing.T) {
 	}
 	if got := ts.b.gotSignals(); len(got) == 0 || got[0] != "NEWNYM" {
 		t.Fatalf("backend signals %v", got)
+	}
+}
+
+// TestDemoServer runs the server with the fake backend for manual testing
+// with nyx or telnet when GOTOR_CONTROL_DEMO=host:port is set, for
+// GOTOR_CONTROL_DEMO_SECONDS (default 120), password "foo":
+//
+//	GOTOR_CONTROL_DEMO=127.0.0.1:9051 go test -run TestDemoServer ./internal/control
+func TestDemoServer(t *testing.T) {
+	addr := os.Getenv("GOTOR_CONTROL_DEMO")
+	if addr == "" {
+		t.Skip("GOTOR_CONTROL_DEMO not set")
+	}
+	secs, _ := strconv.Atoi(os.Getenv("GOTOR_CONTROL_DEMO_SECONDS"))
+	if secs <= 0 {
+		secs = 120
+	}
+	ts := startServer(t, func(c *Config) { c.ListenAddr = addr; c.BWInterval = time.Second })
+	t.Logf("control port on %s, cookie %s, password foo", ts.addr, ts.s.CookieFile())
+	end := time.After(time.Duration(secs) * time.Second)
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-end:
+			return
+		case <-tk.C:
+		}
+		ts.b.read.Add(uint64(20000 + 1000*(i%7)))
+		ts.b.written.Add(uint64(3000 + 500*(i%5)))
+		c := ts.b.Circuits()[i%2]
+		ts.b.emit(Event{Type: EventCirc, Circuit: &c})
+		s := ts.b.Streams()[0]
+		ts.b.emit(Event{Type: EventStream, Stream: &s})
+		ts.b.emit(Event{Type: EventNotice, Message: "demo notice " + strconv.Itoa(i)})
 	}
 }
