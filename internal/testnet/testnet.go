@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,8 +214,16 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 			err = os.MkdirAll(n.dir, 0o700)
 		}
 	} else {
-		n.dir, err = os.MkdirTemp("", "gotor-testnet-")
+		sweepStaleDirs()
+		n.dir, err = os.MkdirTemp("", tempPrefix)
 		n.ownsDir = true
+		if err == nil {
+			owner := fmt.Sprintf("%d\n", os.Getpid())
+			if opts.KeepDir {
+				owner = "keep\n"
+			}
+			err = os.WriteFile(filepath.Join(n.dir, "owner"), []byte(owner), 0o644)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -639,4 +648,28 @@ func (n *Network) Stop() error {
 		return os.RemoveAll(n.dir)
 	}
 	return nil
+}
+
+const tempPrefix = "gotor-testnet-"
+
+// sweepStaleDirs removes temporary network directories left behind by test
+// processes that died without calling Stop (e.g. killed by go test
+// -timeout; their tor processes died with them through Pdeathsig). A
+// directory is removed only when the pid in its owner file no longer
+// exists; directories kept on purpose (KeepDir) say "keep" there.
+func sweepStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
 }
