@@ -1,0 +1,563 @@
+// Package stream implements client streams over circuits; each stream is
+// a net.Conn.
+//
+// tor-spec §6.2 "Opening streams and transferring data" (RELAY_BEGIN,
+// RELAY_CONNECTED, RELAY_DATA, RELAY_BEGIN_DIR), §6.3 "Closing streams"
+// (RELAY_END and its reasons), §6.4 "Remote hostname lookup"
+// (RELAY_RESOLVE/RESOLVED), §7.4 stream-level flow control (window 500,
+// SENDME every 50 cells).
+//
+// Tor has no half-closed streams (tor-spec §6.3 describes RELAY_FIN as
+// unimplemented), so CloseWrite only stops local writes; the exit learns
+// that the stream is finished when Close sends RELAY_END.
+//
+// Received data is buffered per stream; the buffer is bounded by the
+// stream window, because a SENDME is only sent for cells the application
+// has read: at most 500 cells (about 249 KB) can be waiting.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gotor/gotor/internal/cell"
+	"github.com/gotor/gotor/internal/circuit"
+)
+
+// Flow-control constants (tor-spec §7.4).
+const (
+	StreamWindowStart     = 500
+	StreamWindowIncrement = 50
+)
+
+// Flags are RELAY_BEGIN flags (tor-spec §6.2).
+type Flags uint32
+
+// BEGIN flags.
+const (
+	FlagIPv6OK        = Flags(cell.BeginIPv6OK)
+	FlagIPv4NotOK     = Flags(cell.BeginIPv4NotOK)
+	FlagIPv6Preferred = Flags(cell.BeginIPv6Preferred)
+)
+
+// Reason is a RELAY_END reason (tor-spec §6.3).
+type Reason = cell.EndReason
+
+// END reasons, for mapping to SOCKS replies.
+const (
+	ReasonMisc           = cell.EndMisc
+	ReasonResolveFailed  = cell.EndResolveFailed
+	ReasonConnectRefused = cell.EndConnectRefused
+	ReasonExitPolicy     = cell.EndExitPolicy
+	ReasonDestroy        = cell.EndDestroy
+	ReasonDone           = cell.EndDone
+	ReasonTimeout        = cell.EndTimeout
+	ReasonNoRoute        = cell.EndNoRoute
+	ReasonHibernating    = cell.EndHibernating
+	ReasonInternal       = cell.EndInternal
+	ReasonResourceLimit  = cell.EndResourceLimit
+	ReasonConnReset      = cell.EndConnReset
+	ReasonTorProtocol    = cell.EndTorProtocol
+	ReasonNotDirectory   = cell.EndNotDirectory
+)
+
+// EndError is returned when the exit ends a stream with RELAY_END (other
+// than a clean DONE after data, which reads as io.EOF). Use errors.As.
+type EndError struct {
+	Reason Reason
+	// For ReasonExitPolicy, the address the exit resolved, if given.
+	Addr netip.Addr
+	TTL  uint32
+}
+
+func (e *EndError) Error() string { return "stream: ended by exit: " + e.Reason.String() }
+
+// ProtocolError reports a stream-level protocol violation by the exit.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "stream: protocol violation: " + e.Msg }
+
+// Addr is the net.Addr of a stream endpoint.
+type Addr struct {
+	Host string
+	Port uint16
+}
+
+// Network returns "tor".
+func (a Addr) Network() string { return "tor" }
+
+func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))) }
+
+type state int
+
+const (
+	stConnecting state = iota
+	stOpen
+	stEnded // END received or circuit gone
+)
+
+// Conn is an open stream. It implements net.Conn.
+type Conn struct {
+	circ   *circuit.Circuit
+	id     uint16
+	remote Addr
+
+	mu        sync.Mutex
+	st        state
+	connected *cell.Connected
+	answers   []cell.ResolvedAnswer
+	ready     chan struct{} // closed on CONNECTED/RESOLVED/END/circuit death
+	err       error         // terminal read error
+	rbuf      [][]byte
+	rcells    int // cells in rbuf (partially read counts)
+	deliver   int // stream deliver window
+	pkg       int // stream package window
+	wclosed   bool
+	closed    bool
+	sentEnd   bool
+
+	readable   chan struct{} // cap 1
+	windowOpen chan struct{} // cap 1
+	closedCh   chan struct{}
+
+	rdl, wdl deadline
+}
+
+func newConn(c *circuit.Circuit, remote Addr) *Conn {
+	return &Conn{
+		circ: c, remote: remote, ready: make(chan struct{}),
+		deliver: StreamWindowStart, pkg: StreamWindowStart,
+		readable: make(chan struct{}, 1), windowOpen: make(chan struct{}, 1),
+		closedCh: make(chan struct{}),
+		rdl:      makeDeadline(), wdl: makeDeadline(),
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Begin opens a stream to host:port through the circuit's last hop with
+// RELAY_BEGIN and waits for RELAY_CONNECTED. host may be a hostname or
+// an IPv4/IPv6 literal. A refusal is an *EndError.
+func Begin(ctx context.Context, circ *circuit.Circuit, host string, port uint16, flags Flags) (*Conn, error) {
+	body, err := (&cell.Begin{Host: host, Port: port, Flags: uint32(flags)}).Encode()
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, circ, cell.RELAY_BEGIN, body, Addr{Host: host, Port: port})
+}
+
+// BeginDir opens a directory stream to the circuit's last hop with
+// RELAY_BEGIN_DIR; the returned conn speaks HTTP to that relay's
+// directory server.
+func BeginDir(ctx context.Context, circ *circuit.Circuit) (*Conn, error) {
+	return open(ctx, circ, cell.RELAY_BEGIN_DIR, nil, Addr{Host: "directory"})
+}
+
+func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, body []byte, remote Addr) (*Conn, error) {
+	s := newConn(circ, remote)
+	id, err := circ.AttachStream(s)
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	if err := circ.SendRelay(ctx, cell.Relay{Command: cmd, StreamID: id, Data: body}); err != nil {
+		circ.DetachStream(id)
+		return nil, err
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		s.abort(cell.EndMisc)
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st != stOpen {
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// abort sends END (once) and detaches.
+func (s *Conn) abort(reason Reason) {
+	s.mu.Lock()
+	send := !s.sentEnd && s.st != stEnded
+	s.sentEnd = true
+	if s.st != stEnded {
+		s.st = stEnded
+		if s.err == nil {
+			s.err = net.ErrClosed
+		}
+	}
+	s.mu.Unlock()
+	if send {
+		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
+	}
+	s.circ.DetachStream(s.id)
+}
+
+// Connected returns the CONNECTED info (address and TTL; the address is
+// invalid if the exit sent none, as for BEGIN_DIR).
+func (s *Conn) Connected() cell.Connected {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connected == nil {
+		return cell.Connected{}
+	}
+	return *s.connected
+}
+
+// StreamID returns the stream ID on its circuit.
+func (s *Conn) StreamID() uint16 { return s.id }
+
+// Circuit returns the stream's circuit.
+func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
+
+// HandleRelay implements circuit.StreamHandler. It never blocks.
+func (s *Conn) HandleRelay(msg cell.Relay) {
+	s.mu.Lock()
+	var violation string
+	switch msg.Command {
+	case cell.RELAY_CONNECTED:
+		if s.st != stConnecting {
+			violation = "unexpected CONNECTED"
+			break
+		}
+		c, err := cell.DecodeConnected(msg.Data)
+		if err != nil {
+			violation = err.Error()
+			break
+		}
+		s.connected = c
+		s.st = stOpen
+		close(s.ready)
+	case cell.RELAY_RESOLVED:
+		if s.st != stConnecting {
+			violation = "unexpected RESOLVED"
+			break
+		}
+		a, err := cell.DecodeResolved(msg.Data)
+		if err != nil {
+			violation = err.Error()
+			break
+		}
+		s.answers = a
+		s.st = stEnded
+		s.err = io.EOF
+		close(s.ready)
+		s.mu.Unlock()
+		s.circ.DetachStream(s.id)
+		return
+	case cell.RELAY_DATA:
+		if s.st != stOpen {
+			violation = "DATA on a stream that is not open"
+			break
+		}
+		s.deliver--
+		if s.deliver < 0 {
+			violation = "stream deliver window exceeded"
+			break
+		}
+		if len(msg.Data) > 0 {
+			s.rbuf = append(s.rbuf, msg.Data)
+			s.rcells++
+			signal(s.readable)
+		}
+	case cell.RELAY_SENDME:
+		s.pkg += StreamWindowIncrement
+		if s.pkg > StreamWindowStart {
+			violation = "stream SENDME beyond window"
+			break
+		}
+		signal(s.windowOpen)
+	case cell.RELAY_END:
+		e, _ := cell.DecodeEnd(msg.Data)
+		var err error = &EndError{Reason: e.Reason, Addr: e.Addr, TTL: e.TTL}
+		if s.st == stOpen && e.Reason == cell.EndDone {
+			err = io.EOF
+		}
+		s.endLocked(err)
+		s.sentEnd = true // no END in reply to END
+		s.mu.Unlock()
+		s.circ.DetachStream(s.id)
+		return
+	default:
+		// Unknown relay commands on a stream are dropped.
+	}
+	s.mu.Unlock()
+	if violation != "" {
+		s.mu.Lock()
+		s.endLocked(&ProtocolError{violation})
+		s.mu.Unlock()
+		s.abortAsync(cell.EndTorProtocol)
+	}
+}
+
+// abortAsync sends END without blocking the circuit goroutine on the
+// channel write path for long: sending is short (a cell write), but it
+// must not wait on windows, and END is not flow-controlled.
+func (s *Conn) abortAsync(reason Reason) {
+	s.mu.Lock()
+	send := !s.sentEnd
+	s.sentEnd = true
+	s.mu.Unlock()
+	if send {
+		go s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
+	}
+	s.circ.DetachStream(s.id)
+}
+
+func (s *Conn) endLocked(err error) {
+	if s.st == stEnded {
+		return
+	}
+	wasConnecting := s.st == stConnecting
+	s.st = stEnded
+	if s.err == nil {
+		s.err = err
+	}
+	if wasConnecting {
+		close(s.ready)
+	}
+	signal(s.readable)
+	signal(s.windowOpen)
+}
+
+// CircuitClosed implements circuit.StreamHandler.
+func (s *Conn) CircuitClosed(err error) {
+	s.mu.Lock()
+	s.sentEnd = true
+	s.endLocked(fmt.Errorf("stream: circuit closed: %w", err))
+	s.mu.Unlock()
+}
+
+// Read reads stream data. After a clean END it returns io.EOF.
+func (s *Conn) Read(p []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if len(s.rbuf) > 0 {
+			n := 0
+			for n < len(p) && len(s.rbuf) > 0 {
+				k := copy(p[n:], s.rbuf[0])
+				n += k
+				if k == len(s.rbuf[0]) {
+					s.rbuf[0] = nil
+					s.rbuf = s.rbuf[1:]
+					s.rcells--
+				} else {
+					s.rbuf[0] = s.rbuf[0][k:]
+				}
+			}
+			sendme := s.ackLocked()
+			s.mu.Unlock()
+			for range sendme {
+				s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.id})
+			}
+			return n, nil
+		}
+		if s.st == stEnded {
+			err := s.err
+			s.mu.Unlock()
+			return 0, err
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.readable:
+		case <-s.rdl.wait():
+			return 0, os.ErrDeadlineExceeded
+		case <-s.closedCh:
+			return 0, net.ErrClosed
+		}
+	}
+}
+
+// ackLocked returns how many stream SENDMEs to send now: one per 50
+// cells the application has consumed and not yet acknowledged.
+func (s *Conn) ackLocked() int {
+	if s.st != stOpen {
+		return 0
+	}
+	n := 0
+	for StreamWindowStart-s.deliver-s.rcells >= StreamWindowIncrement {
+		s.deliver += StreamWindowIncrement
+		n++
+	}
+	return n
+}
+
+// Write sends data in RELAY_DATA cells of at most 498 bytes, waiting for
+// the stream and circuit package windows.
+func (s *Conn) Write(p []byte) (int, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	dl := s.wdl.wait()
+	go func() {
+		select {
+		case <-dl:
+			cancel()
+		case <-s.closedCh:
+			cancel()
+		case <-stop:
+		}
+	}()
+	n := 0
+	for n < len(p) {
+		s.mu.Lock()
+		switch {
+		case s.closed:
+			s.mu.Unlock()
+			return n, net.ErrClosed
+		case s.wclosed:
+			s.mu.Unlock()
+			return n, errors.New("stream: write after CloseWrite")
+		case s.st == stEnded:
+			err := s.err
+			s.mu.Unlock()
+			if err == io.EOF {
+				err = &EndError{Reason: ReasonDone}
+			}
+			return n, err
+		case s.pkg <= 0:
+			s.mu.Unlock()
+			select {
+			case <-s.windowOpen:
+				continue
+			case <-ctx.Done():
+				return n, s.writeCtxErr(dl)
+			}
+		}
+		s.pkg--
+		if s.pkg > 0 {
+			signal(s.windowOpen)
+		}
+		s.mu.Unlock()
+		k := min(len(p)-n, cell.RelayDataMax)
+		if err := s.circ.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: s.id, Data: p[n : n+k]}); err != nil {
+			if ctx.Err() != nil {
+				return n, s.writeCtxErr(dl)
+			}
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+func (s *Conn) writeCtxErr(dl <-chan struct{}) error {
+	select {
+	case <-dl:
+		return os.ErrDeadlineExceeded
+	default:
+		return net.ErrClosed
+	}
+}
+
+// CloseWrite stops further writes. Tor has no half-close, so nothing is
+// sent to the exit; reads continue until the exit ends the stream.
+func (s *Conn) CloseWrite() error {
+	s.mu.Lock()
+	s.wclosed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Close ends the stream with RELAY_END (reason DONE) if still open.
+func (s *Conn) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closedCh)
+	s.rbuf = nil
+	s.mu.Unlock()
+	s.abort(cell.EndDone)
+	return nil
+}
+
+// LocalAddr returns a placeholder address.
+func (s *Conn) LocalAddr() net.Addr { return Addr{Host: "client"} }
+
+// RemoteAddr returns the requested destination.
+func (s *Conn) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline sets read and write deadlines.
+func (s *Conn) SetDeadline(t time.Time) error {
+	s.rdl.set(t)
+	s.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline.
+func (s *Conn) SetReadDeadline(t time.Time) error { s.rdl.set(t); return nil }
+
+// SetWriteDeadline sets the write deadline.
+func (s *Conn) SetWriteDeadline(t time.Time) error { s.wdl.set(t); return nil }
+
+// deadline is a settable deadline whose wait channel closes when it passes.
+type deadline struct {
+	mu    *sync.Mutex
+	timer *time.Timer
+	ch    chan struct{}
+}
+
+func makeDeadline() deadline { return deadline{mu: new(sync.Mutex), ch: make(chan struct{})} }
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // timer fired and closed ch: wait is harmless since closed
+	}
+	d.timer = nil
+	closed := false
+	select {
+	case <-d.ch:
+		closed = true
+	default:
+	}
+	if t.IsZero() {
+		if closed {
+			d.ch = make(chan struct{})
+		}
+		return
+	}
+	dur := time.Until(t)
+	if dur <= 0 {
+		if !closed {
+			close(d.ch)
+		}
+		return
+	}
+	if closed {
+		d.ch = make(chan struct{})
+	}
+	ch := d.ch
+	d.timer = time.AfterFunc(dur, func() { close(ch) })
+}
+
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
