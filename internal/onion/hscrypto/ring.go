@@ -175,10 +175,11 @@ func SupportsHSDirV3(r *netdir.Relay) bool {
 	if r.Protocols == "" {
 		return true
 	}
-	return protoHas(r.Protocols, "HSDir", 2)
+	return ProtoSupports(r.Protocols, "HSDir", 2)
 }
 
-func protoHas(pr, name string, v int) bool {
+// ProtoSupports reports whether a "pr" line lists version v of subprotocol name.
+func ProtoSupports(pr, name string, v int) bool {
 	for _, ent := range strings.Fields(pr) {
 		k, vals, ok := strings.Cut(ent, "=")
 		if !ok || k != name {
