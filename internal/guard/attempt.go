@@ -116,15 +116,18 @@ func (a *Attempt) Report(success bool) {
 	}
 	internetWasDown := now.Sub(m.lastTimeOnInternet) > m.secs("guard-internet-likely-down-interval", defaultInternetDownSecs)
 	m.lastTimeOnInternet = now
-	switch a.state {
-	case stateOnCompletion:
+	switch {
+	case a.state == stateOnCompletion || e.primary:
+		// A guard that has just become primary by being confirmed
+		// makes its circuit complete too (C tor
+		// entry_guards_note_guard_success).
 		a.setState(stateComplete, now)
-	case stateIfNoBetter:
+	case a.state == stateIfNoBetter:
 		a.setState(stateWaiting, now)
-		if internetWasDown {
-			for _, p := range m.primary {
-				p.reachable = reachMaybe
-			}
+	}
+	if !e.primary && internetWasDown {
+		for _, p := range m.primary {
+			p.reachable = reachMaybe
 		}
 	}
 	m.updateWaiting(now)

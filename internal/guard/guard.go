@@ -114,6 +114,15 @@ type entry struct {
 
 func (e *entry) confirmed() bool { return !e.confirmedOn.IsZero() }
 
+// instance is a parked guard-spec §2 state instance.
+type instance struct{ sampled, confirmed []*entry }
+
+// Instance names (the state file's "in" field).
+const (
+	InstanceDefault    = "default"
+	InstanceRestricted = "restricted"
+)
+
 // Manager is the guard state of one client. It is safe for concurrent
 // use.
 type Manager struct {
@@ -125,6 +134,12 @@ type Manager struct {
 	sampled   []*entry // sample order
 	confirmed []*entry // priority order
 	primary   []*entry
+
+	// cur names the active state instance (guard-spec §2): "default",
+	// or "restricted" when EntryNodes/ExcludeNodes leave fewer than
+	// MEANINGFUL_RESTRICTION_FRAC of the guards. parked holds the other.
+	cur    string
+	parked map[string]*instance
 
 	attempts           map[*Attempt]struct{}
 	lastTimeOnInternet time.Time
@@ -139,7 +154,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Version == "" {
 		cfg.Version = "gotor"
 	}
-	m := &Manager{cfg: cfg, rng: cfg.Rand, attempts: make(map[*Attempt]struct{})}
+	m := &Manager{cfg: cfg, rng: cfg.Rand, attempts: make(map[*Attempt]struct{}),
+		cur: InstanceDefault, parked: make(map[string]*instance)}
 	if m.rng == nil {
 		var seed [32]byte
 		for i := range seed {
@@ -232,22 +248,74 @@ func (m *Manager) relay(e *entry) *netdir.Relay {
 	return m.dir.ByRSAID[e.id]
 }
 
+// passes applies the configuration part of the guard-spec §4.2 filter.
+func (m *Manager) passes(r *netdir.Relay) bool {
+	if m.cfg.ExcludeNodes.Contains(r) {
+		return false
+	}
+	return m.cfg.EntryNodes.Empty() || m.cfg.EntryNodes.Contains(r)
+}
+
 // filtered is membership of {FILTERED_GUARDS} (guard-spec §4.2).
 func (m *Manager) filtered(e *entry) bool {
 	if !e.listed {
 		return false
 	}
 	r := m.relay(e)
-	if r == nil {
-		return false
+	return r != nil && m.passes(r)
+}
+
+// chooseInstance picks the state instance for the configuration and dir
+// (guard-spec §2.B), with the 5% hysteresis, and switches to it.
+func (m *Manager) chooseInstance(dir *netdir.NetDir, first bool) {
+	want := InstanceDefault
+	if !m.cfg.EntryNodes.Empty() || !m.cfg.ExcludeNodes.Empty() {
+		n, ok := 0, 0
+		for _, r := range dir.Relays {
+			if IsGuardCandidate(r) {
+				n++
+				if m.passes(r) {
+					ok++
+				}
+			}
+		}
+		frac := 1.0
+		if n > 0 {
+			frac = float64(ok) / float64(n)
+		}
+		meaningful := float64(dir.Param("guard-meaningful-restriction-percent", 20, 1, 100)) / 100
+		extreme := float64(dir.Param("guard-extreme-restriction-percent", 1, 1, 100)) / 100
+		switch {
+		case first:
+			if frac < meaningful {
+				want = InstanceRestricted
+			}
+		case m.cur == InstanceRestricted:
+			if frac <= meaningful+0.05 {
+				want = InstanceRestricted
+			}
+		default:
+			if frac < meaningful-0.05 {
+				want = InstanceRestricted
+			}
+		}
+		if frac < extreme {
+			m.logf("guard: EntryNodes/ExcludeNodes leave only %d of %d guards: this makes you easier to recognise", ok, n)
+		}
 	}
-	if m.cfg.ExcludeNodes.Contains(r) {
-		return false
+	if want == m.cur {
+		return
 	}
-	if !m.cfg.EntryNodes.Empty() && !m.cfg.EntryNodes.Contains(r) {
-		return false
+	m.parked[m.cur] = &instance{sampled: m.sampled, confirmed: m.confirmed}
+	in := m.parked[want]
+	delete(m.parked, want)
+	if in == nil {
+		in = &instance{}
 	}
-	return true
+	for _, e := range m.sampled {
+		e.primary = false
+	}
+	m.cur, m.sampled, m.confirmed, m.primary = want, in.sampled, in.confirmed, nil
 }
 
 func (m *Manager) usableFiltered(e *entry) bool { return e.reachable != reachNo && m.filtered(e) }
@@ -265,6 +333,7 @@ func (m *Manager) setNetDirLocked(dir *netdir.NetDir) {
 	if dir == nil || dir == m.dir {
 		return
 	}
+	m.chooseInstance(dir, m.dir == nil)
 	m.dir = dir
 	now := m.now()
 	live := !now.Before(dir.ValidAfter) && now.Before(dir.ValidUntil)
@@ -335,8 +404,9 @@ func (m *Manager) expandSample() bool {
 	}
 	var cands []*netdir.Relay
 	nGuards := 0
+	restricted := m.cur == InstanceRestricted
 	for _, r := range m.dir.Relays {
-		if IsGuardCandidate(r) {
+		if IsGuardCandidate(r) && (!restricted || m.passes(r)) {
 			nGuards++
 			if !inSample[r.RSAID] {
 				cands = append(cands, r)
@@ -515,29 +585,22 @@ func (m *Manager) pickLocked(now time.Time, u Usage) (*netdir.Relay, *Attempt, b
 	if needMD {
 		return nil, nil, true
 	}
-	// Confirmed, then the rest of the usable filtered sample.
-	for _, list := range [][]*entry{m.confirmed, m.sampled} {
-		var first *entry
-		var firstR *netdir.Relay
-		for _, e := range list {
-			if e.primary || e.reachable == reachNo {
-				continue
+	// Confirmed guards, then the rest of the usable filtered sample in
+	// sample order; guards with a circuit attempt already pending only
+	// if there is nothing else (as C tor's
+	// select_confirmed_guard_for_circuit and
+	// select_filtered_guard_for_circuit).
+	for _, allowPending := range []bool{false, true} {
+		for _, list := range [][]*entry{m.confirmed, m.sampled} {
+			for _, e := range list {
+				if e.primary || e.reachable == reachNo || (e.pending && !allowPending) {
+					continue
+				}
+				if r, ok, _ := m.obeys(e, u); ok {
+					e.pending = true
+					return r, m.newAttempt(e, u, stateIfNoBetter, now), false
+				}
 			}
-			r, ok, _ := m.obeys(e, u)
-			if !ok {
-				continue
-			}
-			if !e.pending {
-				first, firstR = e, r
-				break
-			}
-			if first == nil {
-				first, firstR = e, r
-			}
-		}
-		if first != nil {
-			first.pending = true
-			return firstR, m.newAttempt(first, u, stateIfNoBetter, now), false
 		}
 	}
 	return nil, nil, false
@@ -563,6 +626,7 @@ type GuardInfo struct {
 	Confirmed bool
 	Primary   bool
 	Reachable string // "yes", "no" or "maybe"
+	SampledOn time.Time
 }
 
 // Sampled returns the sampled guards in sample order.
@@ -573,7 +637,7 @@ func (m *Manager) Sampled() []GuardInfo {
 	for i, e := range m.sampled {
 		out[i] = GuardInfo{ID: e.id, Nickname: e.nickname, Listed: e.listed,
 			Confirmed: e.confirmed(), Primary: e.primary,
-			Reachable: [...]string{"maybe", "yes", "no"}[e.reachable]}
+			Reachable: [...]string{"maybe", "yes", "no"}[e.reachable], SampledOn: e.sampledOn}
 	}
 	return out
 }

@@ -29,24 +29,30 @@ import (
 const StateFile = "state"
 
 const (
-	instance   = "default"
 	timeFormat = "2006-01-02T15:04:05"
 )
 
 func (m *Manager) statePath() string { return filepath.Join(m.cfg.DataDirectory, StateFile) }
 
-// readState splits the state file into our guard entries and other lines.
-func readState(p string) (entries []*entry, sampledIdx, confirmedIdx []int, other []string, err error) {
+type loaded struct {
+	entries                  []*entry
+	sampledIdx, confirmedIdx []int
+}
+
+// readState splits the state file into our guard entries, by instance,
+// and other lines.
+func readState(p string) (inst map[string]*loaded, other []string, err error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
+	inst = make(map[string]*loaded)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	seen := map[[20]byte]bool{}
+	seen := map[string]bool{}
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "# gotor guard state") {
@@ -60,16 +66,21 @@ func readState(p string) (entries []*entry, sampledIdx, confirmedIdx []int, othe
 			continue
 		}
 		e, sIdx, cIdx, in, perr := parseGuardLine(rest)
-		if in != instance || perr != nil || seen[e.id] {
+		if (in != InstanceDefault && in != InstanceRestricted) || perr != nil || seen[in+string(e.id[:])] {
 			other = append(other, line) // not ours, or unparseable: keep verbatim
 			continue
 		}
-		seen[e.id] = true
-		entries = append(entries, e)
-		sampledIdx = append(sampledIdx, sIdx)
-		confirmedIdx = append(confirmedIdx, cIdx)
+		seen[in+string(e.id[:])] = true
+		l := inst[in]
+		if l == nil {
+			l = &loaded{}
+			inst[in] = l
+		}
+		l.entries = append(l.entries, e)
+		l.sampledIdx = append(l.sampledIdx, sIdx)
+		l.confirmedIdx = append(l.confirmedIdx, cIdx)
 	}
-	return entries, sampledIdx, confirmedIdx, other, sc.Err()
+	return inst, other, sc.Err()
 }
 
 func parseGuardLine(s string) (e *entry, sampledIdx, confirmedIdx int, in string, err error) {
@@ -119,31 +130,44 @@ func parseGuardLine(s string) (e *entry, sampledIdx, confirmedIdx int, in string
 	return e, sampledIdx, confirmedIdx, in, nil
 }
 
-// load reads the state file into m.
+// load reads the state file into m: the default instance becomes
+// current, the restricted one (if any) is parked.
 func (m *Manager) load() error {
-	entries, sIdx, cIdx, other, err := readState(m.statePath())
+	inst, other, err := readState(m.statePath())
 	if err != nil {
 		return fmt.Errorf("guard: reading state: %w", err)
 	}
 	m.otherLines = other
-	order := make([]int, len(entries))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmpInt(sIdx[a], sIdx[b]) })
-	m.sampled = m.sampled[:0]
-	for _, i := range order {
-		m.sampled = append(m.sampled, entries[i])
-	}
-	corder := slices.Clone(order)
-	slices.SortStableFunc(corder, func(a, b int) int { return cmpInt(cIdx[a], cIdx[b]) })
-	m.confirmed = m.confirmed[:0]
-	for _, i := range corder {
-		if entries[i].confirmed() {
-			m.confirmed = append(m.confirmed, entries[i])
+	for name, l := range inst {
+		in := l.order()
+		if name == m.cur {
+			m.sampled, m.confirmed = in.sampled, in.confirmed
+		} else {
+			m.parked[name] = in
 		}
 	}
 	return nil
+}
+
+// order sorts loaded entries into sample and confirmation order.
+func (l *loaded) order() *instance {
+	order := make([]int, len(l.entries))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpInt(l.sampledIdx[a], l.sampledIdx[b]) })
+	in := &instance{}
+	for _, i := range order {
+		in.sampled = append(in.sampled, l.entries[i])
+	}
+	corder := slices.Clone(order)
+	slices.SortStableFunc(corder, func(a, b int) int { return cmpInt(l.confirmedIdx[a], l.confirmedIdx[b]) })
+	for _, i := range corder {
+		if l.entries[i].confirmed() {
+			in.confirmed = append(in.confirmed, l.entries[i])
+		}
+	}
+	return in
 }
 
 func cmpInt(a, b int) int {
@@ -172,7 +196,7 @@ func (m *Manager) writeState() error {
 		return err
 	}
 	// Keep whatever other components wrote since we loaded.
-	if _, _, _, other, err := readState(m.statePath()); err == nil {
+	if _, other, err := readState(m.statePath()); err == nil {
 		m.otherLines = other
 	}
 	var buf bytes.Buffer
@@ -181,25 +205,35 @@ func (m *Manager) writeState() error {
 		buf.WriteString(l)
 		buf.WriteByte('\n')
 	}
-	for i, e := range m.sampled {
-		fmt.Fprintf(&buf, "Guard in=%s rsa_id=%X", instance, e.id)
-		if e.nickname != "" {
-			fmt.Fprintf(&buf, " nickname=%s", e.nickname)
+	writeInstance(&buf, m.cur, m.sampled, m.confirmed)
+	for _, name := range []string{InstanceDefault, InstanceRestricted} {
+		if in := m.parked[name]; in != nil && name != m.cur {
+			writeInstance(&buf, name, in.sampled, in.confirmed)
 		}
-		fmt.Fprintf(&buf, " sampled_on=%s sampled_idx=%d", e.sampledOn.UTC().Format(timeFormat), i)
+	}
+	return writeFileAtomic(m.statePath(), buf.Bytes())
+}
+
+func writeInstance(buf *bytes.Buffer, name string, sampled, confirmed []*entry) {
+	for i, e := range sampled {
+		fmt.Fprintf(buf, "Guard in=%s rsa_id=%X", name, e.id)
+		if e.nickname != "" {
+			fmt.Fprintf(buf, " nickname=%s", e.nickname)
+		}
+		fmt.Fprintf(buf, " sampled_on=%s sampled_idx=%d", e.sampledOn.UTC().Format(timeFormat), i)
 		if e.sampledBy != "" {
-			fmt.Fprintf(&buf, " sampled_by=%s", e.sampledBy)
+			fmt.Fprintf(buf, " sampled_by=%s", e.sampledBy)
 		}
 		listed := 0
 		if e.listed {
 			listed = 1
 		}
-		fmt.Fprintf(&buf, " listed=%d", listed)
+		fmt.Fprintf(buf, " listed=%d", listed)
 		if !e.listed && !e.unlistedSince.IsZero() {
-			fmt.Fprintf(&buf, " unlisted_since=%s", e.unlistedSince.UTC().Format(timeFormat))
+			fmt.Fprintf(buf, " unlisted_since=%s", e.unlistedSince.UTC().Format(timeFormat))
 		}
-		if ci := slices.Index(m.confirmed, e); ci >= 0 {
-			fmt.Fprintf(&buf, " confirmed_on=%s confirmed_idx=%d", e.confirmedOn.UTC().Format(timeFormat), ci)
+		if ci := slices.Index(confirmed, e); ci >= 0 {
+			fmt.Fprintf(buf, " confirmed_on=%s confirmed_idx=%d", e.confirmedOn.UTC().Format(timeFormat), ci)
 		}
 		for _, x := range e.extra {
 			buf.WriteByte(' ')
@@ -207,7 +241,6 @@ func (m *Manager) writeState() error {
 		}
 		buf.WriteByte('\n')
 	}
-	return writeFileAtomic(m.statePath(), buf.Bytes())
 }
 
 // writeFileAtomic writes data to p through a temporary file in the same
