@@ -299,6 +299,21 @@ func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want Identity) er
 	}
 }
 
+// NewFromConn returns a channel over conn, on which the link handshake
+// has already been completed with link protocol 4 or later and whose
+// peer is known to be peer. It starts the reader goroutine. It is meant
+// for tests (simulated relays over net.Pipe) and for transports that
+// authenticate the peer themselves; Dial is the normal constructor.
+func NewFromConn(conn net.Conn, peer Identity) *Channel {
+	ch := &Channel{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), linkProto: 4, peer: peer,
+		circs: map[uint32]*Endpoint{}, done: make(chan struct{})}
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+		ch.addr = ap
+	}
+	go ch.readLoop()
+	return ch
+}
+
 // Peer returns the relay's authenticated identity.
 func (c *Channel) Peer() Identity { return c.peer }
 

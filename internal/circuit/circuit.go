@@ -96,7 +96,10 @@ var (
 // run on the circuit's goroutine and must not block. Message data stays
 // valid after the call (each cell has its own buffer).
 type StreamHandler interface {
-	HandleRelay(msg cell.Relay)
+	// HandleRelay handles one message. A non-nil error is a protocol
+	// violation (for instance a stream window overrun) and closes the
+	// whole circuit, as C tor does.
+	HandleRelay(msg cell.Relay) error
 	// CircuitClosed is called once if the circuit dies while the
 	// stream is attached.
 	CircuitClosed(err error)
@@ -530,7 +533,9 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 	h := c.streams[msg.StreamID]
 	c.mu.Unlock()
 	if h != nil {
-		h.HandleRelay(msg)
+		if err := h.HandleRelay(msg); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -226,8 +226,10 @@ func (s *Conn) StreamID() uint16 { return s.id }
 // Circuit returns the stream's circuit.
 func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 
-// HandleRelay implements circuit.StreamHandler. It never blocks.
-func (s *Conn) HandleRelay(msg cell.Relay) {
+// HandleRelay implements circuit.StreamHandler. It never blocks. A
+// protocol violation ends the stream and is returned so that the circuit
+// closes.
+func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.mu.Lock()
 	var violation string
 	switch msg.Command {
@@ -260,7 +262,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) {
 		close(s.ready)
 		s.mu.Unlock()
 		s.circ.DetachStream(s.id)
-		return
+		return nil
 	case cell.RELAY_DATA:
 		if s.st != stOpen {
 			violation = "DATA on a stream that is not open"
@@ -293,31 +295,22 @@ func (s *Conn) HandleRelay(msg cell.Relay) {
 		s.sentEnd = true // no END in reply to END
 		s.mu.Unlock()
 		s.circ.DetachStream(s.id)
-		return
+		return nil
 	default:
 		// Unknown relay commands on a stream are dropped.
 	}
-	s.mu.Unlock()
-	if violation != "" {
-		s.mu.Lock()
-		s.endLocked(&ProtocolError{violation})
+	if violation == "" {
 		s.mu.Unlock()
-		s.abortAsync(cell.EndTorProtocol)
+		return nil
 	}
-}
-
-// abortAsync sends END without blocking the circuit goroutine on the
-// channel write path for long: sending is short (a cell write), but it
-// must not wait on windows, and END is not flow-controlled.
-func (s *Conn) abortAsync(reason Reason) {
-	s.mu.Lock()
-	send := !s.sentEnd
+	// The circuit closes (and DESTROYs) on a protocol violation, which
+	// also ends this stream; no END is needed.
+	err := &ProtocolError{violation}
 	s.sentEnd = true
+	s.endLocked(err)
 	s.mu.Unlock()
-	if send {
-		go s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
-	}
 	s.circ.DetachStream(s.id)
+	return err
 }
 
 func (s *Conn) endLocked(err error) {

@@ -1,0 +1,146 @@
+package circtest
+
+import (
+	"crypto/rand"
+	"net"
+	"sync"
+
+	"github.com/gotor/gotor/internal/cell"
+	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/torcrypto"
+	"golang.org/x/crypto/curve25519"
+)
+
+// Received is one cell the client sent to a FakeRelay. For RELAY and
+// RELAY_EARLY cells recognized by the relay, Msg is the decrypted
+// message and Digest the relay's running forward digest after it.
+type Received struct {
+	Cell       *cell.Cell
+	Recognized bool
+	Msg        cell.Relay
+	Digest     [20]byte
+}
+
+// FakeRelay is an in-process relay for unit tests: the far end of a
+// channel over net.Pipe that answers CREATE2 with ntor and then lets the
+// test read the client's cells and send arbitrary (also invalid) ones.
+// It serves a single circuit.
+type FakeRelay struct {
+	Target   circuit.Target
+	Channel  *channel.Channel // the client's side
+	Received chan Received
+
+	conn   net.Conn
+	bsk    [32]byte
+	wmu    sync.Mutex
+	mu     sync.Mutex
+	hop    *torcrypto.RelayHop
+	circID uint32
+	done   chan struct{}
+}
+
+// NewFakeRelay starts a fake relay and returns it with a client channel
+// connected to it.
+func NewFakeRelay() *FakeRelay {
+	f := &FakeRelay{Received: make(chan Received, 8192), done: make(chan struct{})}
+	rand.Read(f.bsk[:])
+	pub, _ := curve25519.X25519(f.bsk[:], curve25519.Basepoint)
+	copy(f.Target.NtorKey[:], pub)
+	rand.Read(f.Target.RSAID[:])
+	rand.Read(f.Target.Ed25519ID[:])
+	f.Target.HasEd25519 = true
+	client, relay := net.Pipe()
+	f.conn = relay
+	f.Channel = channel.NewFromConn(client, f.Target.Identity())
+	go f.run()
+	return f
+}
+
+func (f *FakeRelay) run() {
+	defer close(f.done)
+	for {
+		c, err := cell.Read(f.conn, 4)
+		if err != nil {
+			close(f.Received)
+			return
+		}
+		r := Received{Cell: c}
+		switch c.Command {
+		case cell.CREATE2:
+			cr, err := cell.DecodeCreate2(c.Payload)
+			if err != nil {
+				continue
+			}
+			reply, ks, err := torcrypto.NtorServerHandshake(nil, f.bsk, f.Target.RSAID, cr.HData)
+			if err != nil {
+				f.SendCell(c.CircID, cell.DESTROY, []byte{byte(cell.DestroyProtocol)})
+				continue
+			}
+			hop, _ := torcrypto.NewRelayHop(ks)
+			f.mu.Lock()
+			f.hop, f.circID = hop, c.CircID
+			f.mu.Unlock()
+			body, _ := cell.EncodeCreated2(reply)
+			f.SendCell(c.CircID, cell.CREATED2, body)
+		case cell.RELAY, cell.RELAY_EARLY:
+			f.mu.Lock()
+			hop := f.hop
+			f.mu.Unlock()
+			if hop != nil && len(c.Payload) == cell.PayloadLen {
+				p := (*[cell.PayloadLen]byte)(c.Payload)
+				ok, d := hop.Receive(p)
+				r.Recognized, r.Digest = ok, d
+				if ok {
+					r.Msg, _ = cell.DecodeRelay(p[:])
+				}
+			}
+		}
+		f.Received <- r
+	}
+}
+
+// CircID returns the ID of the circuit the client created.
+func (f *FakeRelay) CircID() uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.circID
+}
+
+// SendCell writes a raw cell to the client.
+func (f *FakeRelay) SendCell(circID uint32, cmd cell.Command, payload []byte) error {
+	b, err := (&cell.Cell{CircID: circID, Command: cmd, Payload: payload}).Encode(4)
+	if err != nil {
+		return err
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	_, err = f.conn.Write(b)
+	return err
+}
+
+// SendRelay originates a relay message on the circuit and returns the
+// relay's running backward digest after it.
+func (f *FakeRelay) SendRelay(msg cell.Relay) ([20]byte, error) {
+	var p [cell.PayloadLen]byte
+	if err := cell.EncodeRelay(&p, msg); err != nil {
+		return [20]byte{}, err
+	}
+	// Crypto and write under one lock so cells leave in digest order.
+	f.wmu.Lock()
+	f.mu.Lock()
+	d := f.hop.Originate(&p)
+	id := f.circID
+	f.mu.Unlock()
+	b, _ := (&cell.Cell{CircID: id, Command: cell.RELAY, Payload: p[:]}).Encode(4)
+	_, err := f.conn.Write(b)
+	f.wmu.Unlock()
+	return d, err
+}
+
+// Close closes the relay's end of the connection and waits for its
+// goroutine.
+func (f *FakeRelay) Close() {
+	f.conn.Close()
+	<-f.done
+}
