@@ -191,11 +191,20 @@ type LogConfig struct {
 }
 
 // String returns the torrc value of l.
+// A LogConfig built in Go may leave Severity empty and set MinSeverity
+// (and MaxSeverity).
 func (l LogConfig) String() string {
-	if l.Dest == "file" {
-		return l.Severity + " file " + l.Path
+	sev := l.Severity
+	if sev == "" {
+		sev = l.MinSeverity
+		if l.MaxSeverity != "" {
+			sev += "-" + l.MaxSeverity
+		}
 	}
-	return l.Severity + " " + l.Dest
+	if l.Dest == "file" {
+		return sev + " file " + l.Path
+	}
+	return sev + " " + l.Dest
 }
 
 // Defaults.

@@ -438,7 +438,6 @@ var ignored = map[string]string{
 	"CellStatistics":              "relay statistics",
 	"HiddenServiceStatistics":     "relay statistics",
 	"ExtraInfoStatistics":         "relay statistics",
-	"OwningControllerProcess":     "gotor does not watch a controller process",
 	"__OwningControllerProcess":   "gotor does not watch a controller process",
 	"__ReloadTorrcOnSIGHUP":       "gotor does not reload its torrc",
 	"__AllDirActionsPrivate":      "gotor fetches directory documents over one-hop circuits when it can",
@@ -495,10 +494,10 @@ var obsolete = func() map[string]bool {
 // prefix of an option name.
 func resolve(l torrc.Line) (string, *Warning, error) {
 	low := strings.ToLower(l.Key)
-	if n, ok := known[low]; ok {
+	if n, ok := aliases[low]; ok {
 		return n, nil, nil
 	}
-	if n, ok := aliases[low]; ok {
+	if n, ok := known[low]; ok {
 		return n, nil, nil
 	}
 	var match []string
