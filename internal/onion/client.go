@@ -1,3 +1,8 @@
+// The client side of the v3 onion service protocol: rend-spec-v3 §2.2.4.1
+// [CLIENTFETCH] and §2.2.6 (descriptor fetch from HSDirs over BEGIN_DIR),
+// §3.2 [SEND_INTRO1] (introduction), §4 (rendezvous), §4.2.1 (virtual
+// hop keys); prop304 for the SOCKS error kinds.
+
 package onion
 
 import (

@@ -1,3 +1,6 @@
+// Typed onion service errors, mapped to the SOCKS5 extended error codes
+// of prop304 (socks-extensions.txt §"Extended error codes", F0–F7).
+
 package onion
 
 import (

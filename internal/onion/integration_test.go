@@ -133,23 +133,9 @@ func TestIntegrationFetchDescriptorFromCTorService(t *testing.T) {
 	n := testnet.Shared(t)
 	host := startOnionService(t, n)
 
-	var auths []dirmgr.Authority
-	for _, l := range n.DirAuthorityLines() {
-		a, err := dirmgr.ParseDirAuthority(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auths = append(auths, a)
-	}
-	dm, err := dirmgr.New(dirmgr.Config{Authorities: auths, TestingTorNetwork: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if err := dm.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dm := newDirMgr(t, ctx, n)
 	mgr := channel.NewManager()
 	defer mgr.Close()
 	b := &realBuilder{mgr: mgr, dir: dm.NetDir}
@@ -197,4 +183,80 @@ func TestIntegrationFetchDescriptorFromCTorService(t *testing.T) {
 		}
 	}
 	t.Fatalf("descriptor never fetched: %v", lastErr)
+}
+
+func newDirMgr(t *testing.T, ctx context.Context, n *testnet.Network) *dirmgr.Manager {
+	t.Helper()
+	var auths []dirmgr.Authority
+	for _, l := range n.DirAuthorityLines() {
+		a, err := dirmgr.ParseDirAuthority(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auths = append(auths, a)
+	}
+	dm, err := dirmgr.New(dirmgr.Config{Authorities: auths, TestingTorNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dm.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dm
+}
+
+// TestIntegrationFetchWithSRV waits until the network publishes shared
+// random values (several minutes), then fetches the service's descriptor
+// from consensuses in both segments of the period (TP->SRV uses the
+// current SRV, SRV->TP the previous one). Set GOTOR_ONION_LONG=1 to run.
+func TestIntegrationFetchWithSRV(t *testing.T) {
+	if os.Getenv("GOTOR_ONION_LONG") == "" {
+		t.Skip("set GOTOR_ONION_LONG=1 (takes up to ~15 minutes)")
+	}
+	n := testnet.Shared(t)
+	host := startOnionService(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	dm := newDirMgr(t, ctx, n)
+	mgr := channel.NewManager()
+	defer mgr.Close()
+	b := &realBuilder{mgr: mgr, dir: dm.NetDir}
+	for ctx.Err() == nil {
+		nd := dm.NetDir()
+		if len(nd.SharedRandCurrent) == 32 && len(nd.SharedRandPrevious) == 32 {
+			break
+		}
+		time.Sleep(10 * time.Second)
+		dm.Bootstrap(ctx)
+	}
+	t.Logf("SRVs published at valid-after %v", dm.NetDir().ValidAfter)
+	ok := map[bool]int{}
+	fail := map[bool]int{}
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) && (ok[true] < 3 || ok[false] < 3) && ctx.Err() == nil {
+		dm.Bootstrap(ctx)
+		nd := dm.NetDir()
+		sched := hscrypto.ScheduleFor(nd, true)
+		seg := sched.InPeriodBetweenTPAndSRV(nd.ValidAfter)
+		p := hscrypto.ClientFetchParams(nd, sched)
+		c := New(Config{Builder: b, NetDir: func() *netdir.NetDir { return nd }, TestingNetwork: true, HSDirTimeout: 20 * time.Second})
+		_, _, err := c.FetchDescriptor(ctx, host)
+		t.Logf("valid-after %s period %d TP->SRV=%v disaster=%v: %v", nd.ValidAfter.Format("15:04:05"), p.PeriodNum, seg, p.Disaster, err)
+		if p.Disaster {
+			t.Errorf("disaster SRV with SRVs published")
+		}
+		if err == nil {
+			ok[seg]++
+		} else {
+			fail[seg]++
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("successes by segment %v, failures %v", ok, fail)
+	if ok[true] == 0 || ok[false] == 0 {
+		t.Fatalf("need successful fetches in both segments")
+	}
+	if fail[true]+fail[false] > (ok[true]+ok[false])/2 {
+		t.Errorf("too many failures")
+	}
 }

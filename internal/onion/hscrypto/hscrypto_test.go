@@ -389,3 +389,18 @@ func TestDescLayerRoundTrip(t *testing.T) {
 		t.Fatal("short accepted")
 	}
 }
+
+func FuzzParseAddress(f *testing.F) {
+	f.Add(vecAddr + ".onion")
+	f.Add("www." + vecAddr + ".onion.")
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return
+		}
+		b, err := ParseAddress(a.String())
+		if err != nil || a != b {
+			t.Fatalf("round trip of %q: %v", s, err)
+		}
+	})
+}

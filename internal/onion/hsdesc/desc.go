@@ -118,7 +118,8 @@ func ParseOuter(doc []byte, blinded [32]byte, now time.Time) (*Outer, error) {
 				return nil, invalid("descriptor-lifetime", nil)
 			}
 			m, err := strconv.ParseUint(it.args[0], 10, 32)
-			if err != nil || m < 30 || m > 720 {
+			// rend-spec says 30..720; like C tor, enforce only the maximum.
+			if err != nil || m == 0 || m > 720 {
 				return nil, invalid("descriptor-lifetime out of range", err)
 			}
 			o.Lifetime = time.Duration(m) * time.Minute
