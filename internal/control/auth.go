@@ -105,8 +105,9 @@ func CheckPassword(hashed, password string) bool {
 }
 
 // writeCookie creates a new authentication cookie and writes it to path
-// with mode 0600 (replacing any previous file atomically).
-func writeCookie(path string) ([]byte, error) {
+// with the given mode, normally 0600 (replacing any previous file
+// atomically).
+func writeCookie(path string, mode os.FileMode) ([]byte, error) {
 	cookie := make([]byte, cookieLen)
 	if _, err := rand.Read(cookie); err != nil {
 		return nil, err
@@ -121,7 +122,7 @@ func writeCookie(path string) ([]byte, error) {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
+	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return nil, err
 	}

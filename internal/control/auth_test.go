@@ -80,7 +80,7 @@ func TestS2KAgainstTor(t *testing.T) {
 func TestWriteCookie(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "control_auth_cookie")
-	c, err := writeCookie(p)
+	c, err := writeCookie(p, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestWriteCookie(t *testing.T) {
 	if !bytes.Equal(b, c) {
 		t.Fatal("content mismatch")
 	}
-	c2, err := writeCookie(p)
+	c2, err := writeCookie(p, 0o600)
 	if err != nil || bytes.Equal(c, c2) {
 		t.Fatal("cookie not regenerated")
 	}

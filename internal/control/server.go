@@ -37,6 +37,8 @@ type Config struct {
 	CookieAuthentication bool
 	CookieAuthFile       string
 	DataDirectory        string
+	// CookieAuthFileGroupReadable makes the cookie file mode 0640.
+	CookieAuthFileGroupReadable bool
 	// HashedControlPassword values, "16:..." as printed by
 	// `tor --hash-password`.
 	HashedControlPassword []string
@@ -156,7 +158,11 @@ func (s *Server) CookieFile() string { return s.cookieAbs }
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
 		if s.cfg.CookieAuthentication {
-			c, err := writeCookie(s.cookieAbs)
+			mode := os.FileMode(0o600)
+			if s.cfg.CookieAuthFileGroupReadable {
+				mode = 0o640
+			}
+			c, err := writeCookie(s.cookieAbs, mode)
 			if err != nil {
 				s.initErr = err
 				return
