@@ -17,7 +17,7 @@
 //     continued value, a comment also continues the value to the next
 //     line (torrc_format.txt §4.1's "yucky part").
 //   - A value starting with a double quote is a C string: \n \r \t \\ \"
-//     \' \? \xHH and octal \NNN escapes; only whitespace and a comment may
+//     \' \xHH and octal \NNN escapes; only whitespace and a comment may
 //     follow the closing quote.
 //   - "+Key" appends to a list set in a lower-priority source (the
 //     defaults file), "/Key" clears it (Op).
@@ -248,7 +248,7 @@ func unquote(s string) (string, int, error) {
 			case e == 't':
 				b.WriteByte('\t')
 				k += 2
-			case e == '\\' || e == '"' || e == '\'' || e == '?':
+			case e == '\\' || e == '"' || e == '\'':
 				b.WriteByte(e)
 				k += 2
 			case e == 'x' || e == 'X':
