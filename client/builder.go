@@ -1,0 +1,160 @@
+package client
+
+// Building exit circuits for the circuit manager: path-spec §2.2 (path
+// selection through internal/path), guard-spec §4 (first hop from the
+// guard manager, its outcome reported back), tor-spec §5 (CREATE2 then
+// EXTEND2 through internal/circuit).
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/gotor/gotor/internal/circmgr"
+	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/guard"
+	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/path"
+	"github.com/gotor/gotor/internal/stream"
+)
+
+// exitCircuit is a built 3-hop circuit as the circuit manager sees it.
+type exitCircuit struct {
+	*circuit.Circuit
+	relays []*netdir.Relay
+}
+
+// AllowsPort implements circmgr.Circuit using the exit's policy summary.
+func (e *exitCircuit) AllowsPort(port uint16) bool {
+	exit := e.relays[len(e.relays)-1]
+	return exit.ExitPolicy.Allows(port)
+}
+
+// Close implements circmgr.Circuit.
+func (e *exitCircuit) Close() error { return e.Circuit.Close() }
+
+// buildExitCircuit builds one circuit on a fresh path for u.
+func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCircuit, error) {
+	dir := c.dir.NetDir()
+	if dir == nil {
+		return nil, fmt.Errorf("no directory yet")
+	}
+	g, att, err := c.guards.Pick(dir, guard.Usage{})
+	if err != nil {
+		return nil, fmt.Errorf("pick guard: %w", err)
+	}
+	relays, err := c.sel.PickPath(dir, g, path.Usage{ExitPort: u.Port})
+	if err != nil {
+		att.Close()
+		return nil, fmt.Errorf("pick path: %w", err)
+	}
+	first := circuit.TargetFromRelay(relays[0])
+	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
+	if err != nil {
+		att.Report(false)
+		att.Close()
+		return nil, fmt.Errorf("channel to guard %s: %w", relays[0].Nickname, err)
+	}
+	circ, err := circuit.Create(ctx, ch, first)
+	if err != nil {
+		att.Report(false)
+		att.Close()
+		return nil, fmt.Errorf("CREATE2 to guard %s: %w", relays[0].Nickname, err)
+	}
+	att.Report(true)
+	go func() {
+		<-circ.Done()
+		att.Close()
+	}()
+	for _, r := range relays[1:] {
+		if err := circ.Extend(ctx, circuit.TargetFromRelay(r)); err != nil {
+			circ.Close()
+			return nil, fmt.Errorf("EXTEND2 to %s: %w", r.Nickname, err)
+		}
+	}
+	if ok, err := att.Usable(ctx); !ok || err != nil {
+		circ.Close()
+		if err == nil {
+			err = fmt.Errorf("guard %s not usable yet", relays[0].Nickname)
+		}
+		return nil, err
+	}
+	return &exitCircuit{Circuit: circ, relays: relays}, nil
+}
+
+// dirCircuits caches one-hop circuits for BEGIN_DIR requests.
+type dirCircuits struct {
+	mu    sync.Mutex
+	circs map[[20]byte]*circuit.Circuit
+}
+
+// dirDial opens a directory connection to dir: a BEGIN_DIR stream on a
+// one-hop circuit when its ntor key is known (dir-spec §4, as C tor
+// clients do once they have a consensus), else plain HTTP to its DirPort.
+func (c *Client) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
+	target, ok := c.ntorTarget(dir)
+	if !ok {
+		if dir.DirPort == 0 {
+			return nil, fmt.Errorf("directory %s: no DirPort and no onion key known", dir.Nickname)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", dir.Addr, dir.DirPort))
+	}
+	circ, err := c.dirCircuit(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	s, err := stream.BeginDir(ctx, circ)
+	if err != nil {
+		circ.Close()
+		return nil, fmt.Errorf("BEGIN_DIR to %s: %w", dir.Nickname, err)
+	}
+	return s, nil
+}
+
+func (c *Client) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
+	if dir.HasMicrodesc {
+		return circuit.TargetFromRelay(dir), true
+	}
+	nd := c.dir.NetDir()
+	if nd == nil {
+		return circuit.Target{}, false
+	}
+	r := nd.ByRSAID[dir.RSAID]
+	if r == nil || !r.HasMicrodesc {
+		return circuit.Target{}, false
+	}
+	return circuit.TargetFromRelay(r), true
+}
+
+func (c *Client) dirCircuit(ctx context.Context, t circuit.Target) (*circuit.Circuit, error) {
+	c.dirCircs.mu.Lock()
+	if c.dirCircs.circs == nil {
+		c.dirCircs.circs = map[[20]byte]*circuit.Circuit{}
+	}
+	if circ := c.dirCircs.circs[t.RSAID]; circ != nil {
+		select {
+		case <-circ.Done():
+		default:
+			c.dirCircs.mu.Unlock()
+			return circ, nil
+		}
+	}
+	c.dirCircs.mu.Unlock()
+	ch, err := c.chans.Get(ctx, t.Addr, t.Identity())
+	if err != nil {
+		return nil, fmt.Errorf("channel to directory: %w", err)
+	}
+	circ, err := circuit.Create(ctx, ch, t)
+	if err != nil {
+		return nil, fmt.Errorf("one-hop directory circuit: %w", err)
+	}
+	c.dirCircs.mu.Lock()
+	if old := c.dirCircs.circs[t.RSAID]; old != nil {
+		old.Close()
+	}
+	c.dirCircs.circs[t.RSAID] = circ
+	c.dirCircs.mu.Unlock()
+	return circ, nil
+}

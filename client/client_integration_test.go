@@ -1,0 +1,141 @@
+package client_test
+
+// End-to-end tests of gotor against the private network of real C tor
+// relays (internal/testnet): bootstrap, SOCKS, the Go API.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/gotor/gotor/client"
+	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m) }
+
+var (
+	sharedOnce   sync.Once
+	sharedClient *client.Client
+	sharedErr    error
+	sharedHTTP   *testnet.HTTPServer
+)
+
+// testConfig is a gotor config for the shared network, with a SOCKS port
+// on a free port.
+func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config {
+	t.Helper()
+	cfg := config.DefaultConfig()
+	cfg.DataDirectory = dataDir
+	cfg.DirAuthorities = n.DirAuthorityLines()
+	cfg.UseTestingTorNetwork()
+	cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
+	return cfg
+}
+
+func logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() && os.Getenv("GOTOR_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// shared returns one bootstrapped gotor client for the package's tests.
+func shared(t *testing.T) (*client.Client, *testnet.Network, *testnet.HTTPServer) {
+	t.Helper()
+	n := testnet.Shared(t)
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gotor-client-test-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		cfg := testConfig(t, n, filepath.Join(dir, "data"))
+		c, err := client.New(cfg, logger(t))
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := c.Start(ctx); err != nil {
+			sharedErr = err
+			return
+		}
+		fmt.Printf("gotor bootstrapped in %v\n", time.Since(start).Round(time.Millisecond))
+		sharedClient = c
+		sharedHTTP, sharedErr = testnet.StartHTTPServer(10 << 20)
+	})
+	if sharedErr != nil {
+		t.Fatalf("shared gotor client: %v", sharedErr)
+	}
+	return sharedClient, n, sharedHTTP
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func httpGet(t *testing.T, conn net.Conn, host, path string) []byte {
+	t.Helper()
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host)
+	raw, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	i := strings.Index(string(raw), "\r\n\r\n")
+	if i < 0 {
+		t.Fatalf("no HTTP header in %d bytes", len(raw))
+	}
+	return raw[i+4:]
+}
+
+func TestSOCKSDownload10MiB(t *testing.T) {
+	c, _, srv := shared(t)
+	d, err := proxy.SOCKS5("tcp", c.SocksAddrs()[0], nil, proxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	if err != nil {
+		t.Fatalf("SOCKS dial: %v", err)
+	}
+	body := httpGet(t, conn, "127.0.0.1", "/random")
+	el := time.Since(start)
+	if sha(body) != srv.SHA256 {
+		t.Fatalf("got %d bytes, sha256 mismatch", len(body))
+	}
+	t.Logf("10 MiB through gotor SOCKS in %v (%.1f MiB/s)", el.Round(time.Millisecond), 10/el.Seconds())
+}
+
+func TestDialContext(t *testing.T) {
+	c, _, srv := shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := c.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	if err != nil {
+		t.Fatalf("DialContext: %v", err)
+	}
+	body := httpGet(t, conn, "127.0.0.1", "/")
+	if !strings.Contains(string(body), "hello") {
+		t.Fatalf("unexpected body %q", body)
+	}
+}

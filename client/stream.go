@@ -1,0 +1,254 @@
+package client
+
+// Carrying application streams: tor-spec §6.2 (RELAY_BEGIN), path-spec
+// §2.2 (attaching streams to circuits, retrying on another circuit),
+// socks-extensions (RESOLVE, hostnames resolved at the exit, never
+// locally).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotor/gotor/internal/circmgr"
+	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/isolation"
+	"github.com/gotor/gotor/internal/socks"
+	"github.com/gotor/gotor/internal/stream"
+)
+
+// StreamInfo describes one open stream, for monitoring and tests.
+type StreamInfo struct {
+	ID        uint64
+	CircuitID uint64
+	// Target is "host:port" as the application asked for it.
+	Target string
+	// Source is the application's address for SOCKS and HTTP streams.
+	Source string
+	// IsolationTag is 8 hex characters naming the stream's isolation key.
+	IsolationTag string
+	Opened       time.Time
+}
+
+// CircuitInfo describes one circuit of the pool.
+type CircuitInfo struct {
+	ID      uint64
+	State   string // LAUNCHED, CLEAN, IN_USE, UNUSABLE
+	Purpose string
+	Streams []uint64
+	// Path lists the relays' fingerprints (upper-case hex) and nicknames.
+	Path []Hop
+}
+
+// Hop is one relay of a circuit.
+type Hop struct{ Fingerprint, Nickname string }
+
+type streamTable struct {
+	mu sync.Mutex
+	m  map[uint64]StreamInfo
+}
+
+func (t *streamTable) add(s StreamInfo) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = map[uint64]StreamInfo{}
+	}
+	t.m[s.ID] = s
+	t.mu.Unlock()
+}
+
+func (t *streamTable) remove(id uint64) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+// Streams lists the open streams and the circuit each is on.
+func (c *Client) Streams() []StreamInfo {
+	c.streams.mu.Lock()
+	defer c.streams.mu.Unlock()
+	out := make([]StreamInfo, 0, len(c.streams.m))
+	for _, s := range c.streams.m {
+		out = append(out, s)
+	}
+	return out
+}
+
+// streamRequest is everything needed to open one stream.
+type streamRequest struct {
+	host  string
+	port  uint16
+	info  isolation.StreamInfo
+	flags isolation.Flags
+	begin stream.Flags
+}
+
+// maxStreamAttempts bounds how many circuits one stream request tries
+// (C tor retries a stream on a new circuit after a timeout or an exit
+// policy refusal).
+const maxStreamAttempts = 3
+
+// streamAttemptTimeout is how long one circuit may take to answer a
+// RELAY_BEGIN before the stream is retried elsewhere (C tor: 10-15 s).
+const streamAttemptTimeout = 15 * time.Second
+
+var errNotStarted = errors.New("client: not started")
+
+// openStream attaches a stream to a circuit compatible with its isolation
+// key and sends RELAY_BEGIN.
+func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, error) {
+	if c.circs == nil {
+		return nil, errNotStarted
+	}
+	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(r.host, ".")), ".onion") {
+		return nil, &socks.ReplyError{Code: 4, Err: errors.New("client: .onion addresses are not supported yet")}
+	}
+	if c.cfg.ClientRejectInternalAddresses {
+		if ip, err := netip.ParseAddr(r.host); err == nil && isInternal(ip) {
+			return nil, &socks.ReplyError{Code: 2, Err: fmt.Errorf("client: refusing internal address (ClientRejectInternalAddresses)")}
+		}
+	}
+	r.info.Epoch = c.circs.Epoch()
+	key := isolation.NewKey(r.info, r.flags)
+	var last error
+	for attempt := 0; attempt < maxStreamAttempts; attempt++ {
+		att, err := c.circs.Attach(ctx, circmgr.Usage{Port: r.port}, key)
+		if err != nil {
+			return nil, fmt.Errorf("client: no circuit: %w", err)
+		}
+		actx, cancel := context.WithTimeout(ctx, streamAttemptTimeout)
+		s, err := stream.Begin(actx, att.Circuit.Circuit, r.host, r.port, r.begin)
+		cancel()
+		if err == nil {
+			tc := &trackedConn{Conn: s, c: c, att: att, id: att.StreamID}
+			c.streams.add(StreamInfo{
+				ID: att.StreamID, CircuitID: att.CircID,
+				Target: net.JoinHostPort(r.host, strconv.Itoa(int(r.port))),
+				Source: sourceString(r.info.ClientAddr), IsolationTag: key.Tag(), Opened: time.Now(),
+			})
+			return tc, nil
+		}
+		att.Release()
+		last = err
+		if ctx.Err() != nil {
+			return nil, mapStreamError(ctx.Err())
+		}
+		if !retryable(err) {
+			break
+		}
+		c.log.Debug("stream attempt failed; retrying on another circuit", "attempt", attempt+1, "err", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A circuit that does not answer a BEGIN in time is not
+			// trusted with the next stream (C tor marks it dirty).
+			att.Circuit.Close()
+		}
+	}
+	return nil, mapStreamError(last)
+}
+
+func sourceString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// retryable reports whether a failed BEGIN is worth another circuit, as
+// C tor retries after timeouts, exit-policy refusals and dead circuits.
+func retryable(err error) bool {
+	var end *stream.EndError
+	if errors.As(err, &end) {
+		switch end.Reason {
+		case stream.ReasonExitPolicy, stream.ReasonResourceLimit, stream.ReasonTimeout,
+			stream.ReasonDestroy, stream.ReasonHibernating, stream.ReasonInternal:
+			return true
+		}
+		return false
+	}
+	var destroyed *circuit.DestroyedError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, circuit.ErrClosed) || errors.As(err, &destroyed)
+}
+
+// mapStreamError gives an error the SOCKS reply code C tor would send.
+func mapStreamError(err error) error {
+	var end *stream.EndError
+	if errors.As(err, &end) {
+		return &socks.ReplyError{Code: socks.ReplyForEndReason(byte(end.Reason)), Err: err}
+	}
+	return err
+}
+
+func isInternal(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()
+}
+
+// trackedConn is a stream handed to an application: it counts bytes and
+// releases its circuit attachment on Close.
+type trackedConn struct {
+	*stream.Conn
+	c      *Client
+	att    *circmgr.Attachment[*exitCircuit]
+	id     uint64
+	closed atomic.Bool
+}
+
+func (t *trackedConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.c.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+func (t *trackedConn) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	t.c.bytesOut.Add(uint64(n))
+	return n, err
+}
+
+func (t *trackedConn) Close() error {
+	err := t.Conn.Close()
+	if t.closed.CompareAndSwap(false, true) {
+		t.att.Release()
+		t.c.streams.remove(t.id)
+	}
+	return err
+}
+
+// resolve answers a SOCKS RESOLVE or RESOLVE_PTR at an exit.
+func (c *Client) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.ResolveAnswer, error) {
+	if c.circs == nil {
+		return socks.ResolveAnswer{}, errNotStarted
+	}
+	r.info.Epoch = c.circs.Epoch()
+	key := isolation.NewKey(r.info, r.flags)
+	att, err := c.circs.Attach(ctx, circmgr.Usage{}, key)
+	if err != nil {
+		return socks.ResolveAnswer{}, fmt.Errorf("client: no circuit: %w", err)
+	}
+	defer att.Release()
+	if ptr {
+		ip, err := netip.ParseAddr(r.host)
+		if err != nil {
+			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 1, Err: err}
+		}
+		names, err := stream.ResolvePTR(ctx, att.Circuit.Circuit, ip)
+		if err != nil {
+			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: err}
+		}
+		if len(names) == 0 {
+			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: errors.New("no name")}
+		}
+		return socks.ResolveAnswer{Name: names[0]}, nil
+	}
+	addrs, err := stream.Resolve(ctx, att.Circuit.Circuit, r.host)
+	if err != nil {
+		return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: err}
+	}
+	return socks.ResolveAnswer{Addrs: addrs}, nil
+}
