@@ -29,6 +29,7 @@ import (
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/isolation"
+	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/path"
 	"github.com/gotor/gotor/internal/socks"
 )
@@ -331,7 +332,7 @@ func (c *Client) setProgress(p Progress) {
 	if !changed {
 		return
 	}
-	c.log.Info(p.String())
+	c.log.Log(context.Background(), logging.LevelNotice, p.String())
 	for _, s := range subs {
 		select {
 		case s <- p:

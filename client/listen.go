@@ -13,6 +13,7 @@ import (
 
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/isolation"
+	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/socks"
 )
 
@@ -129,7 +130,7 @@ func (c *Client) openListeners() error {
 		} else {
 			c.socksAddrs = append(c.socksAddrs, ln.Addr().String())
 		}
-		c.log.Info("opened listener", "kind", kind, "addr", ln.Addr().String())
+		c.log.Log(context.Background(), logging.LevelNotice, "Opened "+kind+" listener on "+ln.Addr().String())
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
