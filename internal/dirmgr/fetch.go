@@ -28,6 +28,10 @@ const (
 	maxDocSize       = 16 << 20
 )
 
+// maxAttempts bounds the requests of one fetchAny (unless there are
+// more directories than that, each of which is tried once).
+const maxAttempts = 30
+
 // DialFunc opens a connection on which an HTTP directory request can be
 // sent to dir.
 type DialFunc func(ctx context.Context, dir *netdir.Relay) (net.Conn, error)
@@ -133,7 +137,8 @@ func (m *Manager) ctxErr(ctx context.Context, err error) error {
 // accept returns nil for a body. After hedgeDelay without an answer, a
 // second attempt starts in parallel (up to m.parallel attempts), so one
 // slow directory does not stall bootstrap. It makes at most len(dirs)
-// attempts (each directory once) per round, and up to m.retries rounds.
+// attempts (each directory once) per round, and up to m.retries rounds,
+// at most maxAttempts requests in all unless dirs is longer.
 func (m *Manager) fetchAny(ctx context.Context, dirs []*netdir.Relay, path string, limit int64, accept func(dir *netdir.Relay, body []byte) error) error {
 	if len(dirs) == 0 {
 		return fmt.Errorf("dirmgr: no directories to fetch %s from", path)
@@ -148,7 +153,7 @@ func (m *Manager) fetchAny(ctx context.Context, dirs []*netdir.Relay, path strin
 	results := make(chan result, len(dirs)*m.retries)
 	var errs []error
 	next, running := 0, 0
-	total := len(dirs) * m.retries
+	total := min(len(dirs)*m.retries, max(len(dirs), maxAttempts))
 	start := func() {
 		dir := dirs[next%len(dirs)]
 		next++

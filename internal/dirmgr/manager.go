@@ -220,7 +220,7 @@ func (m *Manager) Bootstrap(ctx context.Context) error {
 	now := m.now()
 	if c == nil || now.After(c.ValidUntil) {
 		m.progress(PhaseConn)
-		nc, err := m.fetchConsensus(ctx, m.auths)
+		nc, err := m.fetchConsensus(ctx, m.bootstrapDirs())
 		if err != nil {
 			if c == nil || c.CheckTime(now, m.skew(), netdoc.ReasonablyLive) != nil {
 				return err
@@ -242,6 +242,25 @@ func (m *Manager) Bootstrap(ctx context.Context) error {
 	return nil
 }
 
+// bootstrapDirs are the directories to fetch a first consensus from:
+// fallbacks first when they are reachable (with DirDial, i.e. over
+// BEGIN_DIR; dir-spec §5.1 "clients prefer fallbacks to authorities"),
+// then authorities. fetchAny tries them in order, so the fallbacks are
+// shuffled and the authorities appended.
+func (m *Manager) bootstrapDirs() []*netdir.Relay {
+	var dirs []*netdir.Relay
+	if m.cfg.DirDial != nil && !m.cfg.TestingTorNetwork {
+		for i := range m.cfg.Fallbacks {
+			dirs = append(dirs, m.cfg.Fallbacks[i].Relay())
+		}
+		dirs = m.shuffled(dirs)
+		if len(dirs) > 10 {
+			dirs = dirs[:10] // then fall back to the authorities
+		}
+	}
+	return append(dirs, m.shuffled(m.auths)...)
+}
+
 func (m *Manager) skew() time.Duration {
 	if m.cfg.TestingTorNetwork {
 		return 30 * time.Second
@@ -256,7 +275,7 @@ func (m *Manager) fetchConsensus(ctx context.Context, dirs []*netdir.Relay) (*ne
 	const path = "/tor/status-vote/current/consensus-microdesc.z"
 	var got *netdoc.Consensus
 	var gotText string
-	err := m.fetchAny(ctx, m.shuffled(dirs), path, maxConsensusSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, dirs, path, maxConsensusSize, func(dir *netdir.Relay, body []byte) error {
 		m.progress(PhaseLoadingStatus)
 		text := string(body)
 		c, err := m.verifyConsensus(ctx, text, m.now(), 0, true)
