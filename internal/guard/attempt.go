@@ -44,10 +44,18 @@ const (
 	stateDone // failed or closed
 )
 
-// Attempt is one circuit's use of a guard. Report the outcome of
-// building the circuit's first hop (or whole circuit) exactly once, then
-// use the circuit only once Usable returns true, and Close it when the
-// circuit goes away.
+// Attempt is one circuit's use of a guard. Its life:
+//
+//   - Report(true) once the circuit is built (C tor reports guard success
+//     when the last hop is added);
+//   - Report(false) when the guard itself failed: no TCP/TLS connection,
+//     link handshake or CREATE2 failure at the first hop. Failures further
+//     along the path do not implicate the guard: Close without Report;
+//   - after Report(true), use the circuit for streams only once Usable
+//     returns true (or Status is StatusUsable): a circuit through a
+//     non-primary guard may have to wait for better guards (guard-spec
+//     §4.9) and may end up discarded;
+//   - Close when the circuit is closed.
 type Attempt struct {
 	m        *Manager
 	e        *entry

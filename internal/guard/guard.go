@@ -395,12 +395,17 @@ func (m *Manager) expandSample() bool {
 	}
 	minFiltered := m.param("guard-min-filtered-sample-size", defaultMinFilteredSample, 1, 1<<30)
 	usable := 0
-	inSample := make(map[[20]byte]bool, len(m.sampled))
 	for _, e := range m.sampled {
-		inSample[e.id] = true
 		if m.usableFiltered(e) {
 			usable++
 		}
+	}
+	if usable >= minFiltered {
+		return false
+	}
+	inSample := make(map[[20]byte]bool, len(m.sampled))
+	for _, e := range m.sampled {
+		inSample[e.id] = true
 	}
 	var cands []*netdir.Relay
 	nGuards := 0

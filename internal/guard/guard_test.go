@@ -621,3 +621,22 @@ func TestInstances(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkPick(b *testing.B) {
+	clk := &clock{t: time.Date(2026, 11, 27, 3, 10, 0, 0, time.UTC)}
+	d := dirAt(pathtest.Build(pathtest.Options{N: 7000, Seed: 1}), clk.Now(), nil)
+	m, err := New(Config{Now: clk.Now, Rand: rand.New(rand.NewPCG(1, 1))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.SetNetDir(d)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, a, err := m.Pick(d, Usage{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Report(true)
+		a.Close()
+	}
+}

@@ -163,6 +163,9 @@ func TestCompatible(t *testing.T) {
 	if !Compatible(d, e, true) {
 		t.Error("different IPv6 /32 refused")
 	}
+	if ok := New().CompatibleWith(a, d); ok(c) || !ok(e) {
+		t.Error("CompatibleWith: wrong verdict")
+	}
 	// Same Ed25519 identity, different RSA identity.
 	f, g := relay("f", 6, "13.0.0.1", 0, 1), relay("g", 7, "14.0.0.1", 0, 1)
 	f.HasEd25519, g.HasEd25519 = true, true

@@ -434,3 +434,23 @@ func (s *Selector) PickPath(dir *netdir.NetDir, guard *netdir.Relay, u Usage) ([
 	}
 	return []*netdir.Relay{guard, mid, last}, nil
 }
+
+// CompatibleWith returns a predicate accepting relays that may share a
+// circuit with every relay of path under this Selector's subnet setting;
+// use it as guard.Usage.Restrict when the exit is chosen before the
+// guard.
+func (s *Selector) CompatibleWith(path ...*netdir.Relay) func(*netdir.Relay) bool {
+	fams := make([]famInfo, len(path))
+	for i, p := range path {
+		fams[i] = newFamInfo(p)
+	}
+	return func(r *netdir.Relay) bool {
+		fr := newFamInfo(r)
+		for i, p := range path {
+			if related(r, p, &fr, &fams[i], s.EnforceDistinctSubnets) {
+				return false
+			}
+		}
+		return true
+	}
+}
