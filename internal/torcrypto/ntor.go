@@ -8,7 +8,6 @@
 package torcrypto
 
 import (
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
@@ -18,6 +17,7 @@ import (
 	"io"
 
 	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/hkdf"
 )
 
 // ClientHandshake is the client half of a circuit-extension handshake.
@@ -130,13 +130,8 @@ func (c *NtorClient) Complete(reply []byte) (io.Reader, error) {
 	if subtle.ConstantTimeCompare(hmacSHA256(ntorTMac, ai), auth) != 1 {
 		return nil, ErrNtorAuth
 	}
-	// HKDF-SHA256 expand can produce at most 255*32 bytes; relay keys
-	// need 92.
-	ks, err := hkdf.Expand(sha256.New, keySeed, ntorMExpand, 255*32)
-	if err != nil {
-		return nil, err
-	}
-	return bytesReader(ks), nil
+	// A lazy HKDF-SHA256 expand reader: relay keys need only 72 bytes.
+	return hkdf.Expand(sha256.New, keySeed, []byte(ntorMExpand)), nil
 }
 
 type byteStream struct{ b []byte }

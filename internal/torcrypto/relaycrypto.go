@@ -26,6 +26,10 @@ const (
 type Hop struct {
 	fwd, bwd             cipher.Stream
 	fwdDigest, bwdDigest hash.Hash
+	// Scratch space kept in the struct so that digest operations do not
+	// allocate (values passed to interface methods escape).
+	state [128]byte
+	sum   [20]byte
 }
 
 // NewHop reads Df, Db, Kf, Kb from ks (tor-spec §5.2.2).
@@ -59,12 +63,12 @@ func newHopFromKeys(k []byte) (*Hop, error) {
 // (whose recognized and digest fields are zero) addressed to this hop,
 // updating the running forward digest. It returns the full 20-byte
 // running digest after this cell (used for authenticated SENDME).
-func (h *Hop) SetForwardDigest(p *[payloadLen]byte) (full [20]byte) {
+func (h *Hop) SetForwardDigest(p *[payloadLen]byte) [20]byte {
 	clear(p[digestOff : digestOff+4])
 	h.fwdDigest.Write(p[:])
-	h.fwdDigest.Sum(full[:0])
-	copy(p[digestOff:digestOff+4], full[:4])
-	return full
+	h.fwdDigest.Sum(h.sum[:0])
+	copy(p[digestOff:digestOff+4], h.sum[:4])
+	return h.sum
 }
 
 // EncryptForward applies this hop's forward AES layer.
@@ -78,26 +82,24 @@ func (h *Hop) DecryptBackward(p *[payloadLen]byte) { h.bwd.XORKeyStream(p[:], p[
 // digest. On success the running digest advances and the full digest is
 // returned; otherwise the digest state and the payload are unchanged.
 func (h *Hop) CheckBackward(p *[payloadLen]byte) (bool, [20]byte) {
-	var full [20]byte
 	if p[recognizedOff] != 0 || p[recognizedOff+1] != 0 {
-		return false, full
+		return false, [20]byte{}
 	}
-	var saved [128]byte
-	state, err := h.bwdDigest.(encoding.BinaryAppender).AppendBinary(saved[:0])
+	state, err := h.bwdDigest.(encoding.BinaryAppender).AppendBinary(h.state[:0])
 	if err != nil {
-		return false, full
+		return false, [20]byte{}
 	}
 	var got [4]byte
 	copy(got[:], p[digestOff:digestOff+4])
 	clear(p[digestOff : digestOff+4])
 	h.bwdDigest.Write(p[:])
-	h.bwdDigest.Sum(full[:0])
+	h.bwdDigest.Sum(h.sum[:0])
 	copy(p[digestOff:digestOff+4], got[:])
-	if [4]byte(full[:4]) != got {
+	if [4]byte(h.sum[:4]) != got {
 		_ = h.bwdDigest.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
 		return false, [20]byte{}
 	}
-	return true, full
+	return true, h.sum
 }
 
 // ErrUnrecognized is returned when no hop recognizes an inbound cell.

@@ -5,7 +5,6 @@
 package torcrypto
 
 import (
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,6 +12,7 @@ import (
 	"io"
 
 	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/hkdf"
 )
 
 // NtorServerHandshake answers a client's ntor onionskin for a relay with
@@ -61,11 +61,8 @@ func NtorServerHandshake(rnd io.Reader, bsk [32]byte, id [20]byte, msg []byte) (
 	ai = append(ai, x...)
 	ai = append(ai, ntorProtoID...)
 	ai = append(ai, "Server"...)
-	ks, err := hkdf.Expand(sha256.New, keySeed, ntorMExpand, 255*32)
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(y, hmacSHA256(ntorTMac, ai)...), bytesReader(ks), nil
+	ks := hkdf.Expand(sha256.New, keySeed, []byte(ntorMExpand))
+	return append(y, hmacSHA256(ntorTMac, ai)...), ks, nil
 }
 
 // RelayHop is a relay's view of one hop's relay crypto: it decrypts and
