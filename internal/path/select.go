@@ -104,6 +104,44 @@ type dirCache struct {
 	byV4   map[[2]byte][]int32
 	byV6   map[[4]byte][]int32
 	w      [numRules][]float64
+
+	// Candidate lists per position (before Fast/Stable, node sets and
+	// path restrictions).
+	middles, guards, dirs []int32
+	exitMu                sync.Mutex
+	exits                 map[uint16][]int32 // by port
+	exitsWeb              []int32            // port 80 or 443
+}
+
+// maxCachedPorts bounds the per-port exit lists of one NetDir.
+const maxCachedPorts = 256
+
+func (c *dirCache) filter(ok func(*netdir.Relay) bool) []int32 {
+	var out []int32
+	for i, r := range c.dir.Relays {
+		if ok(r) {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+// exitCands returns the relays whose exit policy allows *port (80 or 443
+// for nil), excluding BadExit and MiddleOnly.
+func (c *dirCache) exitCands(port *uint16) []int32 {
+	if port == nil {
+		return c.exitsWeb
+	}
+	c.exitMu.Lock()
+	defer c.exitMu.Unlock()
+	if l, ok := c.exits[*port]; ok {
+		return l
+	}
+	l := c.filter(exitOK(port))
+	if len(c.exits) < maxCachedPorts {
+		c.exits[*port] = l
+	}
+	return l
 }
 
 func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
@@ -142,6 +180,9 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 		}
 		c.w[rule] = ws
 	}
+	c.middles, c.guards, c.dirs = c.filter(middleOK), c.filter(guardOK), c.filter(dirOK)
+	c.exitsWeb = c.filter(exitOK(nil))
+	c.exits = make(map[uint16][]int32)
 	s.cache.Store(c)
 	return c
 }
@@ -200,7 +241,8 @@ func (c *dirCache) markRelated(bad []uint64, p *netdir.Relay, subnets bool) {
 type request struct {
 	what       string
 	rule       Rule
-	ok         func(r *netdir.Relay) bool
+	cands      func(c *dirCache) []int32 // eligible for the position
+	avoid      []*netdir.Relay           // identities to avoid (no family rule)
 	needFast   bool
 	needStable bool
 	only       *NodeSet // must be in, if non-empty
@@ -235,6 +277,12 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 	for _, p := range q.path {
 		c.markRelated(bad, p, s.EnforceDistinctSubnets)
 	}
+	for _, p := range q.avoid {
+		if k, ok := c.byID[p.RSAID]; ok {
+			bad[k>>6] |= 1 << (uint(k) & 63)
+		}
+	}
+	cands := q.cands(c)
 
 	useExclude := true
 	for attempt := 0; attempt < 3; attempt++ {
@@ -254,14 +302,12 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		total := 0.0
 		ws := c.w[q.rule]
 		onlySet := !q.only.Empty()
-		for i, r := range dir.Relays {
+		for _, i := range cands {
 			if bad[i>>6]&(1<<(uint(i)&63)) != 0 {
 				continue
 			}
+			r := dir.Relays[i]
 			if q.needFast && !r.Flags.Has(netdir.FlagFast) || q.needStable && !r.Flags.Has(netdir.FlagStable) {
-				continue
-			}
-			if !q.ok(r) {
 				continue
 			}
 			if onlySet && !q.only.Contains(r) {
@@ -273,7 +319,7 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 			if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
 				continue
 			}
-			sc.idx = append(sc.idx, int32(i))
+			sc.idx = append(sc.idx, i)
 			sc.w = append(sc.w, ws[i])
 			total += ws[i]
 		}
@@ -349,7 +395,7 @@ func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable bool, path 
 		stable = stable || s.longLived(*port)
 	}
 	return s.pick(dir, request{
-		what: what, rule: WeightForExit, ok: exitOK(port),
+		what: what, rule: WeightForExit, cands: func(c *dirCache) []int32 { return c.exitCands(port) },
 		needFast: true, needStable: stable,
 		only: s.ExitNodes, exclude: s.ExcludeExitNodes,
 		path: path, port: port,
@@ -363,7 +409,7 @@ func (s *Selector) PickMiddle(dir *netdir.NetDir, path ...*netdir.Relay) (*netdi
 
 func (s *Selector) pickMiddle(dir *netdir.NetDir, stable bool, what string, path []*netdir.Relay) (*netdir.Relay, error) {
 	return s.pick(dir, request{
-		what: what, rule: WeightForMiddle, ok: middleOK,
+		what: what, rule: WeightForMiddle, cands: func(c *dirCache) []int32 { return c.middles },
 		needFast: true, needStable: stable, relaxExclude: true, path: path,
 	})
 }
@@ -373,7 +419,7 @@ func (s *Selector) pickMiddle(dir *netdir.NetDir, stable bool, what string, path
 // circuits take their guard from internal/guard instead.
 func (s *Selector) PickGuard(dir *netdir.NetDir, path ...*netdir.Relay) (*netdir.Relay, error) {
 	return s.pick(dir, request{
-		what: "guard", rule: WeightForGuard, ok: guardOK,
+		what: "guard", rule: WeightForGuard, cands: func(c *dirCache) []int32 { return c.guards },
 		needFast: true, needStable: true, only: s.EntryNodes, path: path,
 	})
 }
@@ -382,21 +428,8 @@ func (s *Selector) PickGuard(dir *netdir.NetDir, path ...*netdir.Relay) (*netdir
 // one-hop directory request, weighted with the Wb* weights, avoiding the
 // relays in exclude (identity only: no family rule for one-hop fetches).
 func (s *Selector) PickDirectory(dir *netdir.NetDir, exclude ...*netdir.Relay) (*netdir.Relay, error) {
-	ok := dirOK
-	if len(exclude) > 0 {
-		ok = func(r *netdir.Relay) bool {
-			if !dirOK(r) {
-				return false
-			}
-			for _, e := range exclude {
-				if sameRelay(r, e) {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	return s.pick(dir, request{what: "directory", rule: WeightForDir, ok: ok, relaxExclude: true})
+	return s.pick(dir, request{what: "directory", rule: WeightForDir,
+		cands: func(c *dirCache) []int32 { return c.dirs }, avoid: exclude, relaxExclude: true})
 }
 
 // PickPath chooses a three-hop path [guard, middle, last] for u. If guard
