@@ -209,6 +209,8 @@ func TestBootstrapOffline(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.hedgeDelay = 100 * time.Millisecond
+		m.requestTimeout = 2 * time.Second
+		m.retryDelay = 10 * time.Millisecond
 		return m
 	}
 	m := mk()
@@ -251,6 +253,17 @@ func TestBootstrapOffline(t *testing.T) {
 	if len(m2.NetDir().Relays) != len(nd.Relays) {
 		t.Error("warm NetDir differs")
 	}
+	// Past valid-until but reasonably live: the network has nothing
+	// newer, so the cached consensus is used.
+	now = now.Add(12 * time.Hour)
+	m4 := mk()
+	if err := m4.Bootstrap(ctx); err != nil {
+		t.Fatalf("reasonably live cached consensus: %v", err)
+	}
+	if s := m4.Stats(); s.ConsensusFromCache != 1 || s.ConsensusDownloads != 0 {
+		t.Errorf("reasonably live stats %+v", s)
+	}
+	now = now.Add(-12 * time.Hour)
 	// Past valid-until + 24 h the cache is useless and the network
 	// only has the same expired consensus: bootstrap fails with ErrExpired.
 	now = now.Add(48 * time.Hour)

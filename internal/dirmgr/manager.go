@@ -226,6 +226,7 @@ func (m *Manager) Bootstrap(ctx context.Context) error {
 				return err
 			}
 			m.log.Warn("using cached consensus past valid-until", "err", err)
+			m.stats.fromCache.Add(1)
 		} else {
 			c = nc
 		}

@@ -67,6 +67,6 @@ func FuzzMicrodescs(f *testing.F) {
 func FuzzServerDesc(f *testing.F) {
 	addSeeds(f, "server-descriptors.txt")
 	f.Fuzz(func(t *testing.T, s string) {
-		ParseServerDesc(s)
+		ParseServerDescs(s)
 	})
 }

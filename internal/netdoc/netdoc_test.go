@@ -289,6 +289,16 @@ func TestParseServerDescs(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no descriptors")
 	}
+	all, err := ParseServerDescs(src)
+	if err != nil || len(all) != n {
+		t.Fatalf("ParseServerDescs: %d, %v; want %d", len(all), err, n)
+	}
+	bad := strings.Replace(src, "\nbandwidth ", "\nbandwidth x", 3)
+	_, err = ParseServerDescs(bad)
+	var e *Error
+	if !errors.As(err, &e) || e.Line <= strings.Count(src[:strings.Index(src, "\nbandwidth ")], "\n") {
+		t.Errorf("error line: %v", err)
+	}
 }
 
 func TestPortPolicy(t *testing.T) {

@@ -6,6 +6,7 @@
 package netdoc
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -164,4 +165,30 @@ func ParseServerDesc(src string) (*ServerDesc, error) {
 		}
 	}
 	return d, nil
+}
+
+// ParseServerDescs parses concatenated server descriptors (as served at
+// /tor/server/...). It returns the descriptors parsed before the first
+// error, and that error; line numbers count from the start of src.
+func ParseServerDescs(src string) ([]*ServerDesc, error) {
+	var out []*ServerDesc
+	line := 1
+	for len(strings.TrimSpace(src)) > 0 {
+		end := len(src)
+		if i := strings.Index(src, "\nrouter "); i >= 0 {
+			end = i + 1
+		}
+		d, err := ParseServerDesc(src[:end])
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Line > 0 {
+				e.Line += line - 1
+			}
+			return out, err
+		}
+		out = append(out, d)
+		line += strings.Count(src[:end], "\n")
+		src = src[end:]
+	}
+	return out, nil
 }
