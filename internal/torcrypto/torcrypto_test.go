@@ -265,27 +265,6 @@ func TestRSACrossCert(t *testing.T) {
 	}
 }
 
-func BenchmarkRelayCell3Hops(b *testing.B) {
-	l, rs := threeHops(b)
-	b.SetBytes(payloadLen)
-	b.ReportAllocs()
-	var p [payloadLen]byte
-	for b.Loop() {
-		// Client encrypt to hop 2 and client decrypt a cell from hop 2.
-		clear(p[:])
-		l.Encrypt(&p, 2)
-		var q [payloadLen]byte
-		// Keep relay-side streams in step for backward cells so that
-		// Decrypt recognizes at hop 2: cheap path is to originate there.
-		rs[2].originate(&q)
-		rs[1].relayBack(&q)
-		rs[0].relayBack(&q)
-		if _, _, err := l.Decrypt(&q); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkClientRelayCrypto3Hops measures only the client's work per
 // cell pair (one outbound encrypt + one inbound decrypt through 3 hops).
 func BenchmarkClientRelayCrypto3Hops(b *testing.B) {
