@@ -22,14 +22,19 @@ const (
 	RelayKeyMaterialLen = 20 + 20 + 16 + 16
 )
 
-// Hop is the client's relay crypto state for one hop of a circuit.
+// Hop is the client's relay crypto state for one hop of a circuit. The
+// forward methods (SetForwardDigest, EncryptForward) and the backward
+// methods (DecryptBackward, CheckBackward) may run concurrently with
+// each other; each direction must be used by one goroutine at a time.
 type Hop struct {
 	fwd, bwd             cipher.Stream
 	fwdDigest, bwdDigest hash.Hash
 	// Scratch space kept in the struct so that digest operations do not
-	// allocate (values passed to interface methods escape).
-	state [128]byte
-	sum   [20]byte
+	// allocate (values passed to interface methods escape). Forward and
+	// backward directions run on different goroutines: separate buffers.
+	fwdSum   [20]byte
+	bwdSum   [20]byte
+	bwdState [128]byte
 }
 
 // NewHop reads Df, Db, Kf, Kb from ks (tor-spec §5.2.2).
@@ -66,9 +71,9 @@ func newHopFromKeys(k []byte) (*Hop, error) {
 func (h *Hop) SetForwardDigest(p *[payloadLen]byte) [20]byte {
 	clear(p[digestOff : digestOff+4])
 	h.fwdDigest.Write(p[:])
-	h.fwdDigest.Sum(h.sum[:0])
-	copy(p[digestOff:digestOff+4], h.sum[:4])
-	return h.sum
+	h.fwdDigest.Sum(h.fwdSum[:0])
+	copy(p[digestOff:digestOff+4], h.fwdSum[:4])
+	return h.fwdSum
 }
 
 // EncryptForward applies this hop's forward AES layer.
@@ -85,7 +90,7 @@ func (h *Hop) CheckBackward(p *[payloadLen]byte) (bool, [20]byte) {
 	if p[recognizedOff] != 0 || p[recognizedOff+1] != 0 {
 		return false, [20]byte{}
 	}
-	state, err := h.bwdDigest.(encoding.BinaryAppender).AppendBinary(h.state[:0])
+	state, err := h.bwdDigest.(encoding.BinaryAppender).AppendBinary(h.bwdState[:0])
 	if err != nil {
 		return false, [20]byte{}
 	}
@@ -93,13 +98,13 @@ func (h *Hop) CheckBackward(p *[payloadLen]byte) (bool, [20]byte) {
 	copy(got[:], p[digestOff:digestOff+4])
 	clear(p[digestOff : digestOff+4])
 	h.bwdDigest.Write(p[:])
-	h.bwdDigest.Sum(h.sum[:0])
+	h.bwdDigest.Sum(h.bwdSum[:0])
 	copy(p[digestOff:digestOff+4], got[:])
-	if [4]byte(h.sum[:4]) != got {
+	if [4]byte(h.bwdSum[:4]) != got {
 		_ = h.bwdDigest.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
 		return false, [20]byte{}
 	}
-	return true, h.sum
+	return true, h.bwdSum
 }
 
 // ErrUnrecognized is returned when no hop recognizes an inbound cell.
