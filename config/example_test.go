@@ -44,5 +44,5 @@ AvoidDiskWrites 1
 	// 127.0.0.1:9050 10m0s 0
 	// true true true
 	// 127.0.0.1:9150 true 5m0s true
-	// warning: AvoidDiskWrites not supported by gotor, ignored (gotor writes only its cache and state)
+	// warning: AvoidDiskWrites not supported by gotor, ignored (not configurable in gotor)
 }

@@ -92,7 +92,8 @@ func Load(path string, args []string) (*Config, []Warning, error) {
 		for _, l := range src {
 			name, w, err := resolve(l)
 			if err != nil {
-				return nil, warns, err
+				merged = append(merged, l) // FromLines reports it with the others
+				continue
 			}
 			if w != nil {
 				warns = append(warns, *w)
@@ -399,11 +400,11 @@ var acceptedAtDefault = map[string][]string{
 // client: accepted with a warning. Options starting with "Testing" are
 // ignored too (they tune C tor's directory timings on test networks).
 var ignored = map[string]string{
-	"SafeLogging":                 "gotor never logs destination addresses or credentials above debug level",
+	"SafeLogging":                 "log scrubbing is not configurable in gotor",
 	"AssumeReachable":             "relay option",
 	"GeoIPFile":                   "gotor has no GeoIP support",
 	"GeoIPv6File":                 "gotor has no GeoIP support",
-	"AvoidDiskWrites":             "gotor writes only its cache and state",
+	"AvoidDiskWrites":             "not configurable in gotor",
 	"PidFile":                     "gotor does not write a PID file",
 	"Nickname":                    "relay option",
 	"ContactInfo":                 "relay option",
@@ -413,21 +414,21 @@ var ignored = map[string]string{
 	"ExitRelay":                   "relay option",
 	"ExitPolicyRejectPrivate":     "relay option",
 	"ShutdownWaitLength":          "relay option",
-	"LogTimeGranularity":          "gotor logs with millisecond timestamps",
-	"ProtocolWarnings":            "gotor logs protocol warnings at debug level",
+	"LogTimeGranularity":          "the log format is not configurable in gotor",
+	"ProtocolWarnings":            "not configurable in gotor",
 	"DisableDebuggerAttachment":   "not applicable to gotor",
 	"HardwareAccel":               "Go's crypto uses hardware acceleration when available",
-	"MaxMemInQueues":              "gotor bounds its queues per stream and circuit",
+	"MaxMemInQueues":              "gotor has no memory-pressure handling to tune",
 	"ConnLimit":                   "not applicable to gotor",
 	"NumCPUs":                     "the Go runtime schedules on all CPUs",
 	"LearnCircuitBuildTimeout":    "gotor uses the fixed CircuitBuildTimeout",
-	"FetchUselessDescriptors":     "gotor fetches the descriptors a client needs",
-	"FetchDirInfoEarly":           "gotor fetches the descriptors a client needs",
-	"FetchDirInfoExtraEarly":      "gotor fetches the descriptors a client needs",
-	"KeepalivePeriod":             "gotor uses the link protocol's default padding",
-	"CookieAuthFileGroupReadable": "the cookie file is readable by its owner only",
-	"DataDirectoryGroupReadable":  "the data directory is readable by its owner only",
-	"CacheDirectoryGroupReadable": "the cache directory is readable by its owner only",
+	"FetchUselessDescriptors":     "directory fetching is not configurable in gotor",
+	"FetchDirInfoEarly":           "directory fetching is not configurable in gotor",
+	"FetchDirInfoExtraEarly":      "directory fetching is not configurable in gotor",
+	"KeepalivePeriod":             "not configurable in gotor",
+	"CookieAuthFileGroupReadable": "file modes are not configurable in gotor",
+	"DataDirectoryGroupReadable":  "file modes are not configurable in gotor",
+	"CacheDirectoryGroupReadable": "file modes are not configurable in gotor",
 	"DirAllowPrivateAddresses":    "relay option",
 	"ExtendAllowPrivateAddresses": "relay option",
 	"CountPrivateBandwidth":       "relay option",
@@ -440,8 +441,8 @@ var ignored = map[string]string{
 	"ExtraInfoStatistics":         "relay statistics",
 	"__OwningControllerProcess":   "gotor does not watch a controller process",
 	"__ReloadTorrcOnSIGHUP":       "gotor does not reload its torrc",
-	"__AllDirActionsPrivate":      "gotor fetches directory documents over one-hop circuits when it can",
-	"__AlwaysCongestionControl":   "gotor uses congestion control as the consensus says",
+	"__AllDirActionsPrivate":      "not configurable in gotor",
+	"__AlwaysCongestionControl":   "not configurable in gotor",
 	"__SbwsExit":                  "relay option",
 	"ControlPortWriteToFile":      "gotor does not write the control port address to a file",
 }

@@ -154,8 +154,10 @@ type ResolveAnswer struct {
 }
 
 // Handler serves parsed requests. Methods are called from the
-// connection's goroutine and may block; ctx ends when the server closes
-// or the server's ConnectTimeout expires.
+// connection's goroutine and may block. ctx ends when the server closes,
+// when the server's ConnectTimeout expires, or when the method returns:
+// like net.Dialer.DialContext's, it governs opening the stream, not the
+// returned conn's lifetime.
 type Handler interface {
 	// HandleConnect opens a stream to req.Host:req.Port. On success the
 	// server replies and copies bytes both ways until both sides close;
