@@ -628,6 +628,9 @@ func BenchmarkPickPath(b *testing.B) {
 		})
 	}
 	b.Run("cold-cache", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := cpuTime()
+		defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
 		for b.Loop() {
 			s := seeded(2)
 			if _, err := s.PickPath(d, guards[0], Usage{ExitPort: 443}); err != nil {

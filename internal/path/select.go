@@ -104,6 +104,7 @@ type dirCache struct {
 	byV4   map[[2]byte][]int32
 	byV6   map[[4]byte][]int32
 	w      [numRules][]float64
+	flags  []netdir.Flags
 
 	// Candidate lists per position (before Fast/Stable, node sets and
 	// path restrictions).
@@ -179,6 +180,10 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 			ws[i] = pw.weight(r)
 		}
 		c.w[rule] = ws
+	}
+	c.flags = make([]netdir.Flags, n)
+	for i, r := range dir.Relays {
+		c.flags[i] = r.Flags
 	}
 	c.middles, c.guards, c.dirs = c.filter(middleOK), c.filter(guardOK), c.filter(dirOK)
 	c.exitsWeb = c.filter(exitOK(nil))
@@ -302,22 +307,30 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		total := 0.0
 		ws := c.w[q.rule]
 		onlySet := !q.only.Empty()
+		var need netdir.Flags
+		if q.needFast {
+			need |= netdir.FlagFast
+		}
+		if q.needStable {
+			need |= netdir.FlagStable
+		}
+		sets := onlySet || q.exclude != nil || (useExclude && s.ExcludeNodes != nil)
+		flags := c.flags
 		for _, i := range cands {
-			if bad[i>>6]&(1<<(uint(i)&63)) != 0 {
+			if bad[i>>6]&(1<<(uint(i)&63)) != 0 || flags[i]&need != need {
 				continue
 			}
-			r := dir.Relays[i]
-			if q.needFast && !r.Flags.Has(netdir.FlagFast) || q.needStable && !r.Flags.Has(netdir.FlagStable) {
-				continue
-			}
-			if onlySet && !q.only.Contains(r) {
-				continue
-			}
-			if q.exclude != nil && q.exclude.Contains(r) {
-				continue
-			}
-			if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
-				continue
+			if sets {
+				r := dir.Relays[i]
+				if onlySet && !q.only.Contains(r) {
+					continue
+				}
+				if q.exclude != nil && q.exclude.Contains(r) {
+					continue
+				}
+				if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
+					continue
+				}
 			}
 			sc.idx = append(sc.idx, i)
 			sc.w = append(sc.w, ws[i])
