@@ -399,6 +399,10 @@ func TestLoadPrecedence(t *testing.T) {
 	if _, _, err := Load(main, nil); err == nil || !strings.Contains(err.Error(), main+":3: Bogus") {
 		t.Errorf("error position: %v", err)
 	}
+	write(t, main, "Bogus 1\nSafeSocks 1\nAlsoBogus 2\n")
+	if _, _, err := Load(main, nil); err == nil || !strings.Contains(err.Error(), ":1: Bogus") || !strings.Contains(err.Error(), ":3: AlsoBogus") {
+		t.Errorf("all unknown options reported: %v", err)
+	}
 	if _, _, err := Load("", []string{"Bogus", "1"}); err == nil || !strings.Contains(err.Error(), "command line argument 1: Bogus") {
 		t.Errorf("command-line error position: %v", err)
 	}

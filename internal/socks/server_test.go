@@ -532,6 +532,25 @@ func TestCurl(t *testing.T) {
 		{"--socks4a", "site.test", ProtoSOCKS4a, ""},
 		{"--socks4", "127.0.0.1", ProtoSOCKS4, ""},
 	}
+	// curl through the HTTP CONNECT tunnel (-p), with isolation headers.
+	tunnel, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeHTTPTunnel(tunnel)
+	t.Run("http tunnel", func(t *testing.T) {
+		args := []string{"-s", "--max-time", "10", "-p", "-x", "http://" + tunnel.Addr().String(),
+			"--proxy-user", "erin:pw", "--proxy-header", "X-Tor-Stream-Isolation: tab7",
+			fmt.Sprintf("http://site.test:%d/", webPort)}
+		out, err := exec.Command(curl, args...).Output()
+		if err != nil || string(out) != "gotor\n" {
+			t.Fatalf("curl %v: %q %v", args, out, err)
+		}
+		req := h.last()
+		if req.Protocol != ProtoHTTPConnect || req.Host != "site.test" || string(req.Username) != "Basic ZXJpbjpwdw==" || string(req.Password) != "tab7" {
+			t.Errorf("request %+v", req)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.flag+" "+tt.user, func(t *testing.T) {
 			args := []string{"-s", "--max-time", "10", tt.flag, addr}
