@@ -3,6 +3,7 @@ package testnet
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -152,8 +153,9 @@ func logContains(path, s string) bool {
 }
 
 // runOut runs a short command and returns its standard output.
-func runOut(stdin string, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
+func runOut(ctx context.Context, stdin string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out

@@ -64,6 +64,10 @@ type Options struct {
 	// ReadyTimeout bounds the wait for a usable consensus (default 90s).
 	ReadyTimeout time.Duration
 
+	// FreshKeys generates new keys for every node instead of reusing keys
+	// from the key cache (see KeyCacheDir).
+	FreshKeys bool
+
 	// TorPath is the tor binary (default: "tor" from PATH).
 	TorPath string
 
@@ -288,11 +292,14 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.makeKeys(nd, gencert)
+			errs[i] = n.makeKeys(ctx, nd, gencert)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("testnet: start interrupted: %w", ctx.Err())
+		}
 		return nil, err
 	}
 	n.logf("testnet: keys ready after %v", time.Since(n.started).Round(time.Millisecond))
@@ -309,6 +316,9 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 		if err := os.WriteFile(nd.torrc, []byte(n.nodeTorrc(nd, exitFPs, resolv)), 0o600); err != nil {
 			return nil, err
 		}
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("testnet: start interrupted: %w", ctx.Err())
 	}
 	for _, nd := range n.nodes {
 		p, err := startTor(tor, nd.torrc, n.empty, filepath.Join(nd.DataDir, "notice.log"), filepath.Join(nd.DataDir, "stdout.log"))
@@ -332,53 +342,6 @@ func (n *Network) logf(format string, args ...any) {
 	if n.opts.Logf != nil {
 		n.opts.Logf(format, args...)
 	}
-}
-
-// makeKeys creates the node's identity keys (and, for authorities, the v3
-// authority key and certificate) and reads its fingerprints.
-func (n *Network) makeKeys(nd *node, gencert string) error {
-	keys := filepath.Join(nd.DataDir, "keys")
-	if nd.IsAuthority {
-		_, err := runOut("\n", gencert, "--create-identity-key", "--passphrase-fd", "0", "-m", "12",
-			"-a", nd.DirAddr(),
-			"-i", filepath.Join(keys, "authority_identity_key"),
-			"-s", filepath.Join(keys, "authority_signing_key"),
-			"-c", filepath.Join(keys, "authority_certificate"))
-		if err != nil {
-			return fmt.Errorf("testnet: tor-gencert for %s: %w", nd.Nickname, err)
-		}
-		cert, err := os.ReadFile(filepath.Join(keys, "authority_certificate"))
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(cert), "\n") {
-			if v, ok := strings.CutPrefix(line, "fingerprint "); ok {
-				nd.V3Ident = strings.ToUpper(strings.TrimSpace(v))
-			}
-		}
-		if len(nd.V3Ident) != 40 {
-			return fmt.Errorf("testnet: no fingerprint in %s's authority certificate", nd.Nickname)
-		}
-	}
-	_, err := runOut("", n.tor, "--defaults-torrc", n.empty, "-f", n.empty, "--list-fingerprint",
-		"--DataDirectory", nd.DataDir,
-		"--ORPort", nd.ORAddr(),
-		"--Address", nd.Address,
-		"--Nickname", nd.Nickname,
-		"--ContactInfo", "gotor-testnet",
-		"--ExitRelay", "0",
-		"--Log", "err stderr")
-	if err != nil {
-		return fmt.Errorf("testnet: tor --list-fingerprint for %s: %w", nd.Nickname, err)
-	}
-	if nd.Fingerprint, err = readNickValueFile(filepath.Join(nd.DataDir, "fingerprint")); err != nil {
-		return err
-	}
-	if nd.Ed25519, err = readNickValueFile(filepath.Join(nd.DataDir, "fingerprint-ed25519")); err != nil {
-		return err
-	}
-	nd.Fingerprint = strings.ToUpper(nd.Fingerprint)
-	return nil
 }
 
 func (n *Network) nodeTorrc(nd *node, exitFPs []string, resolv string) string {
@@ -447,8 +410,8 @@ func (n *Network) nodeTorrc(nd *node, exitFPs []string, resolv string) string {
 }
 
 // waitReady waits until the network is usable (see Start).
-func (n *Network) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.ReadyTimeout)
+func (n *Network) waitReady(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, n.opts.ReadyTimeout)
 	defer cancel()
 	all := n.Relays()
 	auths := n.Authorities()
@@ -495,6 +458,9 @@ func (n *Network) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("testnet: start interrupted: %w", parent.Err())
+			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "testnet: network not ready after %v: %v\n", time.Since(n.started).Round(time.Millisecond), lastErr)
 			for _, a := range auths {

@@ -42,7 +42,12 @@ func TestIntegrationNetworkLayout(t *testing.T) {
 	if len(all) != 8 || len(n.Authorities()) != 3 || len(n.Exits()) != 2 {
 		t.Fatalf("got %d nodes, %d authorities, %d exits", len(all), len(n.Authorities()), len(n.Exits()))
 	}
+	seen := map[string]bool{}
 	for _, r := range all {
+		if seen[r.Fingerprint] || seen[r.Ed25519] {
+			t.Errorf("%s: identity used twice in one network", r.Nickname)
+		}
+		seen[r.Fingerprint], seen[r.Ed25519] = true, true
 		if len(r.Fingerprint) != 40 || r.Ed25519 == "" || r.Pid == 0 || r.ORPort == 0 || r.DirPort == 0 {
 			t.Errorf("incomplete node info %+v", r)
 		}
