@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -635,7 +634,6 @@ func TestRequestAddr(t *testing.T) {
 	if r.Addr() != "[2001:db8::1]:80" {
 		t.Error(r.Addr())
 	}
-	_ = binary.BigEndian
 }
 
 func parseAddrOrZero(s string) netip.Addr {
