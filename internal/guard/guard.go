@@ -554,6 +554,9 @@ func (m *Manager) Pick(dir *netdir.NetDir, u Usage) (*netdir.Relay, *Attempt, er
 		if needMD {
 			return nil, nil, ErrNeedDescriptors
 		}
+		if slices.ContainsFunc(m.sampled, m.usableFiltered) {
+			break // usable guards exist; the restriction excludes them
+		}
 		// {USABLE_FILTERED_GUARDS} exhausted: mark every guard maybe
 		// reachable and try again (guard-spec §4.6, last case).
 		for _, e := range m.sampled {

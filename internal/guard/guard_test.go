@@ -546,8 +546,26 @@ func TestExhausted(t *testing.T) {
 		}
 		a.Report(false)
 	}
+	// An impossible restriction fails without resetting reachability.
+	_, a, _ := m.Pick(d, Usage{})
+	a.Report(false)
+	no := 0
+	for _, g := range m.Sampled() {
+		if g.Reachable == "no" {
+			no++
+		}
+	}
 	if _, _, err := m.Pick(d, Usage{Restrict: func(*netdir.Relay) bool { return false }}); !errors.Is(err, ErrNoGuards) {
 		t.Fatalf("impossible restriction: %v", err)
+	}
+	no2 := 0
+	for _, g := range m.Sampled() {
+		if g.Reachable == "no" {
+			no2++
+		}
+	}
+	if no == 0 || no2 != no {
+		t.Errorf("unreachable guards: %d before, %d after a restricted pick", no, no2)
 	}
 }
 
