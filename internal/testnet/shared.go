@@ -24,6 +24,9 @@ var shared struct {
 	clientOnce sync.Once
 	client     *RefClient
 	clientErr  error
+	ctx        context.Context // cancelled by SIGINT/SIGTERM
+	cancel     context.CancelFunc
+	startDone  chan struct{}
 }
 
 // Main is the TestMain of a package with integration tests:
@@ -36,6 +39,8 @@ var shared struct {
 func Main(m *testing.M, opts ...Options) {
 	shared.mu.Lock()
 	shared.mainCalled = true
+	shared.ctx, shared.cancel = context.WithCancel(context.Background())
+	shared.startDone = make(chan struct{})
 	if len(opts) > 0 {
 		shared.opts = opts[0]
 	}
@@ -46,6 +51,11 @@ func Main(m *testing.M, opts ...Options) {
 	go func() {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "testnet: %v: stopping the shared network\n", s)
+		shared.cancel()
+		select { // let a Start in progress clean up after itself
+		case <-shared.startDone:
+		case <-time.After(10 * time.Second):
+		}
 		stopShared()
 		os.Exit(2)
 	}()
@@ -100,7 +110,8 @@ func Shared(t testing.TB) *Network {
 				fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 			}
 		}
-		n, err := Start(context.Background(), opts)
+		defer close(shared.startDone)
+		n, err := Start(shared.ctx, opts)
 		shared.mu.Lock()
 		shared.net, shared.err = n, err
 		shared.mu.Unlock()
@@ -117,7 +128,7 @@ func SharedReferenceClient(t testing.TB) *RefClient {
 	t.Helper()
 	n := Shared(t)
 	shared.clientOnce.Do(func() {
-		shared.client, shared.clientErr = n.StartReferenceClient(context.Background())
+		shared.client, shared.clientErr = n.StartReferenceClient(shared.ctx)
 	})
 	if shared.clientErr != nil {
 		t.Fatalf("testnet: shared reference client: %v", shared.clientErr)

@@ -44,7 +44,8 @@ type Options struct {
 	Exits int
 
 	// Dir is the directory for all node data. Empty means a new temporary
-	// directory. A directory given here is never removed by Stop.
+	// directory. A directory given here is never removed by Stop; node
+	// directories in it (auth0, relay0, ...) are recreated by Start.
 	Dir string
 	// KeepDir keeps the temporary directory after Stop (for debugging).
 	KeepDir bool
@@ -61,7 +62,8 @@ type Options struct {
 	ExtraExitTorrc      []string
 	ExtraClientTorrc    []string // reference client and ClientTorrc
 
-	// ReadyTimeout bounds the wait for a usable consensus (default 90s).
+	// ReadyTimeout bounds the wait for a usable consensus once the tor
+	// processes run (default 120s; 10-20s is usual, more on a loaded machine).
 	ReadyTimeout time.Duration
 
 	// FreshKeys generates new keys for every node instead of reusing keys
@@ -200,7 +202,7 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 		opts.Exits = 2
 	}
 	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = 90 * time.Second
+		opts.ReadyTimeout = 120 * time.Second
 	}
 	tor, gencert, err := LookTor(opts.TorPath)
 	if err != nil {
@@ -261,6 +263,7 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 				nd.Address = fmt.Sprintf("127.%d.0.1", len(n.nodes)+1)
 			}
 			nd.DataDir = filepath.Join(n.dir, nd.Nickname)
+			os.RemoveAll(nd.DataDir) // stale keys and state from an earlier run in opts.Dir
 			if err := os.MkdirAll(filepath.Join(nd.DataDir, "keys"), 0o700); err != nil {
 				return err
 			}
