@@ -35,22 +35,39 @@
 //     Note: the descriptor cookie is 16 bytes as in C tor, although the
 //     spec text says 32.
 //
+// What is proven against a real C tor 0.4.9 onion service on the
+// private network (integration tests, internal/testnet):
+//
+//   - TestIntegrationFetchDescriptorFromCTorService: HSDir ring with
+//     TestingTorNetwork periods (24 voting intervals, offset 12) and the
+//     disaster SRV of a young network, blinding for those periods,
+//     descriptor fetch over real circuits and BEGIN_DIR, verification and
+//     decryption;
+//   - TestIntegrationDialCTorService: the whole Client flow — rendezvous
+//     point, INTRODUCE1 through a real intro point (accepted by C tor),
+//     RENDEZVOUS2 AUTH check, the virtual hop's SHA3-256/AES-256-CTR relay
+//     crypto (RendHop) in both directions, RELAY_BEGIN ":port" to the
+//     service, data both ways, and a second stream on the same rendezvous
+//     circuit. Intro and rendezvous circuits there are a test-only
+//     miniCirc over internal/channel + internal/torcrypto, because
+//     internal/circuit does not yet deliver onion-service relay messages
+//     on stream 0 nor accept a virtual hop;
+//   - TestIntegrationFetchWithSRV (GOTOR_ONION_LONG=1, ~15 min): fetches
+//     once the network publishes SRVs, in both segments of the period
+//     (current SRV between TP and SRV, previous SRV otherwise).
+//
 // What is proven only by self-consistency (round trips, fakes):
 //
-//   - the HSDir ring selection (ResponsibleHSDirs) beyond its index
-//     vectors: written after C tor's hs_get_responsible_hsdirs and
-//     node_set_hsdir_index (fetch index: current period; SRV current in
-//     the TP→SRV segment, else previous; disaster SRV when missing), and
-//     TestingTorNetwork periods (24 voting intervals, offset 12);
-//   - the virtual hop's relay crypto (RendHop) and key expansion order
-//     Df|Db|Kf|Kb;
-//   - the Client flow against a fake network (fake HSDir over an HTTP
-//     pipe, fake intro point/service using hscrypto.ServiceIntro, fake
-//     rendezvous point): retries across HSDirs, descriptor caching by
-//     blinded key until expiry, rendezvous circuit reuse, error kinds.
+//   - the Client's error paths (HSDir 404s and retries, invalid
+//     descriptors, INTRODUCE_ACK failures, bad RENDEZVOUS2 AUTH, client
+//     authorization missing/wrong) against a fake network, and client
+//     authorization end to end (the descriptor side is proven on a real
+//     C tor descriptor).
 //
-// What awaits a real C tor onion service on the private network
-// (internal/testnet): the Circ implementation over internal/circuit
-// (stream-0 relay messages, BEGIN_DIR, adding a RendHop as the last
-// layer, RELAY_BEGIN to the virtual hop) and the end-to-end test.
+// To wire Client to production circuits, internal/circuit needs: (1) a
+// way to receive stream-0 relay messages with commands 32–40 (today they
+// are protocol errors), (2) a hop-crypto interface so hscrypto.RendHop
+// can be appended as the last layer (it has torcrypto.Hop's method set),
+// (3) RELAY_BEGIN with an empty host (":port"; cell.Begin rejects an empty
+// Host). Then a Circ adapter is a few lines (see minicirc_test.go).
 package onion

@@ -10,9 +10,11 @@ package onion
 // adapter below reports them as unsupported.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -23,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/channel"
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/dirmgr"
@@ -98,13 +101,17 @@ func freePort(t *testing.T) int {
 // startOnionService runs a C tor onion service on the network and returns
 // its address.
 func startOnionService(t *testing.T, n *testnet.Network, extra ...string) string {
+	return startOnionServiceTo(t, n, freePort(t), extra...)
+}
+
+func startOnionServiceTo(t *testing.T, n *testnet.Network, port int, extra ...string) string {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	hsdir := filepath.Join(dir, "hs")
 	os.MkdirAll(data, 0o700)
 	torrc := n.ClientTorrc(data, freePort(t)) +
 		fmt.Sprintf("HiddenServiceDir %s\nHiddenServicePort 80 127.0.0.1:%d\nLog info file %s\n",
-			hsdir, freePort(t), filepath.Join(data, "info.log")) + strings.Join(extra, "\n") + "\n"
+			hsdir, port, filepath.Join(data, "info.log")) + strings.Join(extra, "\n") + "\n"
 	path := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(path, []byte(torrc), 0o600); err != nil {
 		t.Fatal(err)
@@ -259,4 +266,111 @@ func TestIntegrationFetchWithSRV(t *testing.T) {
 	if fail[true]+fail[false] > (ok[true]+ok[false])/2 {
 		t.Errorf("too many failures")
 	}
+}
+
+// miniBuilder builds HSDir circuits with internal/circuit and intro and
+// rendezvous circuits with the test-only miniCirc.
+type miniBuilder struct{ realBuilder }
+
+func (b *miniBuilder) BuildCircuit(ctx context.Context, last Target, purpose Purpose) (Circ, error) {
+	if purpose == PurposeHSDir {
+		return b.realBuilder.BuildCircuit(ctx, last, purpose)
+	}
+	var lt circuit.Target
+	var lastSpecs []cell.LinkSpec
+	if last.Relay != nil {
+		lt = circuit.TargetFromRelay(last.Relay)
+	}
+	if len(last.LinkSpecs) > 0 {
+		s := hscell.Summarize(last.LinkSpecs)
+		lt = circuit.Target{RSAID: s.RSAID, Ed25519ID: s.Ed25519, HasEd25519: s.HasEd, Addr: s.IPv4, NtorKey: last.NtorKey}
+		for _, l := range last.LinkSpecs {
+			lastSpecs = append(lastSpecs, cell.LinkSpec{Type: l.Type, Data: l.Data})
+		}
+	}
+	var cands []*netdir.Relay
+	for _, r := range b.dir().Relays {
+		if r.IsUsable() && r.RSAID != lt.RSAID && r.NtorOnionKey != ([32]byte{}) {
+			cands = append(cands, r)
+		}
+	}
+	p := mrand.Perm(len(cands))
+	path := []circuit.Target{circuit.TargetFromRelay(cands[p[0]]), circuit.TargetFromRelay(cands[p[1]]), lt}
+	return buildMini(ctx, b.mgr, path, lastSpecs)
+}
+
+// TestIntegrationDialCTorService connects to a C tor onion service end to
+// end: descriptor fetch, rendezvous, INTRODUCE1 through a real intro
+// point, RENDEZVOUS2, the virtual hop with SHA3-256/AES-256 relay crypto,
+// RELAY_BEGIN to the service and data both ways.
+func TestIntegrationDialCTorService(t *testing.T) {
+	n := testnet.Shared(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "hello from a C tor onion service\n")
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	host := startOnionServiceTo(t, n, ln.Addr().(*net.TCPAddr).Port)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dm := newDirMgr(t, ctx, n)
+	mgr := channel.NewManager()
+	defer mgr.Close()
+	b := &miniBuilder{realBuilder{mgr: mgr, dir: dm.NetDir}}
+	var lastErr error
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			dm.Bootstrap(ctx)
+		}
+		nd := dm.NetDir()
+		c := New(Config{Builder: b, NetDir: func() *netdir.NetDir { return nd }, TestingNetwork: true,
+			HSDirTimeout: 20 * time.Second, IntroTimeout: 20 * time.Second, RendezvousTimeout: 30 * time.Second})
+		conn, err := c.Dial(ctx, host, 80)
+		if err != nil {
+			lastErr = err
+			t.Logf("attempt %d: %v", attempt, err)
+			time.Sleep(5 * time.Second)
+			continue
+		}
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(conn)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "hello from a C tor onion service\n" {
+			t.Fatalf("greeting %q: %v", line, err)
+		}
+		msg := strings.Repeat("ping through the virtual hop ", 40) + "\n"
+		io.WriteString(conn, msg)
+		echo, err := br.ReadString('\n')
+		if err != nil || echo != msg {
+			t.Fatalf("echo %d bytes: %v", len(echo), err)
+		}
+		t.Logf("attempt %d: connected, greeting and %d-byte echo OK", attempt, len(msg))
+		// A second stream reuses the rendezvous circuit.
+		conn2, err := c.Dial(ctx, "www."+host, 80)
+		if err != nil {
+			t.Fatalf("second dial: %v", err)
+		}
+		line, err = bufio.NewReader(conn2).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "hello") {
+			t.Fatalf("second stream %q: %v", line, err)
+		}
+		conn.Close()
+		conn2.Close()
+		c.Close()
+		return
+	}
+	t.Fatalf("never connected: %v", lastErr)
 }
