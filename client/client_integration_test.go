@@ -139,3 +139,17 @@ func TestDialContext(t *testing.T) {
 		t.Fatalf("unexpected body %q", body)
 	}
 }
+
+func TestConnectRefusedReason(t *testing.T) {
+	c, _, _ := shared(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		t.Fatal("dial to a closed port succeeded")
+	}
+	t.Logf("closed port: %v", err)
+}

@@ -6,6 +6,7 @@ package socks
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -81,7 +82,9 @@ func (s *Server) handleHTTP(c net.Conn) {
 		target.Close()
 		return
 	}
+	stop := context.AfterFunc(s.ctx, func() { target.Close() })
 	splice(c, br, target)
+	stop()
 }
 
 // httpStatusFor turns a SOCKS5 reply code into an HTTP status line.

@@ -307,7 +307,9 @@ func (s *Server) handleSOCKS(c net.Conn) {
 			target.Close()
 			return
 		}
+		stop := context.AfterFunc(s.ctx, func() { target.Close() })
 		splice(c, br, target)
+		stop()
 	case CmdResolve, CmdResolvePTR:
 		ans, err := s.Handler.HandleResolve(ctx, req)
 		if err != nil {
