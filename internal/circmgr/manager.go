@@ -6,6 +6,7 @@ package circmgr
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,16 @@ type circ[C Circuit] struct {
 
 type indexRef struct {
 	flags isolation.Flags
-	key   isolation.Key
+	key   uint64
+}
+
+// indexSeed keys the hashes of projected isolation keys used as index
+// buckets. A collision only puts two circuits in one bucket: every
+// candidate is still checked with Binding.Compatible.
+var indexSeed = maphash.MakeSeed()
+
+func bucket(k isolation.Key, f isolation.Flags) uint64 {
+	return maphash.Comparable(indexSeed, k.Project(f))
 }
 
 // pendingBuild is a circuit being built, possibly with streams waiting
@@ -82,7 +92,7 @@ type Manager[C Circuit] struct {
 	mu       sync.Mutex
 	closed   bool
 	circs    map[uint64]*circ[C]
-	index    map[isolation.Flags]map[isolation.Key][]*circ[C]
+	index    map[isolation.Flags]map[uint64][]*circ[C]
 	clean    []*circ[C]
 	pending  []*pendingBuild[C]
 	nextID   uint64
@@ -109,7 +119,7 @@ func New[C Circuit](b Builder[C], cfg Config) *Manager[C] {
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
 		circs:   make(map[uint64]*circ[C]),
-		index:   make(map[isolation.Flags]map[isolation.Key][]*circ[C]),
+		index:   make(map[isolation.Flags]map[uint64][]*circ[C]),
 		predict: make(map[uint16]time.Time),
 		byClass: make(map[isolation.Flags]int),
 	}
@@ -151,49 +161,60 @@ func (a *Attachment[C]) Release() {
 // binds), else a new one — shared with concurrent compatible requests.
 // The stream is not tracked: prefer Attach when the caller can Release.
 func (m *Manager[C]) Get(ctx context.Context, u Usage, k isolation.Key) (C, error) {
-	a, err := m.attach(ctx, u, k, false)
+	r, err := m.attach(ctx, u, k, false)
 	if err != nil {
 		var zero C
 		return zero, err
 	}
-	return a.Circuit, nil
+	return r.c.c, nil
 }
 
 // Attach is Get for a tracked stream: the circuit is not closed as idle
 // before the returned Attachment is released, and Circuits reports the
 // stream.
 func (m *Manager[C]) Attach(ctx context.Context, u Usage, k isolation.Key) (*Attachment[C], error) {
-	return m.attach(ctx, u, k, true)
+	r, err := m.attach(ctx, u, k, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Attachment[C]{Circuit: r.c.c, CircID: r.c.id, StreamID: r.sid, Reused: r.reused, m: m}, nil
 }
 
-func (m *Manager[C]) attach(ctx context.Context, u Usage, k isolation.Key, tracked bool) (*Attachment[C], error) {
+// attached is the outcome of attach.
+type attached[C Circuit] struct {
+	c      *circ[C]
+	sid    uint64
+	reused bool
+}
+
+func (m *Manager[C]) attach(ctx context.Context, u Usage, k isolation.Key, tracked bool) (attached[C], error) {
+	var none attached[C]
 	for try := 0; try < 4; try++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return none, err
 		}
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
-			return nil, ErrClosed
+			return none, ErrClosed
 		}
 		now := m.cfg.Now()
 		m.notePortLocked(u.Port, now)
 		if c := m.findLocked(u, k, now); c != nil {
 			m.m.IsolationHits++
-			a := m.attachLocked(c, u, k, tracked, now)
-			a.Reused = true
+			sid := m.attachLocked(c, u, k, tracked, now)
 			m.mu.Unlock()
 			m.flushEvents()
-			return a, nil
+			return attached[C]{c, sid, true}, nil
 		}
 		if c := m.takeCleanLocked(u); c != nil {
 			m.m.IsolationMisses++
 			m.m.PrebuiltUsed++
-			a := m.attachLocked(c, u, k, tracked, now)
+			sid := m.attachLocked(c, u, k, tracked, now)
 			m.mu.Unlock()
 			m.flushEvents()
 			m.poke()
-			return a, nil
+			return attached[C]{c, sid, false}, nil
 		}
 		p := m.findPendingLocked(u, k)
 		if p != nil {
@@ -203,7 +224,7 @@ func (m *Manager[C]) attach(ctx context.Context, u Usage, k isolation.Key, track
 			if err := m.roomLocked(now); err != nil {
 				m.mu.Unlock()
 				m.flushEvents()
-				return nil, err
+				return none, err
 			}
 			m.m.IsolationMisses++
 			p = m.launchLocked(u.Port, "GENERAL", false)
@@ -223,10 +244,10 @@ func (m *Manager[C]) attach(ctx context.Context, u Usage, k isolation.Key, track
 				p.waiters--
 			}
 			m.mu.Unlock()
-			return nil, ctx.Err()
+			return none, ctx.Err()
 		}
 		if p.err != nil {
-			return nil, p.err
+			return none, p.err
 		}
 		m.mu.Lock()
 		c := p.circ
@@ -240,12 +261,12 @@ func (m *Manager[C]) attach(ctx context.Context, u Usage, k isolation.Key, track
 			m.mu.Unlock()
 			continue
 		}
-		a := m.attachLocked(c, u, k, tracked, m.cfg.Now())
+		sid := m.attachLocked(c, u, k, tracked, m.cfg.Now())
 		m.mu.Unlock()
 		m.flushEvents()
-		return a, nil
+		return attached[C]{c, sid, false}, nil
 	}
-	return nil, ErrNoUsableCircuit
+	return none, ErrNoUsableCircuit
 }
 
 // usableLocked reports whether c may take a new stream now.
@@ -267,7 +288,7 @@ func (m *Manager[C]) findLocked(u Usage, k isolation.Key, now time.Time) *circ[C
 	if !ok {
 		idx = m.addFlagSetLocked(f)
 	}
-	list := idx[k.Project(f)]
+	list := idx[bucket(k, f)]
 	var found *circ[C]
 	var expired []*circ[C]
 	for _, c := range list {
@@ -287,12 +308,12 @@ func (m *Manager[C]) findLocked(u Usage, k isolation.Key, now time.Time) *circ[C
 }
 
 // addFlagSetLocked starts indexing circuits for streams with flags f.
-func (m *Manager[C]) addFlagSetLocked(f isolation.Flags) map[isolation.Key][]*circ[C] {
-	idx := make(map[isolation.Key][]*circ[C])
+func (m *Manager[C]) addFlagSetLocked(f isolation.Flags) map[uint64][]*circ[C] {
+	idx := make(map[uint64][]*circ[C])
 	m.index[f] = idx
 	for _, c := range m.circs {
 		if c.binding.IsSet() && !c.unusable && !c.closed && c.binding.Mixed()&f == 0 {
-			pk := c.binding.First().Project(f)
+			pk := bucket(c.binding.First(), f)
 			idx[pk] = append(idx[pk], c)
 			c.indexed = append(c.indexed, indexRef{f, pk})
 		}
@@ -311,7 +332,7 @@ func (m *Manager[C]) indexLocked(c *circ[C]) {
 		if mixed&f != 0 {
 			continue
 		}
-		pk := first.Project(f)
+		pk := bucket(first, f)
 		idx[pk] = append(idx[pk], c)
 		c.indexed = append(c.indexed, indexRef{f, pk})
 	}
@@ -357,8 +378,9 @@ func (m *Manager[C]) findPendingLocked(u Usage, k isolation.Key) *pendingBuild[C
 	return nil
 }
 
-// attachLocked attaches a stream with key k to c.
-func (m *Manager[C]) attachLocked(c *circ[C], u Usage, k isolation.Key, tracked bool, now time.Time) *Attachment[C] {
+// attachLocked attaches a stream with key k to c and returns its stream
+// ID (0 if untracked).
+func (m *Manager[C]) attachLocked(c *circ[C], u Usage, k isolation.Key, tracked bool, now time.Time) uint64 {
 	wasSet, wasMixed := c.binding.IsSet(), c.binding.Mixed()
 	c.binding.Attach(k)
 	if !wasSet {
@@ -378,22 +400,21 @@ func (m *Manager[C]) attachLocked(c *circ[C], u Usage, k isolation.Key, tracked 
 	if len(c.keys) < maxKeysPerCircuit && !slices.Contains(c.keys, k) {
 		c.keys = append(c.keys, k)
 	}
-	a := &Attachment[C]{Circuit: c.c, CircID: c.id, m: m}
+	var sid uint64
 	if tracked {
 		m.nextSID++
-		a.StreamID = m.nextSID
+		sid = m.nextSID
 		if c.streams == nil {
 			c.streams = make(map[uint64]struct{})
 		}
-		c.streams[a.StreamID] = struct{}{}
+		c.streams[sid] = struct{}{}
 	} else {
 		c.untracked++
-		a.released.Store(true)
 	}
 	if m.cfg.OnEvent != nil {
-		m.evq = append(m.evq, Event{Type: EventStreamAttached, CircID: c.id, Purpose: c.purpose, Port: u.Port, StreamID: a.StreamID, KeyTag: k.Tag()})
+		m.evq = append(m.evq, Event{Type: EventStreamAttached, CircID: c.id, Purpose: c.purpose, Port: u.Port, StreamID: sid, KeyTag: k.Tag()})
 	}
-	return a
+	return sid
 }
 
 func (m *Manager[C]) release(circID, streamID uint64) {
