@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -384,7 +385,7 @@ func (m *Manager[C]) attachLocked(c *circ[C], u Usage, k isolation.Key, tracked 
 	wasSet, wasMixed := c.binding.IsSet(), c.binding.Mixed()
 	c.binding.Attach(k)
 	if !wasSet {
-		m.byClass[c.binding.First().Flags()]++
+		m.boundLocked(c)
 	}
 	if !wasSet || c.binding.Mixed() != wasMixed || len(c.indexed) == 0 {
 		m.indexLocked(c)
@@ -415,6 +416,17 @@ func (m *Manager[C]) attachLocked(c *circ[C], u Usage, k isolation.Key, tracked 
 		m.evq = append(m.evq, Event{Type: EventStreamAttached, CircID: c.id, Purpose: c.purpose, Port: u.Port, StreamID: sid, KeyTag: k.Tag()})
 	}
 	return sid
+}
+
+// boundLocked accounts for c getting its first stream's isolation.
+func (m *Manager[C]) boundLocked(c *circ[C]) {
+	k := c.binding.First()
+	m.byClass[k.Flags()]++
+	if m.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		// Only the 8-hex key tag and flag names: never credentials,
+		// destinations or client addresses.
+		m.cfg.Logger.Debug("circuit bound to isolation key", "circ", c.id, "key", k.Tag(), "class", k.Flags().String(), "purpose", c.purpose)
+	}
 }
 
 func (m *Manager[C]) release(circID, streamID uint64) {
@@ -555,7 +567,7 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		rc.binding = p.binding
 		rc.dirtySince = now
 		rc.reserved = p.waiters
-		m.byClass[rc.binding.First().Flags()]++
+		m.boundLocked(rc)
 		if p.stale || p.epoch != m.epoch.Load() {
 			rc.unusable = true
 		} else {

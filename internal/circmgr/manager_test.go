@@ -1,9 +1,12 @@
 package circmgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -484,4 +487,55 @@ func TestCloseClosesCircuits(t *testing.T) {
 		}
 	}
 	waitFor(t, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestEventsAndInfo(t *testing.T) {
+	var mu sync.Mutex
+	var events []Event
+	var logs bytes.Buffer
+	b := &fakeBuilder{}
+	m, clk := testManager(t, b, Config{
+		OnEvent: func(e Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	k := key("alice-secret-user", "secret.example", 443, isolation.Default|isolation.IsolateDestAddr)
+	a, _ := m.Attach(ctx, Usage{Port: 443}, k)
+	infos := m.Circuits()
+	if len(infos) != 1 || infos[0].KeyTag != k.Tag() || infos[0].Class != k.Flags() || infos[0].Streams[0] != a.StreamID {
+		t.Fatalf("info %+v", infos)
+	}
+	a.Release()
+	clk.Advance(11 * time.Minute)
+	m.maintain()
+	waitFor(t, "closed", func() bool { return m.Metrics().Live == 0 })
+	m.flushEvents()
+	mu.Lock()
+	var seq []string
+	for _, e := range events {
+		seq = append(seq, e.Type.String())
+		if e.CircID != a.CircID {
+			t.Errorf("event %v names circuit %d", e.Type, e.CircID)
+		}
+	}
+	mu.Unlock()
+	want := "LAUNCHED BUILT STREAM_ATTACHED STREAM_DETACHED UNUSABLE CLOSED"
+	if got := strings.Join(seq, " "); got != want {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	if events[2].KeyTag != k.Tag() || len(events[2].KeyTag) != 8 {
+		t.Fatalf("stream event key tag %q", events[2].KeyTag)
+	}
+	out := logs.String()
+	if !strings.Contains(out, k.Tag()) {
+		t.Fatalf("debug log lacks key tag: %s", out)
+	}
+	for _, secret := range []string{"alice", "secret.example", "pw", "127.0.0.1"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log leaks %q: %s", secret, out)
+		}
+	}
 }
