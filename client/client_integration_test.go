@@ -42,7 +42,14 @@ func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config
 	cfg.DataDirectory = dataDir
 	cfg.DirAuthorities = n.DirAuthorityLines()
 	cfg.UseTestingTorNetwork()
-	cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
+	// Port 0: C tor's defaults. Port 1: destination isolation (the
+	// design's example 1). Port 2: per-application client-port isolation
+	// (example 3).
+	dest := config.DefaultPort("127.0.0.1:0")
+	dest.IsolateDestAddr, dest.IsolateDestPort = true, true
+	perApp := config.DefaultPort("127.0.0.1:0")
+	perApp.IsolateClientPort = true
+	cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0"), dest, perApp}
 	return cfg
 }
 

@@ -252,3 +252,16 @@ func (c *Client) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	}
 	return socks.ResolveAnswer{Addrs: addrs}, nil
 }
+
+// StreamOf returns the description of a stream that DialContext returned
+// (which circuit carries it, its isolation tag).
+func (c *Client) StreamOf(conn net.Conn) (StreamInfo, bool) {
+	tc, ok := conn.(*trackedConn)
+	if !ok || tc.c != c {
+		return StreamInfo{}, false
+	}
+	c.streams.mu.Lock()
+	defer c.streams.mu.Unlock()
+	s, ok := c.streams.m[tc.id]
+	return s, ok
+}
