@@ -153,4 +153,3 @@ func TestIsolationTokens(t *testing.T) {
 		t.Errorf("one token used circuits %d and %d", a, a2)
 	}
 }
-
