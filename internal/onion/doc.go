@@ -52,6 +52,9 @@
 //     miniCirc over internal/channel + internal/torcrypto, because
 //     internal/circuit does not yet deliver onion-service relay messages
 //     on stream 0 nor accept a virtual hop;
+//   - TestIntegrationClientAuthCTorService: a C tor service with an
+//     authorized client: F4 without a key, F5 with a wrong one, and a
+//     connection with the right one;
 //   - TestIntegrationFetchWithSRV (GOTOR_ONION_LONG=1, ~15 min): fetches
 //     once the network publishes SRVs, in both segments of the period
 //     (current SRV between TP and SRV, previous SRV otherwise).
@@ -60,9 +63,7 @@
 //
 //   - the Client's error paths (HSDir 404s and retries, invalid
 //     descriptors, INTRODUCE_ACK failures, bad RENDEZVOUS2 AUTH, client
-//     authorization missing/wrong) against a fake network, and client
-//     authorization end to end (the descriptor side is proven on a real
-//     C tor descriptor).
+//     authorization missing/wrong) against a fake network.
 //
 // To wire Client to production circuits, internal/circuit needs: (1) a
 // way to receive stream-0 relay messages with commands 32–40 (today they

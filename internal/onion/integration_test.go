@@ -12,6 +12,7 @@ package onion
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ import (
 	"github.com/gotor/gotor/internal/onion/hscrypto"
 	"github.com/gotor/gotor/internal/stream"
 	"github.com/gotor/gotor/internal/testnet"
+	"golang.org/x/crypto/curve25519"
 )
 
 func TestMain(m *testing.M) { testnet.Main(m) }
@@ -105,10 +107,22 @@ func startOnionService(t *testing.T, n *testnet.Network, extra ...string) string
 }
 
 func startOnionServiceTo(t *testing.T, n *testnet.Network, port int, extra ...string) string {
+	return startOnionServiceAuth(t, n, port, nil, extra...)
+}
+
+// startOnionServiceAuth also installs authorized client x25519 public
+// keys (rend-spec Appendix G.1.2 ".auth" files).
+func startOnionServiceAuth(t *testing.T, n *testnet.Network, port int, clients [][32]byte, extra ...string) string {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	hsdir := filepath.Join(dir, "hs")
 	os.MkdirAll(data, 0o700)
+	os.MkdirAll(filepath.Join(hsdir, "authorized_clients"), 0o700)
+	os.Chmod(hsdir, 0o700)
+	for i, pk := range clients {
+		line := "descriptor:x25519:" + b32NoPad.EncodeToString(pk[:]) + "\n"
+		os.WriteFile(filepath.Join(hsdir, "authorized_clients", fmt.Sprintf("c%d.auth", i)), []byte(line), 0o600)
+	}
 	torrc := n.ClientTorrc(data, freePort(t)) +
 		fmt.Sprintf("HiddenServiceDir %s\nHiddenServicePort 80 127.0.0.1:%d\nLog info file %s\n",
 			hsdir, port, filepath.Join(data, "info.log")) + strings.Join(extra, "\n") + "\n"
@@ -373,4 +387,77 @@ func TestIntegrationDialCTorService(t *testing.T) {
 		return
 	}
 	t.Fatalf("never connected: %v", lastErr)
+}
+
+// TestIntegrationClientAuthCTorService: a C tor service with client
+// authorization; without our key the descriptor's inner layer is closed
+// (F4), with a wrong key F5, with the right key we connect.
+func TestIntegrationClientAuthCTorService(t *testing.T) {
+	n := testnet.Shared(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "authorized\n")
+			c.Close()
+		}
+	}()
+	var sk [32]byte
+	rand.Read(sk[:])
+	pk, _ := curve25519.X25519(sk[:], curve25519.Basepoint)
+	host := startOnionServiceAuth(t, n, ln.Addr().(*net.TCPAddr).Port, [][32]byte{[32]byte(pk)})
+	addr, _ := ParseAddress(host)
+	good := NewClientAuth()
+	good.Add(addr, sk)
+	bad := NewClientAuth()
+	bad.Add(addr, [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dm := newDirMgr(t, ctx, n)
+	mgr := channel.NewManager()
+	defer mgr.Close()
+	b := &miniBuilder{realBuilder{mgr: mgr, dir: dm.NetDir}}
+	mk := func(nd *netdir.NetDir, a *ClientAuth) *Client {
+		return New(Config{Builder: b, NetDir: func() *netdir.NetDir { return nd }, TestingNetwork: true, ClientAuth: a,
+			HSDirTimeout: 20 * time.Second, IntroTimeout: 20 * time.Second, RendezvousTimeout: 30 * time.Second})
+	}
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			time.Sleep(5 * time.Second)
+			dm.Bootstrap(ctx)
+		}
+		nd := dm.NetDir()
+		_, err := mk(nd, nil).Dial(ctx, host, 80)
+		if KindOf(err) == KindDescNotFound {
+			t.Logf("attempt %d: %v", attempt, err)
+			continue
+		}
+		if KindOf(err) != KindClientAuthMissing {
+			t.Fatalf("without key: %v", err)
+		}
+		if _, err := mk(nd, bad).Dial(ctx, host, 80); KindOf(err) != KindClientAuthBad {
+			t.Fatalf("wrong key: %v", err)
+		}
+		conn, err := mk(nd, good).Dial(ctx, host, 80)
+		if err != nil {
+			t.Fatalf("right key: %v", err)
+		}
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if line != "authorized\n" {
+			t.Fatalf("got %q: %v", line, err)
+		}
+		conn.Close()
+		t.Logf("attempt %d: F4 without key, F5 with a wrong key, connected with the right key", attempt)
+		return
+	}
+	t.Fatal("descriptor never found")
 }
