@@ -156,6 +156,7 @@ func TestBegin(t *testing.T) {
 	}{
 		{Begin{Host: "example.com", Port: 80}, "example.com:80\x00"},
 		{Begin{Host: "::1", Port: 443, Flags: BeginIPv6OK}, "[::1]:443\x00\x00\x00\x00\x01"},
+		{Begin{Port: 80}, ":80\x00"},
 	} {
 		p, err := tc.b.Encode()
 		if err != nil || string(p) != tc.want {

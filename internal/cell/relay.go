@@ -115,14 +115,16 @@ const (
 
 // Begin is a RELAY_BEGIN body.
 type Begin struct {
-	Host  string // hostname, IPv4 literal, or IPv6 literal (without brackets)
+	Host  string // hostname, IPv4 literal, IPv6 literal (without brackets), or "" for onion services
 	Port  uint16
 	Flags uint32
 }
 
 // Encode returns the BEGIN body: ADDRPORT NUL FLAGS.
 func (b *Begin) Encode() ([]byte, error) {
-	if b.Host == "" || strings.ContainsRune(b.Host, 0) {
+	// An empty host encodes as ":port", as onion service clients send
+	// (rend-spec-v3 §4.4: the service ignores the address).
+	if strings.ContainsRune(b.Host, 0) {
 		return nil, errors.New("cell: bad BEGIN host")
 	}
 	h := b.Host

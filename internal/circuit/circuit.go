@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/channel"
@@ -109,10 +110,14 @@ type StreamHandler interface {
 type Circuit struct {
 	ep *channel.Endpoint
 
+	// hops is the crypto of the hops built so far, replaced (never
+	// modified) when a hop is added, so the reader goroutine can use a
+	// snapshot without locking.
+	hops atomic.Pointer[torcrypto.Layers]
+
 	// smu orders outbound cells: forward crypto state, the package
 	// window and the digests awaiting SENDME are guarded by it.
 	smu           sync.Mutex
-	layers        torcrypto.Layers
 	packageWindow int
 	sentDigests   [][20]byte
 	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
@@ -121,6 +126,11 @@ type Circuit struct {
 	deliverWindow int
 
 	extendMu sync.Mutex // one handshake at a time
+
+	// ctrl queues stream-0 relay messages this package does not handle
+	// itself (onion service messages, rend-spec-v3 §3-§4: commands
+	// 32-40) for ReceiveControl.
+	ctrl chan cell.Relay
 
 	mu       sync.Mutex
 	pending  *pendingHS
@@ -153,6 +163,7 @@ func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, 
 		deliverWindow: CircWindowStart,
 		windowOpen:    make(chan struct{}, 1),
 		streams:       map[uint16]StreamHandler{},
+		ctrl:          make(chan cell.Relay, ControlQueueLen),
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),
 	}
@@ -203,13 +214,25 @@ func (c *Circuit) wait(ctx context.Context, p *pendingHS) error {
 
 // Extend extends the circuit by one hop with EXTEND2 (in RELAY_EARLY).
 func (c *Circuit) Extend(ctx context.Context, target Target) error {
+	return c.ExtendWithSpecs(ctx, target, nil)
+}
+
+// ExtendWithSpecs is Extend with the EXTEND2 link specifiers given
+// verbatim (for instance an introduction point's, as its onion service
+// descriptor lists them, rend-spec-v3 §2.5.2.2); nil means the ones
+// derived from target. target.RSAID and target.NtorKey are always used
+// for the ntor handshake.
+func (c *Circuit) ExtendWithSpecs(ctx context.Context, target Target, specs []cell.LinkSpec) error {
 	c.extendMu.Lock()
 	defer c.extendMu.Unlock()
 	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
 	if err != nil {
 		return err
 	}
-	body, err := (&cell.Extend2{Specs: target.linkSpecs(), Create: cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}}).Encode()
+	if specs == nil {
+		specs = target.linkSpecs()
+	}
+	body, err := (&cell.Extend2{Specs: specs, Create: cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}}).Encode()
 	if err != nil {
 		return err
 	}
@@ -248,6 +271,66 @@ func Build(ctx context.Context, mgr *channel.Manager, path []Target) (*Circuit, 
 		}
 	}
 	return c, nil
+}
+
+// ExtendVirtual appends a hop whose keys were negotiated end to end
+// rather than with CREATE2/EXTEND2: an onion service's virtual hop on a
+// rendezvous circuit (rend-spec-v3 §4.2.1), with its own relay crypto.
+// Later cells to the last hop go to it.
+func (c *Circuit) ExtendVirtual(layer torcrypto.Layer) error {
+	c.extendMu.Lock()
+	defer c.extendMu.Unlock()
+	if err := c.Err(); err != nil {
+		return err
+	}
+	c.addHop(layer, Target{})
+	return nil
+}
+
+func (c *Circuit) addHop(layer torcrypto.Layer, t Target) {
+	c.smu.Lock()
+	var next torcrypto.Layers
+	if cur := c.hops.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, layer)
+	c.hops.Store(&next)
+	c.smu.Unlock()
+	c.mu.Lock()
+	c.nhops++
+	c.hopAddrs = append(c.hopAddrs, t)
+	c.mu.Unlock()
+}
+
+func (c *Circuit) layers() torcrypto.Layers {
+	if l := c.hops.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// ControlQueueLen bounds the queue of stream-0 messages awaiting
+// ReceiveControl; a relay that overflows it violates the protocol.
+const ControlQueueLen = 32
+
+// ReceiveControl returns the next circuit-level (stream 0) relay
+// message that the circuit does not handle itself: the onion service
+// messages (RELAY commands 32-40: INTRO_ESTABLISHED, RENDEZVOUS2, ...).
+// Other unknown stream-0 commands are dropped, as C tor does.
+func (c *Circuit) ReceiveControl(ctx context.Context) (cell.Relay, error) {
+	select {
+	case m := <-c.ctrl:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-c.ctrl:
+		return m, nil
+	case <-c.done:
+		return cell.Relay{}, c.Err()
+	case <-ctx.Done():
+		return cell.Relay{}, ctx.Err()
+	}
 }
 
 // NumHops returns the number of hops built so far.
@@ -384,14 +467,15 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 		return c.Err()
 	default:
 	}
-	if len(c.layers.Hops) == 0 {
+	hops := c.layers()
+	if len(hops) == 0 {
 		return errors.New("circuit: no hops")
 	}
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, msg); err != nil {
 		return err
 	}
-	d := c.layers.Encrypt(&p, len(c.layers.Hops)-1)
+	d := hops.Encrypt(&p, len(hops)-1)
 	if data {
 		// prop 289: remember the digest of every cell that will make the
 		// exit send a SENDME (the 100th, 200th, ... since the last one).
@@ -454,13 +538,7 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 	if err == nil {
 		var hop *torcrypto.Hop
 		if hop, err = torcrypto.NewHop(ks); err == nil {
-			c.smu.Lock()
-			c.layers.Add(hop)
-			c.smu.Unlock()
-			c.mu.Lock()
-			c.nhops++
-			c.hopAddrs = append(c.hopAddrs, p.target)
-			c.mu.Unlock()
+			c.addHop(hop, p.target)
 		}
 	}
 	p.result <- err
@@ -472,8 +550,8 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 		return &ProtocolError{"short relay cell"}
 	}
 	p := (*[cell.PayloadLen]byte)(cl.Payload)
-	// Only this goroutine appends hops, so reading layers here is safe.
-	hop, digest, err := c.layers.Decrypt(p)
+	hops := c.layers()
+	hop, digest, err := hops.Decrypt(p)
 	if err != nil {
 		return &ProtocolError{err.Error()}
 	}
@@ -481,7 +559,7 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 	if err != nil {
 		return &ProtocolError{err.Error()}
 	}
-	last := len(c.layers.Hops) - 1
+	last := len(hops) - 1
 	if msg.StreamID == 0 {
 		switch msg.Command {
 		case cell.RELAY_EXTENDED2:
@@ -508,9 +586,19 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			return c.handleCircSendme(msg, hop, last)
 		case cell.RELAY_DROP:
 			return nil
-		default:
+		case cell.RELAY_BEGIN, cell.RELAY_DATA, cell.RELAY_END, cell.RELAY_CONNECTED,
+			cell.RELAY_RESOLVE, cell.RELAY_RESOLVED, cell.RELAY_BEGIN_DIR:
 			return &ProtocolError{msg.Command.String() + " with stream ID 0"}
 		}
+		if msg.Command >= 32 && msg.Command <= 40 {
+			select {
+			case c.ctrl <- msg:
+				return nil
+			default:
+				return &ProtocolError{"control message queue overflow"}
+			}
+		}
+		return nil // unknown commands are dropped (tor-spec §6.1)
 	}
 	switch msg.Command {
 	case cell.RELAY_DATA:

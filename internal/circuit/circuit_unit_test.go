@@ -12,6 +12,7 @@ import (
 	"github.com/gotor/gotor/internal/channel"
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/circuit/circtest"
+	"github.com/gotor/gotor/internal/torcrypto"
 )
 
 func newCirc(t *testing.T) (*circtest.FakeRelay, *circuit.Circuit) {
@@ -219,5 +220,52 @@ func TestCreateTimeout(t *testing.T) {
 	}
 	if n := f.Channel.NumCircuits(); n != 0 {
 		t.Fatalf("%d circuits left on channel", n)
+	}
+}
+
+func TestControlMessagesAndVirtualHop(t *testing.T) {
+	f, c := newCirc(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Onion-service control messages reach ReceiveControl; unknown
+	// stream-0 commands are dropped.
+	f.SendRelay(cell.Relay{Command: 200, Data: []byte("future")})
+	f.SendRelay(cell.Relay{Command: 39, Data: []byte("rendezvous established")})
+	m, err := c.ReceiveControl(ctx)
+	if err != nil || m.Command != 39 || string(m.Data) != "rendezvous established" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	// A virtual hop with its own keys, shared with a "service" behind
+	// the fake relay.
+	keys := bytes.Repeat([]byte{7}, torcrypto.RelayKeyMaterialLen)
+	vc, _ := torcrypto.NewHop(bytes.NewReader(keys))
+	vs, _ := torcrypto.NewRelayHop(bytes.NewReader(keys))
+	if err := c.ExtendVirtual(vc); err != nil {
+		t.Fatal(err)
+	}
+	if c.NumHops() != 2 {
+		t.Fatal(c.NumHops())
+	}
+	if err := c.SendRelay(ctx, cell.Relay{Command: 34, Data: []byte("to service")}); err != nil {
+		t.Fatal(err)
+	}
+	r := next(t, f)
+	if r.Recognized {
+		t.Fatal("cell for the virtual hop recognized by the relay")
+	}
+	p := (*[cell.PayloadLen]byte)(r.Cell.Payload)
+	if ok, _ := vs.Receive(p); !ok {
+		t.Fatal("service did not recognize the cell")
+	}
+	if msg, _ := cell.DecodeRelay(p[:]); string(msg.Data) != "to service" {
+		t.Fatalf("%q", msg.Data)
+	}
+	var q [cell.PayloadLen]byte
+	cell.EncodeRelay(&q, cell.Relay{Command: 40, Data: []byte("from service")})
+	vs.Originate(&q)
+	f.SendFromLaterHop(&q)
+	m, err = c.ReceiveControl(ctx)
+	if err != nil || string(m.Data) != "from service" {
+		t.Fatalf("%+v %v", m, err)
 	}
 }

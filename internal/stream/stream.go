@@ -149,8 +149,9 @@ func signal(ch chan struct{}) {
 }
 
 // Begin opens a stream to host:port through the circuit's last hop with
-// RELAY_BEGIN and waits for RELAY_CONNECTED. host may be a hostname or
-// an IPv4/IPv6 literal. A refusal is an *EndError.
+// RELAY_BEGIN and waits for RELAY_CONNECTED. host may be a hostname, an
+// IPv4/IPv6 literal, or "" on a rendezvous circuit (onion services
+// ignore the address; ":port" is sent). A refusal is an *EndError.
 func Begin(ctx context.Context, circ *circuit.Circuit, host string, port uint16, flags Flags) (*Conn, error) {
 	body, err := (&cell.Begin{Host: host, Port: port, Flags: uint32(flags)}).Encode()
 	if err != nil {

@@ -110,29 +110,44 @@ func (h *Hop) CheckBackward(p *[payloadLen]byte) (bool, [20]byte) {
 // ErrUnrecognized is returned when no hop recognizes an inbound cell.
 var ErrUnrecognized = errors.New("torcrypto: relay cell not recognized by any hop")
 
-// Layers is the client's crypto for a whole circuit, hop 0 nearest.
-type Layers struct {
-	Hops []*Hop
+// Layer is one hop's relay crypto as the client uses it. *Hop implements
+// it for ordinary hops (tor-spec §5.2: SHA-1, AES-128-CTR); an onion
+// service virtual hop (rend-spec-v3 §5: SHA3-256, AES-256-CTR) is another
+// implementation. The forward and backward methods may run concurrently
+// with each other; each direction is used by one goroutine at a time.
+type Layer interface {
+	// SetForwardDigest fills the digest field of a plaintext payload for
+	// this hop and returns the running forward digest.
+	SetForwardDigest(p *[payloadLen]byte) [20]byte
+	EncryptForward(p *[payloadLen]byte)
+	DecryptBackward(p *[payloadLen]byte)
+	// CheckBackward reports whether a decrypted payload is from this hop
+	// (and then advances the running digest, returning it).
+	CheckBackward(p *[payloadLen]byte) (bool, [20]byte)
 }
 
-// Add appends a hop.
-func (l *Layers) Add(h *Hop) { l.Hops = append(l.Hops, h) }
+var _ Layer = (*Hop)(nil)
+
+// Layers is a circuit's crypto, hop 0 nearest the client. A Layers value
+// is not modified in place by its methods; callers that add hops while
+// cells flow should copy-on-write (see internal/circuit).
+type Layers []Layer
 
 // Encrypt prepares a plaintext relay payload for hop target: sets its
-// digest and applies the AES layers of target down to hop 0. It returns
-// the full running forward digest of the target hop.
-func (l *Layers) Encrypt(p *[payloadLen]byte, target int) [20]byte {
-	d := l.Hops[target].SetForwardDigest(p)
+// digest and applies the forward layers of target down to hop 0. It
+// returns the running forward digest of the target hop.
+func (l Layers) Encrypt(p *[payloadLen]byte, target int) [20]byte {
+	d := l[target].SetForwardDigest(p)
 	for i := target; i >= 0; i-- {
-		l.Hops[i].EncryptForward(p)
+		l[i].EncryptForward(p)
 	}
 	return d
 }
 
 // Decrypt peels layers off an inbound payload until a hop recognizes it
-// and returns that hop's index and full running backward digest.
-func (l *Layers) Decrypt(p *[payloadLen]byte) (int, [20]byte, error) {
-	for i, h := range l.Hops {
+// and returns that hop's index and running backward digest.
+func (l Layers) Decrypt(p *[payloadLen]byte) (int, [20]byte, error) {
+	for i, h := range l {
 		h.DecryptBackward(p)
 		if ok, d := h.CheckBackward(p); ok {
 			return i, d, nil

@@ -23,7 +23,7 @@ func TestNtorServerAndRelayHop(t *testing.T) {
 	}
 	ch, _ := NewHop(cks)
 	rh, _ := NewRelayHop(sks)
-	l := &Layers{Hops: []*Hop{ch}}
+	l := Layers{ch}
 	for i := 0; i < 10; i++ {
 		var p [payloadLen]byte
 		p[20] = byte(i)

@@ -121,8 +121,8 @@ func (r *relaySide) recv(p *[payloadLen]byte) bool {
 
 func (r *relaySide) relayBack(p *[payloadLen]byte) { r.bwd.XORKeyStream(p[:], p[:]) }
 
-func threeHops(t testing.TB) (*Layers, []*relaySide) {
-	l := &Layers{}
+func threeHops(t testing.TB) (Layers, []*relaySide) {
+	var l Layers
 	var rs []*relaySide
 	for i := 0; i < 3; i++ {
 		k := make([]byte, RelayKeyMaterialLen)
@@ -131,7 +131,7 @@ func threeHops(t testing.TB) (*Layers, []*relaySide) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Add(h)
+		l = append(l, h)
 		rs = append(rs, newRelaySide(k))
 	}
 	return l, rs

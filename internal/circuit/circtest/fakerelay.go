@@ -144,3 +144,17 @@ func (f *FakeRelay) Close() {
 	f.conn.Close()
 	<-f.done
 }
+
+// SendFromLaterHop adds the relay's backward layer to a payload that a
+// hop beyond it (or a virtual hop) originated, and sends it.
+func (f *FakeRelay) SendFromLaterHop(p *[cell.PayloadLen]byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.mu.Lock()
+	f.hop.Relay(p)
+	id := f.circID
+	f.mu.Unlock()
+	b, _ := (&cell.Cell{CircID: id, Command: cell.RELAY, Payload: p[:]}).Encode(4)
+	_, err := f.conn.Write(b)
+	return err
+}
