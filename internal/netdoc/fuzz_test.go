@@ -45,9 +45,13 @@ func FuzzConsensus(f *testing.F) {
 func FuzzKeyCerts(f *testing.F) {
 	addSeeds(f, "certs.txt")
 	f.Fuzz(func(t *testing.T, s string) {
+		// Parsing only: RSA verification under fuzzing instrumentation
+		// is too slow to be useful (it is covered by unit tests).
 		certs, _ := ParseKeyCerts(s)
 		for _, kc := range certs {
-			kc.Verify(kc.Published)
+			if kc.IdentityKey == nil || kc.SigningKey == nil {
+				t.Fatal("certificate without keys")
+			}
 		}
 	})
 }
