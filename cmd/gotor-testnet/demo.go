@@ -8,15 +8,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/net/proxy"
 
+	"github.com/gotor/gotor/client"
+	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -27,18 +32,50 @@ type demoClient struct {
 	Stop      func()
 }
 
-// startDemoClient starts the client the demo uses. This is the one place to
-// change when gotor itself can act as the client: start gotor with
-// n.ClientTorrc(dataDir, port) and return its SOCKS address.
+// startDemoClient starts gotor, in this process, from the very torrc a
+// C tor client uses on this network (n.ClientTorrc), unchanged.
 func startDemoClient(ctx context.Context, n *testnet.Network) (*demoClient, error) {
-	c, err := n.StartReferenceClient(ctx)
+	dir, err := os.MkdirTemp("", "gotor-demo-")
 	if err != nil {
 		return nil, err
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	torrcPath := filepath.Join(dir, "torrc")
+	torrcText := n.ClientTorrc(filepath.Join(dir, "data"), port)
+	if err := os.WriteFile(torrcPath, []byte(torrcText), 0o600); err != nil {
+		return nil, err
+	}
+	fmt.Printf("== gotor's torrc (%s), the same a C tor client uses:\n%s", torrcPath, indent(torrcText))
+	cfg, _, err := config.Load(torrcPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	h, closeLogs, err := logging.New([]config.LogConfig{{MinSeverity: "notice", MaxSeverity: "err", Dest: "stdout"}})
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, slog.New(h))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := c.Start(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return &demoClient{
-		Name:      fmt.Sprintf("C tor reference client (pid %d, bootstrapped in %v)", c.Pid(), c.BootstrapTime.Round(time.Millisecond)),
-		SocksAddr: c.SocksAddr(),
-		Stop:      func() { c.Stop() },
+		Name:      fmt.Sprintf("gotor (bootstrapped in %v)", time.Since(start).Round(time.Millisecond)),
+		SocksAddr: c.SocksAddrs()[0],
+		Stop: func() {
+			c.Stop()
+			closeLogs()
+			os.RemoveAll(dir)
+		},
 	}, nil
 }
 
