@@ -654,6 +654,59 @@ func (m *Manager[C]) markUnusableLocked(c *circ[C], reason string) {
 	m.emitLocked(Event{Type: EventCircUnusable, CircID: c.id, Purpose: c.purpose, Reason: reason})
 }
 
+// Retire marks circuit id unusable for new streams (C tor
+// mark_circuit_unusable_for_new_conns), e.g. after its exit refused a
+// stream or a BEGIN timed out. Streams on it keep working; it closes once
+// they are gone. Unknown IDs are ignored.
+func (m *Manager[C]) Retire(id uint64, reason string) {
+	m.mu.Lock()
+	if c := m.circs[id]; c != nil {
+		m.markUnusableLocked(c, reason)
+	}
+	m.mu.Unlock()
+	m.flushEvents()
+	m.poke()
+}
+
+// Ready returns once a clean circuit allowing u.Port exists, building one
+// if needed (without binding it to any isolation key, unlike Get). It is
+// meant for bootstrap ("a first circuit can be built").
+func (m *Manager[C]) Ready(ctx context.Context, u Usage) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	for _, c := range m.clean {
+		if !c.closed && !c.unusable && c.c.AllowsPort(u.Port) {
+			m.mu.Unlock()
+			return nil
+		}
+	}
+	var p *pendingBuild[C]
+	for _, q := range m.pending {
+		if q.prebuild && q.waiters == 0 && !q.stale && q.port == u.Port {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		if err := m.roomLocked(m.cfg.Now()); err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		p = m.launchLocked(u.Port, "PREBUILT", true)
+	}
+	m.mu.Unlock()
+	m.flushEvents()
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // NewIdentity is NEWNYM: every existing circuit (clean, in use or still
 // being built) takes no new streams, and the epoch advances so streams
 // from before and after never share. Streams already attached keep

@@ -539,3 +539,44 @@ func TestEventsAndInfo(t *testing.T) {
 		}
 	}
 }
+
+func TestRetire(t *testing.T) {
+	b := &fakeBuilder{}
+	m, _ := testManager(t, b, Config{})
+	k := key("", "x", 80, isolation.Default)
+	a, _ := m.Attach(ctx, Usage{Port: 80}, k)
+	m.Retire(a.CircID, "exit refused")
+	a2, _ := m.Attach(ctx, Usage{Port: 80}, k)
+	if a2.CircID == a.CircID {
+		t.Fatal("retired circuit reused")
+	}
+	if a.Circuit.closed.Load() {
+		t.Fatal("retired circuit closed under its stream")
+	}
+	a.Release()
+	m.maintain()
+	waitFor(t, "retired circuit closed", a.Circuit.closed.Load)
+	m.Retire(12345, "unknown") // ignored
+}
+
+func TestReady(t *testing.T) {
+	b := &fakeBuilder{}
+	m, _ := testManager(t, b, Config{})
+	if err := m.Ready(ctx, Usage{Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Metrics(); got.Clean != 1 || len(got.CircuitsByClass) != 0 {
+		t.Fatalf("Ready must leave a clean, unbound circuit: %+v", got)
+	}
+	if err := m.Ready(ctx, Usage{Port: 80}); err != nil || b.builds.Load() != 1 {
+		t.Fatalf("second Ready must not build: %v, %d builds", err, b.builds.Load())
+	}
+	a, _ := m.Attach(ctx, Usage{Port: 80}, key("u", "x", 80, isolation.Default))
+	if m.Metrics().PrebuiltUsed != 1 || a.Reused {
+		t.Fatal("the Ready circuit serves the first stream")
+	}
+	b.fail.Store(100)
+	if err := m.Ready(ctx, Usage{Port: 443}); !errors.Is(err, errFakeBuild) {
+		t.Fatalf("err = %v", err)
+	}
+}
