@@ -29,6 +29,8 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+
+	"github.com/gotor/gotor/internal/isolation"
 )
 
 // Command is a SOCKS request command.
@@ -71,31 +73,17 @@ const (
 	AddrIPv6   AddrType = 0x04
 )
 
-// Protocol is the local protocol a request arrived with; it is the input
-// of C tor's IsolateClientProtocol.
-type Protocol uint8
+// Protocol is the local protocol a request arrived with: the input of
+// C tor's IsolateClientProtocol, shared with the isolation package.
+type Protocol = isolation.Protocol
 
 // Protocols.
 const (
-	ProtoSOCKS4 Protocol = iota + 1
-	ProtoSOCKS4a
-	ProtoSOCKS5
-	ProtoHTTPConnect
+	ProtoSOCKS4      = isolation.ProtoSOCKS4
+	ProtoSOCKS4a     = isolation.ProtoSOCKS4a
+	ProtoSOCKS5      = isolation.ProtoSOCKS5
+	ProtoHTTPConnect = isolation.ProtoHTTPConnect
 )
-
-func (p Protocol) String() string {
-	switch p {
-	case ProtoSOCKS4:
-		return "socks4"
-	case ProtoSOCKS4a:
-		return "socks4a"
-	case ProtoSOCKS5:
-		return "socks5"
-	case ProtoHTTPConnect:
-		return "http-connect"
-	}
-	return fmt.Sprintf("Protocol(%d)", uint8(p))
-}
 
 // Authentication methods (RFC 1928 §3). AuthNone is also reported for
 // SOCKS4 and HTTP CONNECT requests.
@@ -145,7 +133,7 @@ func (r *Request) Addr() string {
 }
 
 // ExtendedAuthPrefix is the proposal 351 username prefix.
-const ExtendedAuthPrefix = "<torS0X>"
+const ExtendedAuthPrefix = isolation.ExtendedAuthPrefix
 
 // ResolveAnswer is the answer to a RESOLVE (Addrs) or RESOLVE_PTR (Name).
 type ResolveAnswer struct {
