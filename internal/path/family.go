@@ -33,7 +33,7 @@ type famInfo struct {
 }
 
 func newFamInfo(r *netdir.Relay) famInfo {
-	f := famInfo{nick: strings.ToLower(r.Nickname), famIDs: r.FamilyIDs}
+	f := addrInfo(r)
 	for _, e := range r.Family {
 		if id, ok := parseHexID(e); ok {
 			if f.ids == nil {
@@ -47,6 +47,12 @@ func newFamInfo(r *netdir.Relay) famInfo {
 			f.nicks[strings.ToLower(e)] = struct{}{}
 		}
 	}
+	return f
+}
+
+// addrInfo is famInfo without the parsed family declarations.
+func addrInfo(r *netdir.Relay) famInfo {
+	f := famInfo{nick: strings.ToLower(r.Nickname), famIDs: r.FamilyIDs}
 	if r.Addr.Is4() || r.Addr.Is4In6() {
 		a := r.Addr.Unmap().As4()
 		f.v4 = [2]byte{a[0], a[1]}
@@ -108,6 +114,21 @@ func (f *famInfo) declares(b *netdir.Relay, fb *famInfo) bool {
 	}
 	if f.nicks != nil && fb.nick != "" {
 		if _, ok := f.nicks[fb.nick]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// declaresRelay reports whether a's family line names b, without
+// building a famInfo.
+func declaresRelay(a, b *netdir.Relay) bool {
+	hexID := hex.EncodeToString(b.RSAID[:])
+	for _, e := range a.Family {
+		if i := strings.IndexAny(e, "~="); i >= 0 {
+			e = e[:i]
+		}
+		if strings.EqualFold(strings.TrimPrefix(e, "$"), hexID) || strings.EqualFold(e, b.Nickname) {
 			return true
 		}
 	}

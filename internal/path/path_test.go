@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -586,6 +587,43 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestFamilyFromOtherNetDir: a path member that is not in the NetDir
+// being used (a guard from an older consensus) still excludes its family.
+func TestFamilyFromOtherNetDir(t *testing.T) {
+	d := pathtest.Build(pathtest.Options{N: 400, Seed: 5, BigFamilies: 1})
+	s := seeded(8)
+	a := d.Relays[0] // member of the 200-relay family
+	old := *a        // same relay, another NetDir's copy
+	gone := *a       // a relay that has left: not in d at all
+	gone.RSAID[0] ^= 0xff
+	gone.Ed25519ID[0] ^= 0xff
+	for _, r := range d.Relays[1:200] { // its family still lists it
+		r.Family = append(r.Family, fmt.Sprintf("$%X", gone.RSAID))
+	}
+	for _, p := range []*netdir.Relay{a, &old, &gone} {
+		for i := 0; i < 300; i++ {
+			r, err := s.PickMiddle(d, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if idx := slices.Index(d.Relays, r); idx < 200 {
+				t.Fatalf("picked %s, in the family of %s", r.Nickname, a.Nickname)
+			}
+		}
+	}
+}
+
+// BenchmarkCacheBigFamilies: building the per-NetDir cache with 10
+// families of 200 relays each (40,000 family entries).
+func BenchmarkCacheBigFamilies(b *testing.B) {
+	d := pathtest.Build(pathtest.Options{N: 7000, Seed: 1, BigFamilies: 10})
+	b.ReportAllocs()
+	for b.Loop() {
+		s := New()
+		s.cacheFor(d)
+	}
 }
 
 func BenchmarkPickPath(b *testing.B) {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -96,7 +97,8 @@ func New() *Selector { return &Selector{EnforceDistinctSubnets: true} }
 // candidate against it.
 type dirCache struct {
 	dir    *netdir.NetDir
-	fam    []famInfo
+	fam    []famInfo // addresses and family-ids only (addrInfo)
+	mutual [][]int32 // relays in a mutually declared family with each relay
 	byID   map[[20]byte]int32
 	byEd   map[[32]byte][]int32
 	byNick map[string][]int32
@@ -155,7 +157,7 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 		byNick: make(map[string][]int32, n), byFID: make(map[string][]int32),
 		byV4: make(map[[2]byte][]int32, n), byV6: make(map[[4]byte][]int32)}
 	for i, r := range dir.Relays {
-		f := newFamInfo(r)
+		f := addrInfo(r)
 		c.fam[i] = f
 		k := int32(i)
 		c.byID[r.RSAID] = k
@@ -172,6 +174,38 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 		if f.hasV6 {
 			c.byV6[f.v6] = append(c.byV6[f.v6], k)
 		}
+	}
+	// Mutual family declarations, resolved to indexes once per NetDir:
+	// decl[i] is the sorted list of relays i names in its family line;
+	// i and k are a family if each appears in the other's list.
+	decl := make([][]int32, n)
+	for i, r := range dir.Relays {
+		var l []int32
+		for _, e := range r.Family {
+			if id, ok := parseHexID(e); ok {
+				if k, ok := c.byID[id]; ok && int(k) != i {
+					l = append(l, k)
+				}
+			} else if isNickname(e) {
+				for _, k := range c.byNick[strings.ToLower(e)] {
+					if int(k) != i {
+						l = append(l, k)
+					}
+				}
+			}
+		}
+		slices.Sort(l)
+		decl[i] = slices.Compact(l)
+	}
+	c.mutual = make([][]int32, n)
+	for i := range decl {
+		var m []int32
+		for _, k := range decl[i] {
+			if _, ok := slices.BinarySearch(decl[k], int32(i)); ok {
+				m = append(m, k)
+			}
+		}
+		c.mutual[i] = m
 	}
 	for rule := Rule(0); rule < numRules; rule++ {
 		pw := weightsFor(dir, rule)
@@ -228,16 +262,29 @@ func (c *dirCache) markRelated(bad []uint64, p *netdir.Relay, subnets bool) {
 		}
 	}
 	// Declared family: only relays p lists that also list p.
-	for id := range fp.ids {
-		if k, ok := c.byID[id]; ok && c.fam[k].declares(p, &fp) {
+	// (A p from another NetDir whose identity is in this one gets the
+	// family this consensus gives it.)
+	if i, ok := c.byID[p.RSAID]; ok {
+		for _, k := range c.mutual[i] {
 			set(k)
+		}
+		return
+	}
+	// p is not in this NetDir (say, a guard from an older consensus that
+	// has since left): check the declarations the slow way.
+	check := func(k int32) {
+		if declaresRelay(c.dir.Relays[k], p) {
+			set(k)
+		}
+	}
+	for id := range fp.ids {
+		if k, ok := c.byID[id]; ok {
+			check(k)
 		}
 	}
 	for nick := range fp.nicks {
 		for _, k := range c.byNick[nick] {
-			if c.fam[k].declares(p, &fp) {
-				set(k)
-			}
+			check(k)
 		}
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// (default 0.2); SubnetFraction the fraction sharing a /16 with
 	// another relay (default 0.1).
 	FamilyFraction, SubnetFraction float64
+	// BigFamilies adds that many families of 200 relays each, every
+	// member listing all others by $HEX (as large operators do).
+	BigFamilies int
 }
 
 // DefaultWeights are bandwidth-weights with every entry non-zero, so that
@@ -159,6 +162,17 @@ func Build(o Options) *netdir.NetDir {
 			}
 		}
 		i += size
+	}
+	for f := 0; f < o.BigFamilies && (f+1)*200 <= o.N; f++ {
+		group := d.Relays[f*200 : (f+1)*200]
+		for _, a := range group {
+			a.Family, a.FamilyIDs = nil, nil
+			for _, b := range group {
+				if a != b {
+					a.Family = append(a.Family, fmt.Sprintf("$%X", b.RSAID))
+				}
+			}
+		}
 	}
 	for i := 0; i+1 < o.N; i += 37 { // one-sided: i claims i+1
 		a, b := d.Relays[i], d.Relays[i+1]
