@@ -84,7 +84,7 @@ type Selector struct {
 	Rand *rand.Rand
 
 	rmu   sync.Mutex
-	cache atomic.Pointer[dirCache]
+	cache atomic.Pointer[cachePair]
 }
 
 // New returns a Selector with tor's defaults (EnforceDistinctSubnets).
@@ -147,10 +147,29 @@ func (c *dirCache) exitCands(port *uint16) []int32 {
 	return l
 }
 
+// cachePair keeps the caches of the two most recent NetDirs, so that
+// callers still holding the previous consensus do not force rebuilds.
+type cachePair struct{ cur, prev *dirCache }
+
 func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
-	if c := s.cache.Load(); c != nil && c.dir == dir && len(c.fam) == len(dir.Relays) {
-		return c
+	p := s.cache.Load()
+	if p != nil {
+		for _, c := range []*dirCache{p.cur, p.prev} {
+			if c != nil && c.dir == dir && len(c.fam) == len(dir.Relays) {
+				return c
+			}
+		}
 	}
+	c := buildCache(dir)
+	np := &cachePair{cur: c}
+	if p != nil {
+		np.prev = p.cur
+	}
+	s.cache.Store(np)
+	return c
+}
+
+func buildCache(dir *netdir.NetDir) *dirCache {
 	n := len(dir.Relays)
 	c := &dirCache{dir: dir, fam: make([]famInfo, n),
 		byID: make(map[[20]byte]int32, n), byEd: make(map[[32]byte][]int32, n),
@@ -222,7 +241,6 @@ func (s *Selector) cacheFor(dir *netdir.NetDir) *dirCache {
 	c.middles, c.guards, c.dirs = c.filter(middleOK), c.filter(guardOK), c.filter(dirOK)
 	c.exitsWeb = c.filter(exitOK(nil))
 	c.exits = make(map[uint16][]int32)
-	s.cache.Store(c)
 	return c
 }
 
