@@ -1,0 +1,124 @@
+// Package examples holds small programs that embed gotor; this test builds
+// each and runs it against the private network of real C tor relays.
+package examples
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m) }
+
+func build(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, "./"+name).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+func torrc(t *testing.T, n *testnet.Network) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "torrc")
+	if err := os.WriteFile(p, []byte(n.ClientTorrc(filepath.Join(dir, "data"), 0)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
+	}
+	return string(out)
+}
+
+func TestFetchExample(t *testing.T) {
+	n := testnet.Shared(t)
+	srv, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	out := run(t, build(t, "fetch"), "-f", torrc(t, n), srv.URL+"/random")
+	if !strings.Contains(out, "200 OK") || !strings.Contains(out, srv.SHA256) {
+		t.Fatalf("fetch printed %q; want 200 OK and sha256 %s", out, srv.SHA256)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+func TestPerAppIsolationExample(t *testing.T) {
+	n := testnet.Shared(t)
+	srv, err := testnet.StartHTTPServer(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	out := run(t, build(t, "per-app-isolation"), "-f", torrc(t, n), srv.URL+"/")
+	if !strings.Contains(out, "OK: mail and chat use different circuits") {
+		t.Fatalf("per-app-isolation printed:\n%s", out)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+func TestMultiUserProxyExample(t *testing.T) {
+	n := testnet.Shared(t)
+	srv, err := testnet.StartHTTPServer(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(build(t, "multiuser-proxy"), "-f", torrc(t, n), "-listen", addr)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "multi-user SOCKS proxy on") {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("proxy did not start")
+	}
+	for _, user := range []string{"alice", "bob"} {
+		out, err := exec.Command("curl", "-sS", "--max-time", "60", "--socks5-hostname",
+			fmt.Sprintf("%s:pass@%s", user, addr), srv.URL+"/").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "hello") {
+			t.Fatalf("%s through the proxy: %v %s", user, err, out)
+		}
+	}
+}
