@@ -30,6 +30,10 @@ import (
 	"github.com/gotor/gotor/internal/torcrypto"
 )
 
+// MaxRelayEarly is the number of RELAY_EARLY cells a circuit may carry
+// (tor-spec §5.6).
+const MaxRelayEarly = 8
+
 // Flow-control constants (tor-spec §7.3).
 const (
 	CircWindowStart     = 1000
@@ -119,6 +123,7 @@ type Circuit struct {
 	// window and the digests awaiting SENDME are guarded by it.
 	smu           sync.Mutex
 	packageWindow int
+	earlyLeft     int // RELAY_EARLY cells we may still send (tor-spec §5.6)
 	sentDigests   [][20]byte
 	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
 
@@ -160,6 +165,7 @@ func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, 
 	c := &Circuit{
 		ep:            ep,
 		packageWindow: CircWindowStart,
+		earlyLeft:     MaxRelayEarly,
 		deliverWindow: CircWindowStart,
 		windowOpen:    make(chan struct{}, 1),
 		streams:       map[uint16]StreamHandler{},
@@ -475,6 +481,18 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	if err := cell.EncodeRelay(&p, msg); err != nil {
 		return err
 	}
+	// EXTEND2 must travel in RELAY_EARLY; like C tor we also send the
+	// first cells for hops beyond the first as RELAY_EARLY, to hide the
+	// circuit length from the first hop (tor-spec §5.6).
+	if cmd == cell.RELAY_EARLY && c.earlyLeft == 0 {
+		return errors.New("circuit: no RELAY_EARLY cells left to extend with")
+	}
+	if len(hops) > 1 && c.earlyLeft > 0 {
+		cmd = cell.RELAY_EARLY
+	}
+	if cmd == cell.RELAY_EARLY {
+		c.earlyLeft--
+	}
 	d := hops.Encrypt(&p, len(hops)-1)
 	if data {
 		// prop 289: remember the digest of every cell that will make the
@@ -525,8 +543,10 @@ func (c *Circuit) handleCell(cl *cell.Cell) error {
 			return &ProtocolError{err.Error()}
 		}
 		return c.completeHop(p, hdata)
-	case cell.RELAY, cell.RELAY_EARLY:
+	case cell.RELAY:
 		return c.handleRelay(cl)
+	case cell.RELAY_EARLY:
+		return &ProtocolError{"inbound RELAY_EARLY"} // tor-spec §5.6: MUST close
 	case cell.PADDING:
 		return nil
 	}

@@ -269,3 +269,38 @@ func TestControlMessagesAndVirtualHop(t *testing.T) {
 		t.Fatalf("%+v %v", m, err)
 	}
 }
+
+func TestRelayEarly(t *testing.T) {
+	f, c := newCirc(t)
+	ctx := context.Background()
+	// On a one-hop circuit nothing is RELAY_EARLY.
+	c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DROP})
+	if r := next(t, f); r.Cell.Command != cell.RELAY {
+		t.Fatalf("got %v", r.Cell.Command)
+	}
+	keys := bytes.Repeat([]byte{1}, torcrypto.RelayKeyMaterialLen)
+	vc, _ := torcrypto.NewHop(bytes.NewReader(keys))
+	c.ExtendVirtual(vc)
+	for i := range 10 {
+		c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DROP})
+		want := cell.RELAY_EARLY
+		if i >= circuit.MaxRelayEarly {
+			want = cell.RELAY
+		}
+		if r := next(t, f); r.Cell.Command != want {
+			t.Fatalf("cell %d: %v, want %v", i, r.Cell.Command, want)
+		}
+	}
+	// Extending needs RELAY_EARLY: none left.
+	ctx2, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := c.Extend(ctx2, f.Target); err == nil {
+		t.Fatal("extend without RELAY_EARLY budget")
+	}
+	// An inbound RELAY_EARLY closes the circuit.
+	f.SendCell(f.CircID(), cell.RELAY_EARLY, make([]byte, cell.PayloadLen))
+	var pe *circuit.ProtocolError
+	if err := waitDone(t, c); !errors.As(err, &pe) {
+		t.Fatalf("got %v", err)
+	}
+}
