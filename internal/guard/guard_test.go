@@ -658,3 +658,129 @@ func BenchmarkPick(b *testing.B) {
 		a.Close()
 	}
 }
+
+// TestInvariantsRandomised drives the manager through random consensus
+// changes (guards leaving and returning), circuit outcomes and time
+// steps, checking guard-spec invariants after every step: the sample is
+// within its bounds and holds only distinct identities; confirmed ⊆
+// sampled; primary guards are filtered, at most N, and confirmed ones
+// come first; picked guards are listed, filtered, obey the restriction
+// and have a microdescriptor for circuits.
+func TestInvariantsRandomised(t *testing.T) {
+	dataDir := t.TempDir()
+	m, clk, _ := newTest(t, Config{DataDirectory: dataDir})
+	base := pathtest.Build(pathtest.Options{N: 300, Seed: 77})
+	rng := rand.New(rand.NewPCG(5, 6))
+	var open []*Attempt
+	d := dirAt(base, clk.Now(), nil)
+	steps := 5000
+	if testing.Short() {
+		steps = 1000
+	}
+	for step := 0; step < steps; step++ {
+		switch x := rng.IntN(100); {
+		case x < 3: // new consensus: a random 10% of relays missing
+			clk.Advance(time.Hour)
+			drop := rng.Uint64()
+			d = dirAt(base, clk.Now(), func(r *netdir.Relay) bool { return (uint64(r.RSAID[0])^drop)%10 != 0 })
+			m.SetNetDir(d)
+		case x < 6:
+			clk.Advance(time.Duration(rng.IntN(3600)) * time.Second)
+			m.Housekeeping()
+		case x < 60:
+			u := Usage{Dir: rng.IntN(4) == 0}
+			var banned *netdir.Relay
+			if rng.IntN(3) == 0 {
+				banned = d.Relays[rng.IntN(len(d.Relays))]
+				u.Restrict = func(r *netdir.Relay) bool { return !path.SameFamily(r, banned) }
+			}
+			r, a, err := m.Pick(d, u)
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			if !IsGuardCandidate(r) || d.ByRSAID[r.RSAID] != r {
+				t.Fatalf("step %d: picked unlisted or non-guard %s", step, r.Nickname)
+			}
+			if banned != nil && path.SameFamily(r, banned) {
+				t.Fatalf("step %d: restriction ignored", step)
+			}
+			open = append(open, a)
+		default:
+			if len(open) == 0 {
+				continue
+			}
+			i := rng.IntN(len(open))
+			a := open[i]
+			switch rng.IntN(3) {
+			case 0:
+				a.Report(rng.IntN(3) != 0)
+			case 1:
+				a.Status()
+			case 2:
+				a.Close()
+				open = slices.Delete(open, i, i+1)
+			}
+		}
+		checkInvariants(t, m, step)
+	}
+	// The state survives a restart with the same primaries.
+	prim := m.PrimaryGuards()
+	m2, err := New(Config{DataDirectory: dataDir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2.SetNetDir(d)
+	if p := m2.PrimaryGuards(); !slices.Equal(p, prim) {
+		// Non-confirmed primaries kept only at run time may differ;
+		// confirmed ones must not.
+		for _, id := range prim {
+			if slices.ContainsFunc(m.Sampled(), func(g GuardInfo) bool { return g.ID == id && g.Confirmed }) && !slices.Contains(p, id) {
+				t.Fatalf("confirmed primary lost across restart")
+			}
+		}
+	}
+}
+
+func checkInvariants(t *testing.T, m *Manager, step int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[[20]byte]bool{}
+	for _, e := range m.sampled {
+		if seen[e.id] {
+			t.Fatalf("step %d: duplicate sampled guard", step)
+		}
+		seen[e.id] = true
+	}
+	n := 0
+	for _, r := range m.dir.Relays {
+		if IsGuardCandidate(r) {
+			n++
+		}
+	}
+	if len(m.sampled) > m.maxSample(n) {
+		t.Fatalf("step %d: sample %d > max %d", step, len(m.sampled), m.maxSample(n))
+	}
+	for _, e := range m.confirmed {
+		if !slices.Contains(m.sampled, e) || !e.confirmed() {
+			t.Fatalf("step %d: confirmed guard not sampled", step)
+		}
+	}
+	if len(m.primary) > m.nPrimary() {
+		t.Fatalf("step %d: %d primaries", step, len(m.primary))
+	}
+	sawUnconfirmed := false
+	for _, e := range m.primary {
+		if !m.filtered(e) || !e.primary {
+			t.Fatalf("step %d: primary guard not filtered", step)
+		}
+		if !e.confirmed() {
+			sawUnconfirmed = true
+		} else if sawUnconfirmed {
+			// Allowed only if that confirmed guard is not among the
+			// first confirmed filtered guards... it must be: confirmed
+			// guards are always placed first.
+			t.Fatalf("step %d: confirmed primary after an unconfirmed one", step)
+		}
+	}
+}
