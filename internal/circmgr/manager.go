@@ -297,7 +297,7 @@ func (m *Manager[C]) findLocked(u Usage, k isolation.Key, now time.Time) *circ[C
 			expired = append(expired, c)
 			continue
 		}
-		if c.binding.Compatible(k) && c.c.AllowsPort(u.Port) {
+		if c.binding.Compatible(k) && allows(c.c, u.Port) {
 			found = c
 			break
 		}
@@ -358,7 +358,7 @@ func (m *Manager[C]) unindexLocked(c *circ[C]) {
 // takeCleanLocked removes and returns a clean circuit allowing u.Port.
 func (m *Manager[C]) takeCleanLocked(u Usage) *circ[C] {
 	for i, c := range m.clean {
-		if c.closed || c.unusable || !c.c.AllowsPort(u.Port) {
+		if c.closed || c.unusable || !allows(c.c, u.Port) {
 			continue
 		}
 		m.clean = slices.Delete(m.clean, i, i+1)
@@ -513,7 +513,7 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CircuitBuildTimeout)
 		c, err = m.builder.Build(ctx, Usage{Port: p.port})
 		cancel()
-		if err == nil && !c.AllowsPort(p.port) {
+		if err == nil && !allows(c, p.port) {
 			c.Close()
 			err = ErrExitRejectsPort
 		}
@@ -678,7 +678,7 @@ func (m *Manager[C]) Ready(ctx context.Context, u Usage) error {
 		return ErrClosed
 	}
 	for _, c := range m.clean {
-		if !c.closed && !c.unusable && c.c.AllowsPort(u.Port) {
+		if !c.closed && !c.unusable && allows(c.c, u.Port) {
 			m.mu.Unlock()
 			return nil
 		}
@@ -824,7 +824,7 @@ func (m *Manager[C]) prebuildLocked(now time.Time) {
 	for _, port := range m.predictedPortsLocked() {
 		n := 0
 		for _, c := range m.clean {
-			if !c.closed && !c.unusable && c.c.AllowsPort(port) {
+			if !c.closed && !c.unusable && allows(c.c, port) {
 				n++
 			}
 		}
@@ -967,4 +967,10 @@ func (m *Manager[C]) Close() error {
 	m.wg.Wait()
 	m.flushEvents()
 	return nil
+}
+
+// allows reports whether c may carry a stream for port; port 0 (a
+// RESOLVE, or no particular port) accepts any exit circuit.
+func allows[C Circuit](c C, port uint16) bool {
+	return port == 0 || c.AllowsPort(port)
 }

@@ -580,3 +580,16 @@ func TestReady(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPortZeroAcceptsAnyExit(t *testing.T) {
+	b := &fakeBuilder{ports: func(Usage) []uint16 { return []uint16{443} }}
+	m, _ := testManager(t, b, Config{})
+	k := key("", "x", 0, isolation.Default)
+	c, err := m.Get(ctx, Usage{}, k)
+	if err != nil {
+		t.Fatalf("port 0 must accept any exit: %v", err)
+	}
+	if c2, _ := m.Get(ctx, Usage{}, k); c2 != c {
+		t.Fatal("port 0 stream must reuse the circuit")
+	}
+}

@@ -50,7 +50,9 @@ type StreamCounter interface {
 
 // Usage is what a circuit is wanted for.
 type Usage struct {
-	// Port is the exit port the stream will connect to.
+	// Port is the exit port the stream will connect to. 0 means no
+	// particular port (e.g. a RESOLVE): any exit circuit will do and
+	// AllowsPort is not consulted.
 	Port uint16
 }
 
