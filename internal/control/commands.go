@@ -310,8 +310,13 @@ func (c *conn) getInfo(key string) (string, error) {
 	}
 	switch {
 	case strings.HasPrefix(lk, "net/listeners/"):
+		kind := lk[len("net/listeners/"):]
+		addrs := b.Listeners(kind)
+		if kind == "control" && len(addrs) == 0 {
+			addrs = c.s.listenerStrings()
+		}
 		var q []string
-		for _, a := range b.Listeners(lk[len("net/listeners/"):]) {
+		for _, a := range addrs {
 			q = append(q, quote(a))
 		}
 		return strings.Join(q, " "), nil

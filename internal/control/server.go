@@ -82,8 +82,10 @@ type Server struct {
 	conns     map[*conn]struct{}
 	owner     *conn
 	unsub     func()
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	// startedUnix: Start created the ControlSocket, so Close removes it.
+	startedUnix bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New validates cfg and returns a server; nothing is opened or written
@@ -217,6 +219,9 @@ func (s *Server) Start() error {
 			return fail(err)
 		}
 		ls = append(ls, l)
+		s.mu.Lock()
+		s.startedUnix = true
+		s.mu.Unlock()
 	}
 	for _, l := range ls {
 		if err := s.track(l); err != nil {
@@ -284,16 +289,12 @@ func (s *Server) acceptLoop(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := s.newConn(nc)
+		c := s.newConn(nc) // counts c in s.wg
 		if c == nil {
 			nc.Close()
 			return net.ErrClosed
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-		}()
+		go c.serve()
 	}
 }
 
@@ -330,7 +331,7 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.wg.Wait()
-	if s.cfg.UnixSocket != "" {
+	if s.cfg.UnixSocket != "" && s.startedUnix {
 		os.Remove(s.cfg.UnixSocket)
 	}
 	return nil
@@ -439,6 +440,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		return nil
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1) // under s.mu, so never concurrent with Close's Wait
 	return c
 }
 
@@ -470,7 +472,9 @@ func (c *conn) eventWriter() {
 	}
 }
 
+// serve runs the connection; it balances the s.wg.Add of newConn.
 func (c *conn) serve() {
+	defer c.s.wg.Done()
 	go c.eventWriter()
 	defer c.finish()
 	for {
@@ -560,4 +564,18 @@ func (c *conn) handle(cmd Command) bool {
 		return true
 	}
 	return h(c, cmd)
+}
+
+// listenerStrings renders the server's own listeners the way GETINFO
+// net/listeners/control does: "127.0.0.1:9051", "unix:/path".
+func (s *Server) listenerStrings() []string {
+	var out []string
+	for _, a := range s.Addrs() {
+		if a.Network() == "unix" {
+			out = append(out, "unix:"+a.String())
+		} else {
+			out = append(out, a.String())
+		}
+	}
+	return out
 }

@@ -229,6 +229,7 @@ func TestGetInfo(t *testing.T) {
 	expect(t, c.do("GETINFO net/listeners/socks"),
 		`250-net/listeners/socks="127.0.0.1:9050" "unix:/tmp/sock"`, "250 OK")
 	expect(t, c.do("GETINFO net/listeners/dns"), "250-net/listeners/dns=", "250 OK")
+	expect(t, c.do("GETINFO net/listeners/control"), `250-net/listeners/control="`+ts.addr+`"`, "250 OK")
 	ts.b.read.Store(1234)
 	ts.b.written.Store(99)
 	expect(t, c.do("GETINFO traffic/read traffic/written"),
