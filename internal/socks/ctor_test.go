@@ -15,18 +15,22 @@ import (
 // startCTor runs a C tor that cannot reach any relay, with a SocksPort, so that
 // its replies to handshakes that fail before any circuit is needed can
 // be compared with ours.
-func startCTor(t *testing.T, safeSocks bool) string {
+// It returns the SocksPort and HTTPTunnelPort addresses.
+func startCTor(t *testing.T, safeSocks bool) (string, string) {
 	t.Helper()
 	tor, err := exec.LookPath("tor")
 	if err != nil {
 		t.Skip("tor not installed")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr, httpAddr := freeAddr(), freeAddr()
 	dir := t.TempDir()
 	safe := "0"
 	if safeSocks {
@@ -34,9 +38,9 @@ func startCTor(t *testing.T, safeSocks bool) string {
 	}
 	// An authority nobody listens for: tor opens its SocksPort but never
 	// bootstraps, so only handshake errors get an answer.
-	torrc := fmt.Sprintf("DataDirectory %s\nSocksPort %s\nSafeSocks %s\nLog notice file %s\n"+
+	torrc := fmt.Sprintf("DataDirectory %s\nSocksPort %s\nHTTPTunnelPort %s\nSafeSocks %s\nLog notice file %s\n"+
 		"TestingTorNetwork 1\nDirAuthority a orport=1 no-v2 v3ident=%s 127.0.0.1:1 %s\n",
-		dir, addr, safe, filepath.Join(dir, "log"), strings.Repeat("A", 40), strings.Repeat("B", 40))
+		dir, addr, httpAddr, safe, filepath.Join(dir, "log"), strings.Repeat("A", 40), strings.Repeat("B", 40))
 	path := filepath.Join(dir, "torrc")
 	os.WriteFile(path, []byte(torrc), 0o600)
 	cmd := exec.Command(tor, "--defaults-torrc", os.DevNull, "-f", path, "--hush")
@@ -53,12 +57,12 @@ func startCTor(t *testing.T, safeSocks bool) string {
 			n, _ := c.Read(r)
 			c.Close()
 			if bytes.Equal(r[:n], []byte{5, 0}) {
-				return addr
+				return addr, httpAddr
 			}
 		}
 	}
 	t.Fatal("C tor did not open its SocksPort")
-	return ""
+	return "", ""
 }
 
 // TestRepliesAgainstCTor sends the same failing handshakes to C tor and
@@ -99,8 +103,9 @@ func TestRepliesAgainstCTor(t *testing.T) {
 		{name: "http on socks port", in: []step{[]byte("GET / HTTP/1.0\r\n\r\n")}},
 	}
 	addrs := map[bool]string{}
+	var httpAddr string
 	for _, safe := range []bool{false, true} {
-		addrs[safe] = startCTor(t, safe)
+		addrs[safe], httpAddr = startCTor(t, safe)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -119,6 +124,37 @@ func TestRepliesAgainstCTor(t *testing.T) {
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("ours %x, C tor %x", got, want)
+			}
+		})
+	}
+
+	// HTTP CONNECT requests that fail before a stream is needed. C tor
+	// 0.4.9 closes without sending the error text it queued for GET and
+	// for unparsable requests, and answers a CONNECT without a port with
+	// "502 Bad Gateway (tor protocol violation)"; we answer 405 and 400.
+	// Both must refuse; ours must be the status given.
+	httpCases := []struct{ name, in, ours string }{
+		{"get", "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", "HTTP/1.0 405 "},
+		{"no port", "CONNECT example.com HTTP/1.1\r\n\r\n", "HTTP/1.0 400 "},
+		{"garbage", "\x00\x01\x02 nonsense\r\n\r\n", "HTTP/1.0 400 "},
+	}
+	h := &testHandler{echo: echoServer(t)}
+	s := &Server{Handler: h}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeHTTPTunnel(ln)
+	defer s.Close()
+	for _, c := range httpCases {
+		t.Run("http "+c.name, func(t *testing.T) {
+			theirs := string(firstLine(converse(t, httpAddr, [][]byte{[]byte(c.in)})))
+			got := string(firstLine(converse(t, ln.Addr().String(), [][]byte{[]byte(c.in)})))
+			if strings.HasPrefix(theirs, "HTTP/1.0 200") {
+				t.Errorf("C tor accepted: %q", theirs)
+			}
+			if !strings.HasPrefix(got, c.ours) {
+				t.Errorf("ours %q, want %q (C tor: %q)", got, c.ours, theirs)
 			}
 		})
 	}
