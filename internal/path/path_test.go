@@ -204,6 +204,19 @@ func TestPickExitRules(t *testing.T) {
 			t.Fatalf("any-exit %s allows neither 80 nor 443", r.Nickname)
 		}
 	}
+	// IPv6: only relays whose p6 summary allows the port.
+	v6 := d.Relays[len(d.Relays)-1]
+	v6.ExitPolicy6 = pathtest.PolicySSH
+	s2 := seeded(30)
+	for i := 0; i < 50; i++ {
+		p, err := s2.PickPath(d, nil, Usage{ExitPort: 22, ExitIPv6: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p[2] != v6 {
+			t.Fatalf("IPv6 exit %s has no p6 for 22", p[2].Nickname)
+		}
+	}
 	// No synthetic policy allows port 25.
 	p := uint16(25)
 	if _, err := s.PickExit(d, &p); !errors.Is(err, ErrNoRelays) {
@@ -215,7 +228,7 @@ func TestNodeOptions(t *testing.T) {
 	d := pathtest.Build(pathtest.Options{N: 300, Seed: 3})
 	var exits []*netdir.Relay
 	for _, r := range d.Relays {
-		if exitOK(nil)(r) && r.Flags.Has(netdir.FlagFast) {
+		if exitOK(nil, false)(r) && r.Flags.Has(netdir.FlagFast) {
 			exits = append(exits, r)
 		}
 	}
@@ -435,7 +448,7 @@ func TestSelectionFrequencies(t *testing.T) {
 	}{
 		{"guard", func(r *netdir.Relay) bool { return guardOK(r) }, func(s *Selector) (*netdir.Relay, error) { return s.PickGuard(d) }},
 		{"middle", func(r *netdir.Relay) bool { return middleOK(r) && r.Flags.Has(netdir.FlagFast) }, func(s *Selector) (*netdir.Relay, error) { return s.PickMiddle(d) }},
-		{"exit", func(r *netdir.Relay) bool { return exitOK(&port)(r) && r.Flags.Has(netdir.FlagFast) }, func(s *Selector) (*netdir.Relay, error) { return s.PickExit(d, &port) }},
+		{"exit", func(r *netdir.Relay) bool { return exitOK(&port, false)(r) && r.Flags.Has(netdir.FlagFast) }, func(s *Selector) (*netdir.Relay, error) { return s.PickExit(d, &port) }},
 		{"dir", dirOK, func(s *Selector) (*netdir.Relay, error) { return s.PickDirectory(d) }},
 	}
 	const n = 100000

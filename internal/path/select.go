@@ -51,6 +51,9 @@ type Usage struct {
 	// NeedStable requires Stable relays (implied for ExitPort in
 	// LongLivedPorts).
 	NeedStable bool
+	// ExitIPv6 says the stream's target is an IPv6 address: the exit's
+	// IPv6 policy summary ("p6") must allow the port.
+	ExitIPv6 bool
 }
 
 // Selector picks relays. Its fields are its configuration; set them
@@ -112,8 +115,8 @@ type dirCache struct {
 	// path restrictions).
 	middles, guards, dirs []int32
 	exitMu                sync.Mutex
-	exits                 map[uint16][]int32 // by port
-	exitsWeb              []int32            // port 80 or 443
+	exits                 map[exitKey][]int32
+	exitsWeb              []int32 // port 80 or 443
 }
 
 // maxCachedPorts bounds the per-port exit lists of one NetDir.
@@ -129,20 +132,30 @@ func (c *dirCache) filter(ok func(*netdir.Relay) bool) []int32 {
 	return out
 }
 
-// exitCands returns the relays whose exit policy allows *port (80 or 443
-// for nil), excluding BadExit and MiddleOnly.
-func (c *dirCache) exitCands(port *uint16) []int32 {
-	if port == nil {
+type exitKey struct {
+	port uint16
+	ipv6 bool
+}
+
+// exitCands returns the relays whose exit policy summary ("p", or "p6"
+// for ipv6) allows *port (80 or 443 for nil), excluding BadExit and
+// MiddleOnly.
+func (c *dirCache) exitCands(port *uint16, ipv6 bool) []int32 {
+	if port == nil && !ipv6 {
 		return c.exitsWeb
+	}
+	k := exitKey{ipv6: ipv6}
+	if port != nil {
+		k.port = *port
 	}
 	c.exitMu.Lock()
 	defer c.exitMu.Unlock()
-	if l, ok := c.exits[*port]; ok {
+	if l, ok := c.exits[k]; ok {
 		return l
 	}
-	l := c.filter(exitOK(port))
+	l := c.filter(exitOK(port, ipv6))
 	if len(c.exits) < maxCachedPorts {
-		c.exits[*port] = l
+		c.exits[k] = l
 	}
 	return l
 }
@@ -239,8 +252,8 @@ func buildCache(dir *netdir.NetDir) *dirCache {
 		c.flags[i] = r.Flags
 	}
 	c.middles, c.guards, c.dirs = c.filter(middleOK), c.filter(guardOK), c.filter(dirOK)
-	c.exitsWeb = c.filter(exitOK(nil))
-	c.exits = make(map[uint16][]int32)
+	c.exitsWeb = c.filter(exitOK(nil, false))
+	c.exits = make(map[exitKey][]int32)
 	return c
 }
 
@@ -435,16 +448,21 @@ func (s *Selector) longLived(port uint16) bool {
 	return slices.Contains(ports, port)
 }
 
-// exitOK is the exit-position predicate for port (nil: 80 or 443).
-func exitOK(port *uint16) func(r *netdir.Relay) bool {
+// exitOK is the exit-position predicate for port (nil: 80 or 443),
+// using the IPv6 policy summary if ipv6.
+func exitOK(port *uint16, ipv6 bool) func(r *netdir.Relay) bool {
 	return func(r *netdir.Relay) bool {
 		if !r.IsUsable() || r.Flags&(netdir.FlagBadExit|netdir.FlagMiddleOnly) != 0 {
 			return false
 		}
-		if port != nil {
-			return r.ExitPolicy.Allows(*port)
+		pol := &r.ExitPolicy
+		if ipv6 {
+			pol = &r.ExitPolicy6
 		}
-		return r.ExitPolicy.Allows(443) || r.ExitPolicy.Allows(80)
+		if port != nil {
+			return pol.Allows(*port)
+		}
+		return pol.Allows(443) || pol.Allows(80)
 	}
 }
 
@@ -463,17 +481,17 @@ func dirOK(r *netdir.Relay) bool {
 // ExitNodes, ExcludeExitNodes and ExcludeNodes, and compatible with every
 // relay in path.
 func (s *Selector) PickExit(dir *netdir.NetDir, port *uint16, path ...*netdir.Relay) (*netdir.Relay, error) {
-	return s.pickExit(dir, port, false, path)
+	return s.pickExit(dir, port, false, false, path)
 }
 
-func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable bool, path []*netdir.Relay) (*netdir.Relay, error) {
+func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable, ipv6 bool, path []*netdir.Relay) (*netdir.Relay, error) {
 	what := "exit to ports 80/443"
 	if port != nil {
 		what = "exit to port"
 		stable = stable || s.longLived(*port)
 	}
 	return s.pick(dir, request{
-		what: what, rule: WeightForExit, cands: func(c *dirCache) []int32 { return c.exitCands(port) },
+		what: what, rule: WeightForExit, cands: func(c *dirCache) []int32 { return c.exitCands(port, ipv6) },
 		needFast: true, needStable: stable,
 		only: s.ExitNodes, exclude: s.ExcludeExitNodes,
 		path: path, port: port,
@@ -527,9 +545,9 @@ func (s *Selector) PickPath(dir *netdir.NetDir, guard *netdir.Relay, u Usage) ([
 		last, err = s.pickMiddle(dir, u.NeedStable, "last hop", fixed)
 	case u.ExitPort != 0 && !u.AnyExit:
 		p := u.ExitPort
-		last, err = s.pickExit(dir, &p, u.NeedStable, fixed)
+		last, err = s.pickExit(dir, &p, u.NeedStable, u.ExitIPv6, fixed)
 	default:
-		last, err = s.pickExit(dir, nil, u.NeedStable, fixed)
+		last, err = s.pickExit(dir, nil, u.NeedStable, u.ExitIPv6, fixed)
 	}
 	if err != nil {
 		return nil, err
