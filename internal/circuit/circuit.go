@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -148,14 +149,43 @@ type Circuit struct {
 }
 
 type pendingHS struct {
-	hs     torcrypto.ClientHandshake
+	hs interface {
+		Complete([]byte) (io.Reader, error)
+	}
 	result chan error
-	cmd    cell.Command // CREATED2 expected, or RELAY for EXTENDED2
+	cmd    cell.Command // CREATED2 or CREATED_FAST expected, or RELAY for EXTENDED2
 	target Target
 }
 
 // Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
 func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
+	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
+	if err != nil {
+		return nil, err
+	}
+	body, err := (&cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}).Encode()
+	if err != nil {
+		return nil, err
+	}
+	return create(ctx, ch, target, hs, cell.CREATE2, body, cell.CREATED2)
+}
+
+// CreateFast opens a one-hop circuit on ch with CREATE_FAST (tor-spec
+// §5.1.5): no public-key handshake, security rests on the channel's TLS.
+// It needs no ntor key; the channel's peer is recorded as the hop.
+func CreateFast(ctx context.Context, ch *channel.Channel) (*Circuit, error) {
+	hs, err := torcrypto.NewCreateFastClient(nil)
+	if err != nil {
+		return nil, err
+	}
+	p := ch.Peer()
+	t := Target{RSAID: p.RSAID, Ed25519ID: p.Ed25519ID, HasEd25519: p.HasEd25519, Addr: ch.Addr()}
+	return create(ctx, ch, t, hs, cell.CREATE_FAST, hs.ClientMessage(), cell.CREATED_FAST)
+}
+
+func create(ctx context.Context, ch *channel.Channel, target Target, hs interface {
+	Complete([]byte) (io.Reader, error)
+}, cmd cell.Command, body []byte, reply cell.Command) (*Circuit, error) {
 	ep, err := ch.NewEndpoint()
 	if err != nil {
 		return nil, err
@@ -173,20 +203,10 @@ func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, 
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),
 	}
-	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
-	if err != nil {
-		ep.Release(false, 0)
-		return nil, err
-	}
-	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: cell.CREATED2, target: target}
+	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: reply, target: target}
 	c.pending = p
-	body, err := (&cell.Create2{HType: hs.Type(), HData: hs.ClientMessage()}).Encode()
-	if err != nil {
-		ep.Release(false, 0)
-		return nil, err
-	}
 	go c.run()
-	if err := ep.Send(cell.CREATE2, body); err != nil {
+	if err := ep.Send(cmd, body); err != nil {
 		c.closeWith(err, false)
 		return nil, err
 	}
@@ -529,18 +549,21 @@ func (c *Circuit) run() {
 
 func (c *Circuit) handleCell(cl *cell.Cell) error {
 	switch cl.Command {
-	case cell.CREATED2:
+	case cell.CREATED2, cell.CREATED_FAST:
 		c.mu.Lock()
 		p := c.pending
-		if p == nil || p.cmd != cell.CREATED2 {
+		if p == nil || p.cmd != cl.Command {
 			c.mu.Unlock()
-			return &ProtocolError{"unexpected CREATED2"}
+			return &ProtocolError{"unexpected " + cl.Command.String()}
 		}
 		c.pending = nil
 		c.mu.Unlock()
-		hdata, err := cell.DecodeCreated2(cl.Payload)
-		if err != nil {
-			return &ProtocolError{err.Error()}
+		hdata := cl.Payload // CREATED_FAST: Y | KH
+		if cl.Command == cell.CREATED2 {
+			var err error
+			if hdata, err = cell.DecodeCreated2(cl.Payload); err != nil {
+				return &ProtocolError{err.Error()}
+			}
 		}
 		return c.completeHop(p, hdata)
 	case cell.RELAY:

@@ -67,3 +67,24 @@ func TestThreeHop(t *testing.T) {
 		t.Fatalf("%d channels, want 1 reused", n)
 	}
 }
+
+func TestCreateFast(t *testing.T) {
+	p := targets(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g := p.Relays[0]
+	ch, err := channel.Dial(ctx, g.Addr, g.Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	c, err := circuit.CreateFast(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Extend from a CREATE_FAST hop with ntor.
+	if err := c.Extend(ctx, p.Exits[0]); err != nil {
+		t.Fatal(err)
+	}
+}
