@@ -165,6 +165,9 @@ func TestCompatible(t *testing.T) {
 	if !Compatible(d, e, true) {
 		t.Error("different IPv6 /32 refused")
 	}
+	if !New().Compatible(a, b) || New().Compatible(a, c) || !(&Selector{}).Compatible(a, c) {
+		t.Error("Selector.Compatible ignores EnforceDistinctSubnets")
+	}
 	if ok := New().CompatibleWith(a, d); ok(c) || !ok(e) {
 		t.Error("CompatibleWith: wrong verdict")
 	}

@@ -583,3 +583,10 @@ func (s *Selector) CompatibleWith(path ...*netdir.Relay) func(*netdir.Relay) boo
 		return true
 	}
 }
+
+// Compatible reports whether a and b may share a circuit under this
+// Selector's EnforceDistinctSubnets setting (see the package-level
+// Compatible).
+func (s *Selector) Compatible(a, b *netdir.Relay) bool {
+	return Compatible(a, b, s.EnforceDistinctSubnets)
+}
