@@ -157,8 +157,14 @@ type pendingHS struct {
 	target Target
 }
 
+// ErrNoNtorKey is returned when a target has no ntor onion key.
+var ErrNoNtorKey = errors.New("circuit: target has no ntor onion key")
+
 // Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
 func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
+	if target.NtorKey == ([32]byte{}) {
+		return nil, ErrNoNtorKey
+	}
 	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
 	if err != nil {
 		return nil, err
@@ -249,6 +255,9 @@ func (c *Circuit) Extend(ctx context.Context, target Target) error {
 // derived from target. target.RSAID and target.NtorKey are always used
 // for the ntor handshake.
 func (c *Circuit) ExtendWithSpecs(ctx context.Context, target Target, specs []cell.LinkSpec) error {
+	if target.NtorKey == ([32]byte{}) {
+		return ErrNoNtorKey
+	}
 	c.extendMu.Lock()
 	defer c.extendMu.Unlock()
 	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
@@ -441,6 +450,13 @@ func (c *Circuit) AttachStream(h StreamHandler) (uint16, error) {
 		}
 	}
 	return 0, ErrStreamIDsFull
+}
+
+// NumStreams returns the number of attached streams.
+func (c *Circuit) NumStreams() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.streams)
 }
 
 // DetachStream unregisters stream id.
