@@ -689,3 +689,47 @@ func TestHTTPTunnel(t *testing.T) {
 		})
 	}
 }
+
+// silentHandler connects every request to a pipe nobody reads or
+// closes, like an exit that never answers; CloseWrite is a no-op, as on
+// a Tor stream (internal/stream).
+type silentHandler struct{ testHandler }
+
+type noopHalfConn struct{ net.Conn }
+
+func (noopHalfConn) CloseWrite() error { return nil }
+
+func (h *silentHandler) HandleConnect(ctx context.Context, req *Request) (net.Conn, error) {
+	a, _ := net.Pipe()
+	return noopHalfConn{a}, nil
+}
+
+// TestCloseWithHalfClosedTunnel: after the client half-closes, only the
+// target→client copy is left, blocked on the target; Close must still end
+// it.
+func TestCloseWithHalfClosedTunnel(t *testing.T) {
+	s := &Server{Handler: &silentHandler{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(hexBytes(5, 1, 0, 5, 1, 0, 3, 1, "x", 0, 80))
+	if _, err := io.ReadFull(c, make([]byte, 12)); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on a half-closed tunnel")
+	}
+}
