@@ -74,6 +74,13 @@ func addrInfo(r *netdir.Relay) famInfo {
 func parseHexID(s string) ([20]byte, bool) {
 	var id [20]byte
 	s = strings.TrimPrefix(s, "$")
+	if len(s) == 40 {
+		// Fast path: plain $HEX, by far the commonest form.
+		if _, err := hex.Decode(id[:], []byte(s)); err == nil {
+			return id, true
+		}
+		return id, false
+	}
 	if i := strings.IndexAny(s, "~="); i >= 0 {
 		if !isNickname(s[i+1:]) {
 			return id, false

@@ -636,6 +636,8 @@ func TestFamilyFromOtherNetDir(t *testing.T) {
 func BenchmarkCacheBigFamilies(b *testing.B) {
 	d := pathtest.Build(pathtest.Options{N: 7000, Seed: 1, BigFamilies: 10})
 	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		s := New()
 		s.cacheFor(d)
