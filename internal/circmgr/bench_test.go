@@ -53,7 +53,11 @@ func report(b *testing.B, n int64, wall time.Duration, cpu time.Duration) {
 
 // populated returns a manager holding n live circuits, one per key.
 func populated(b *testing.B, n int) (*Manager[*fakeCirc], []isolation.StreamInfo) {
-	m, _ := testManager(b, &fakeBuilder{}, Config{MaxCircuits: 2 * n})
+	return populatedCfg(b, n, Config{MaxCircuits: 2 * n})
+}
+
+func populatedCfg(b *testing.B, n int, cfg Config) (*Manager[*fakeCirc], []isolation.StreamInfo) {
+	m, _ := testManager(b, &fakeBuilder{}, cfg)
 	infos := make([]isolation.StreamInfo, n)
 	for i := range n {
 		infos[i] = benchInfo(i)
@@ -145,6 +149,28 @@ func BenchmarkLookup10kParallel(b *testing.B) {
 // BenchmarkAttachRelease10k: tracked streams (Attach + Release).
 func BenchmarkAttachRelease10k(b *testing.B) {
 	m, infos := populated(b, 10000)
+	keys := make([]isolation.Key, len(infos))
+	for i := range infos {
+		keys[i] = isolation.NewKey(infos[i], benchFlags)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a, err := m.Attach(ctx, Usage{Port: 443}, keys[i%len(keys)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Release()
+		i++
+	}
+}
+
+// BenchmarkAttachRelease10kEvents: Attach + Release with an OnEvent hook
+// (as the client wires it for the control port): adds the key tag
+// (SHA-256) and event delivery per stream.
+func BenchmarkAttachRelease10kEvents(b *testing.B) {
+	var n atomic.Int64
+	m, infos := populatedCfg(b, 10000, Config{MaxCircuits: 20000, OnEvent: func(Event) { n.Add(1) }})
 	keys := make([]isolation.Key, len(infos))
 	for i := range infos {
 		keys[i] = isolation.NewKey(infos[i], benchFlags)
