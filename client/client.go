@@ -26,10 +26,12 @@ import (
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/channel"
 	"github.com/gotor/gotor/internal/circmgr"
+	"github.com/gotor/gotor/internal/control"
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/isolation"
 	"github.com/gotor/gotor/internal/logging"
+	"github.com/gotor/gotor/internal/metrics"
 	"github.com/gotor/gotor/internal/path"
 	"github.com/gotor/gotor/internal/socks"
 )
@@ -72,9 +74,17 @@ type Client struct {
 
 	dirCircs dirCircuits
 	events   eventHub
-	streams  streamTable
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
+	obs      observer
+
+	ctrl         *control.Server
+	metricsSrv   *metrics.Server
+	configFile   string
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	reloadCh     chan struct{}
+	streams      streamTable
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
 }
 
 // New checks cfg and prepares a client; nothing touches the network until
@@ -89,7 +99,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Client{cfg: cfg, log: logger}
+	c := &Client{cfg: cfg, log: logger, shutdownCh: make(chan struct{}), reloadCh: make(chan struct{}, 1)}
+	c.obs.metrics = metrics.New()
 
 	var auths []dirmgr.Authority
 	for _, line := range cfg.DirAuthorities {
@@ -176,6 +187,9 @@ func (c *Client) Start(ctx context.Context) error {
 	c.cancelRun = cancel
 	c.mu.Unlock()
 
+	if err := c.startControl(); err != nil {
+		return err
+	}
 	if err := c.dir.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
@@ -270,6 +284,12 @@ func (c *Client) Stop() error {
 	for _, ln := range c.listeners {
 		_ = ln.Close()
 	}
+	if c.ctrl != nil {
+		_ = c.ctrl.Close()
+	}
+	if c.metricsSrv != nil {
+		_ = c.metricsSrv.Close()
+	}
 	for _, s := range c.servers {
 		_ = s.Close()
 	}
@@ -333,6 +353,8 @@ func (c *Client) setProgress(p Progress) {
 		return
 	}
 	c.log.Log(context.Background(), logging.LevelNotice, p.String())
+	c.obs.metrics.SetBootstrap(p.Percent)
+	c.obs.publish(control.BootstrapEvent(control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}))
 	for _, s := range subs {
 		select {
 		case s <- p:

@@ -51,6 +51,7 @@ var eventNames = map[circmgr.EventType]string{
 }
 
 func (c *Client) onCircEvent(e circmgr.Event) {
+	c.onCircEventObserve(e)
 	ev := CircuitEvent{Type: eventNames[e.Type], CircID: e.CircID, StreamID: e.StreamID, Purpose: e.Purpose, Reason: e.Reason}
 	c.events.mu.Lock()
 	subs := make([]func(CircuitEvent), 0, len(c.events.subs))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gotor/gotor/internal/circmgr"
 	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/control"
 	"github.com/gotor/gotor/internal/isolation"
 	"github.com/gotor/gotor/internal/socks"
 	"github.com/gotor/gotor/internal/stream"
@@ -126,15 +127,25 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 		actx, cancel := context.WithTimeout(ctx, streamAttemptTimeout)
 		s, err := stream.Begin(actx, att.Circuit.Circuit, r.host, r.port, r.begin)
 		cancel()
+		info := StreamInfo{
+			ID: att.StreamID, CircuitID: att.CircID,
+			Target: net.JoinHostPort(r.host, strconv.Itoa(int(r.port))),
+			Source: sourceString(r.info.ClientAddr), IsolationTag: key.Tag(), Opened: time.Now(),
+		}
+		if att.Reused {
+			c.obs.metrics.IsolationHit()
+		} else {
+			c.obs.metrics.IsolationMiss()
+		}
 		if err == nil {
-			tc := &trackedConn{Conn: s, c: c, att: att, id: att.StreamID}
-			c.streams.add(StreamInfo{
-				ID: att.StreamID, CircuitID: att.CircID,
-				Target: net.JoinHostPort(r.host, strconv.Itoa(int(r.port))),
-				Source: sourceString(r.info.ClientAddr), IsolationTag: key.Tag(), Opened: time.Now(),
-			})
+			tc := &trackedConn{Conn: s, c: c, att: att, id: att.StreamID, info: info}
+			c.streams.add(info)
+			c.obs.metrics.StreamOpened()
+			c.streamStatus(info, control.StreamSucceeded, "")
 			return tc, nil
 		}
+		c.obs.metrics.StreamFailed(failReason(err))
+		c.streamStatus(info, control.StreamFailed, failReason(err))
 		att.Release()
 		last = err
 		if ctx.Err() != nil {
@@ -196,18 +207,21 @@ type trackedConn struct {
 	c      *Client
 	att    *circmgr.Attachment[*exitCircuit]
 	id     uint64
+	info   StreamInfo
 	closed atomic.Bool
 }
 
 func (t *trackedConn) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	t.c.bytesIn.Add(uint64(n))
+	t.c.obs.metrics.AddTraffic(uint64(n), 0)
 	return n, err
 }
 
 func (t *trackedConn) Write(p []byte) (int, error) {
 	n, err := t.Conn.Write(p)
 	t.c.bytesOut.Add(uint64(n))
+	t.c.obs.metrics.AddTraffic(0, uint64(n))
 	return n, err
 }
 
@@ -216,6 +230,8 @@ func (t *trackedConn) Close() error {
 	if t.closed.CompareAndSwap(false, true) {
 		t.att.Release()
 		t.c.streams.remove(t.id)
+		t.c.obs.metrics.StreamClosed()
+		t.c.streamStatus(t.info, control.StreamClosed, "DONE")
 	}
 	return err
 }
@@ -264,4 +280,17 @@ func (c *Client) StreamOf(conn net.Conn) (StreamInfo, bool) {
 	defer c.streams.mu.Unlock()
 	s, ok := c.streams.m[tc.id]
 	return s, ok
+}
+
+// failReason names a failed stream's reason as control-spec's STREAM
+// event does (END reasons by name, else TIMEOUT or MISC).
+func failReason(err error) string {
+	var end *stream.EndError
+	if errors.As(err, &end) {
+		return strings.ToUpper(socks.EndReasonString(byte(end.Reason)))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "TIMEOUT"
+	}
+	return "MISC"
 }

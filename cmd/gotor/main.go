@@ -92,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	c.SetConfigFile(cl.ConfigFile())
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -118,6 +120,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			bar.done()
 			started = nil
+		case <-c.Reload():
+			reload(log, args, cfg)
+		case <-c.Shutdown():
+			log.Log(context.Background(), logging.LevelNotice, "Controller asked to shut down")
+			cancel()
+			c.Stop()
+			return 0
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:

@@ -1,0 +1,416 @@
+package client
+
+// The client side of the control port (control-spec) and the MetricsPort:
+// a control.Backend over the client's state, and the events that CIRC,
+// STREAM and STATUS_CLIENT subscribers and Prometheus see.
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gotor/gotor/internal/circmgr"
+	"github.com/gotor/gotor/internal/control"
+	"github.com/gotor/gotor/internal/metrics"
+	"github.com/gotor/gotor/internal/netdir"
+)
+
+// controlVersion is what GETINFO version reports; stem parses it as a
+// Tor version, so it keeps that form.
+var controlVersion = "0.4.9.0-gotor"
+
+// observer fans client events out to the control port and metrics.
+type observer struct {
+	mu       sync.Mutex
+	subs     map[int]func(control.Event)
+	next     int
+	launched map[uint64]time.Time
+	built    map[uint64]bool
+	metrics  *metrics.Metrics
+}
+
+func (o *observer) publish(ev control.Event) {
+	o.mu.Lock()
+	subs := make([]func(control.Event), 0, len(o.subs))
+	for _, f := range o.subs {
+		subs = append(subs, f)
+	}
+	o.mu.Unlock()
+	for _, f := range subs {
+		f(ev)
+	}
+}
+
+// controlBackend implements control.Backend and control.EventSource.
+type controlBackend struct{ c *Client }
+
+func (b controlBackend) Subscribe(f func(control.Event)) func() {
+	o := &b.c.obs
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.subs == nil {
+		o.subs = map[int]func(control.Event){}
+	}
+	id := o.next
+	o.next++
+	o.subs[id] = f
+	return func() {
+		o.mu.Lock()
+		delete(o.subs, id)
+		o.mu.Unlock()
+	}
+}
+
+func (b controlBackend) Version() string { return controlVersion }
+
+func (b controlBackend) BootstrapStatus() control.Bootstrap {
+	p := b.c.Bootstrap()
+	return control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}
+}
+
+func (b controlBackend) circuitInfo(in circmgr.Info) control.CircuitInfo {
+	ci := control.CircuitInfo{ID: in.ID, State: control.CircBuilt, Purpose: "GENERAL", TimeCreated: in.Created,
+		BuildFlags: []string{"NEED_CAPACITY"}}
+	if in.State == "LAUNCHED" {
+		ci.State = control.CircLaunched
+	}
+	if ec, ok := b.c.circs.Lookup(in.ID); ok {
+		ci.Path = hops(ec.relays)
+	}
+	return ci
+}
+
+func hops(rs []*netdir.Relay) []control.Hop {
+	out := make([]control.Hop, len(rs))
+	for i, r := range rs {
+		out[i] = control.Hop{Fingerprint: strings.ToUpper(hex.EncodeToString(r.RSAID[:])), Nickname: r.Nickname}
+	}
+	return out
+}
+
+func (b controlBackend) Circuits() []control.CircuitInfo {
+	if b.c.circs == nil {
+		return nil
+	}
+	var out []control.CircuitInfo
+	for _, in := range b.c.circs.Circuits() {
+		out = append(out, b.circuitInfo(in))
+	}
+	return out
+}
+
+func (b controlBackend) Streams() []control.StreamInfo {
+	var out []control.StreamInfo
+	for _, s := range b.c.Streams() {
+		out = append(out, streamEvent(s, control.StreamSucceeded))
+	}
+	return out
+}
+
+func streamEvent(s StreamInfo, status string) control.StreamInfo {
+	return control.StreamInfo{ID: s.ID, Status: status, CircuitID: s.CircuitID, Target: s.Target,
+		SourceAddr: s.Source, Purpose: "USER"}
+}
+
+func (b controlBackend) Listeners(kind string) []string {
+	switch kind {
+	case "socks":
+		return b.c.SocksAddrs()
+	case "httptunnel":
+		return b.c.HTTPTunnelAddrs()
+	case "control":
+		if b.c.ctrl != nil {
+			var out []string
+			for _, a := range b.c.ctrl.Addrs() {
+				out = append(out, a.String())
+			}
+			return out
+		}
+	case "metrics":
+		if b.c.metricsSrv != nil {
+			return []string{b.c.metricsSrv.Addr().String()}
+		}
+	}
+	return nil
+}
+
+func (b controlBackend) GetConf(key string) ([]string, error) {
+	cfg := b.c.cfg
+	switch strings.ToLower(key) {
+	case "socksport":
+		var out []string
+		for _, p := range cfg.SocksPorts {
+			out = append(out, p.Addr)
+		}
+		return out, nil
+	case "datadirectory":
+		return []string{cfg.DataDirectory}, nil
+	case "maxcircuitdirtiness":
+		return []string{strconv.Itoa(int(cfg.MaxCircuitDirtiness / time.Second))}, nil
+	case "controlport":
+		return cfg.ControlPort, nil
+	case "cookieauthentication":
+		return []string{boolStr(cfg.CookieAuthentication)}, nil
+	case "testingtornetwork":
+		return []string{boolStr(cfg.TestingTorNetwork)}, nil
+	case "dirauthority":
+		return cfg.DirAuthorities, nil
+	case "exitnodes":
+		return joinNonEmpty(cfg.ExitNodes), nil
+	case "entrynodes":
+		return joinNonEmpty(cfg.EntryNodes), nil
+	case "excludenodes":
+		return joinNonEmpty(cfg.ExcludeNodes), nil
+	case "safesocks":
+		return []string{boolStr(cfg.SafeSocks)}, nil
+	case "orport", "dirport", "bridgerelay", "exitrelay", "hiddenservicedir", "bandwidthrate", "bandwidthburst":
+		return nil, nil // a client: unset
+	}
+	return nil, control.ErrUnknownKey
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func joinNonEmpty(v []string) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	return []string{strings.Join(v, ",")}
+}
+
+func (b controlBackend) SetConf([]control.ConfChange) error {
+	return fmt.Errorf("gotor cannot change options at run time yet: %w", control.ErrNotSupported)
+}
+
+func (b controlBackend) Signal(name string) error {
+	switch name {
+	case "NEWNYM":
+		b.c.NewIdentity()
+	case "SHUTDOWN", "HALT":
+		b.c.requestShutdown()
+	case "RELOAD":
+		b.c.requestReload()
+	case "CLEARDNSCACHE", "DUMP", "DEBUG", "HEARTBEAT", "DORMANT", "ACTIVE":
+		// No DNS cache; nothing to dump; always active.
+	default:
+		return control.ErrNotSupported
+	}
+	return nil
+}
+
+func (b controlBackend) TrafficRead() uint64    { return b.c.bytesIn.Load() }
+func (b controlBackend) TrafficWritten() uint64 { return b.c.bytesOut.Load() }
+
+func (b controlBackend) NSByID(fp string) (string, error) {
+	dir := b.c.dir.NetDir()
+	raw, err := hex.DecodeString(fp)
+	if dir == nil || err != nil || len(raw) != 20 {
+		return "", control.ErrUnknownKey
+	}
+	var id [20]byte
+	copy(id[:], raw)
+	r := dir.ByRSAID[id]
+	if r == nil {
+		return "", control.ErrUnknownKey
+	}
+	var flags []string
+	for name, f := range map[string]netdir.Flags{"Exit": netdir.FlagExit, "Fast": netdir.FlagFast, "Guard": netdir.FlagGuard,
+		"HSDir": netdir.FlagHSDir, "Running": netdir.FlagRunning, "Stable": netdir.FlagStable, "V2Dir": netdir.FlagV2Dir,
+		"Valid": netdir.FlagValid, "Authority": netdir.FlagAuthority, "BadExit": netdir.FlagBadExit} {
+		if r.Flags.Has(f) {
+			flags = append(flags, name)
+		}
+	}
+	sortStrings(flags)
+	return fmt.Sprintf("r %s %s %s %s %d %d\ns %s\nw Bandwidth=%d",
+		r.Nickname, base64.RawStdEncoding.EncodeToString(r.RSAID[:]), dir.ValidAfter.UTC().Format("2006-01-02 15:04:05"),
+		r.Addr, r.ORPort, r.DirPort, strings.Join(flags, " "), r.Bandwidth), nil
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (b controlBackend) ConfigFile() string { return b.c.configFile }
+
+// onCircEventObserve turns circuit manager events into CIRC events and
+// metrics.
+func (c *Client) onCircEventObserve(e circmgr.Event) {
+	o := &c.obs
+	o.mu.Lock()
+	if o.launched == nil {
+		o.launched, o.built = map[uint64]time.Time{}, map[uint64]bool{}
+	}
+	var state string
+	switch e.Type {
+	case circmgr.EventCircLaunched:
+		o.launched[e.CircID] = time.Now()
+		o.metrics.CircuitLaunched()
+		state = control.CircLaunched
+	case circmgr.EventCircBuilt:
+		if t, ok := o.launched[e.CircID]; ok {
+			o.metrics.CircuitBuilt(time.Since(t))
+		}
+		o.built[e.CircID] = true
+		state = control.CircBuilt
+	case circmgr.EventCircFailed:
+		o.metrics.CircuitFailed("FAILED")
+		delete(o.launched, e.CircID)
+		state = control.CircFailed
+	case circmgr.EventCircClosed:
+		if o.built[e.CircID] {
+			o.metrics.CircuitClosed()
+		}
+		delete(o.built, e.CircID)
+		delete(o.launched, e.CircID)
+		state = control.CircClosed
+	}
+	o.mu.Unlock()
+	if state == "" {
+		return
+	}
+	ci := control.CircuitInfo{ID: e.CircID, State: state, Purpose: "GENERAL", BuildFlags: []string{"NEED_CAPACITY"}}
+	if state == control.CircBuilt && c.circs != nil {
+		if ec, ok := c.circs.Lookup(e.CircID); ok {
+			ci.Path = hops(ec.relays)
+		}
+	}
+	if state == control.CircFailed || state == control.CircClosed {
+		ci.Reason = "FINISHED"
+		if state == control.CircFailed {
+			ci.Reason = "TIMEOUT"
+		}
+	}
+	c.obs.publish(control.Event{Type: control.EventCirc, Circuit: &ci})
+}
+
+// streamStatus publishes a STREAM event.
+func (c *Client) streamStatus(s StreamInfo, status, reason string) {
+	ev := streamEvent(s, status)
+	ev.Reason = reason
+	c.obs.publish(control.Event{Type: control.EventStream, Stream: &ev})
+}
+
+// startControl opens the ControlPort and the MetricsPort, if configured.
+func (c *Client) startControl() error {
+	cfg := c.cfg
+	for _, v := range cfg.ControlPort {
+		fields := strings.Fields(v)
+		if len(fields) == 0 || fields[0] == "0" {
+			continue
+		}
+		ccfg := control.Config{
+			CookieAuthentication:  cfg.CookieAuthentication,
+			CookieAuthFile:        cfg.CookieAuthFile,
+			DataDirectory:         cfg.DataDirectory,
+			HashedControlPassword: cfg.HashedControlPassword,
+			AllowNullAuth:         !cfg.CookieAuthentication && len(cfg.HashedControlPassword) == 0,
+			Logger:                c.log,
+		}
+		addr := fields[0]
+		switch {
+		case strings.HasPrefix(addr, "unix:"):
+			ccfg.UnixSocket = strings.Trim(strings.TrimPrefix(addr, "unix:"), `"`)
+		case strings.EqualFold(addr, "auto"):
+			ccfg.ListenAddr = "127.0.0.1:0"
+		default:
+			if _, err := strconv.Atoi(addr); err == nil {
+				addr = "127.0.0.1:" + addr
+			}
+			ccfg.ListenAddr = addr
+		}
+		if ccfg.AllowNullAuth {
+			c.log.Warn("ControlPort without CookieAuthentication or HashedControlPassword: any local program can control gotor")
+		}
+		srv, err := control.New(ccfg, controlBackend{c})
+		if err != nil {
+			return fmt.Errorf("client: ControlPort %s: %w", v, err)
+		}
+		if err := srv.Start(); err != nil {
+			return fmt.Errorf("client: ControlPort %s: %w", v, err)
+		}
+		c.ctrl = srv
+		for _, a := range srv.Addrs() {
+			c.log.Info("Opened Control listener on " + a.String())
+		}
+		break // one control server; further ControlPort lines are not supported yet
+	}
+	if cfg.MetricsPort != "" {
+		pol, err := metrics.ParsePolicy(cfg.MetricsPortPolicy...)
+		if err != nil {
+			return fmt.Errorf("client: MetricsPortPolicy: %w", err)
+		}
+		if len(cfg.MetricsPortPolicy) == 0 {
+			pol = nil
+		}
+		addr := strings.Fields(cfg.MetricsPort)[0]
+		if _, err := strconv.Atoi(addr); err == nil {
+			addr = "127.0.0.1:" + addr
+		}
+		srv, err := metrics.NewServer(metrics.ServerConfig{Addr: addr, Policy: pol, Logger: c.log}, c.obs.metrics)
+		if err != nil {
+			return fmt.Errorf("client: MetricsPort: %w", err)
+		}
+		if err := srv.Start(); err != nil {
+			return fmt.Errorf("client: MetricsPort: %w", err)
+		}
+		c.metricsSrv = srv
+		c.log.Info("Opened Metrics listener on " + srv.Addr().String())
+	}
+	return nil
+}
+
+// ControlAddr returns the control port's TCP address, or nil.
+func (c *Client) ControlAddr() net.Addr {
+	if c.ctrl == nil {
+		return nil
+	}
+	for _, a := range c.ctrl.Addrs() {
+		if _, ok := a.(*net.TCPAddr); ok {
+			return a
+		}
+	}
+	return nil
+}
+
+// MetricsAddr returns the MetricsPort address, or nil.
+func (c *Client) MetricsAddr() net.Addr {
+	if c.metricsSrv == nil {
+		return nil
+	}
+	return c.metricsSrv.Addr()
+}
+
+// SetConfigFile records the torrc path, for GETINFO config-file.
+func (c *Client) SetConfigFile(path string) { c.configFile = path }
+
+// Shutdown returns a channel closed when a controller asks gotor to shut
+// down (SIGNAL SHUTDOWN or HALT); the program should then call Stop.
+func (c *Client) Shutdown() <-chan struct{} { return c.shutdownCh }
+
+// Reload returns a channel that receives when a controller sends SIGNAL
+// RELOAD.
+func (c *Client) Reload() <-chan struct{} { return c.reloadCh }
+
+func (c *Client) requestShutdown() { c.shutdownOnce.Do(func() { close(c.shutdownCh) }) }
+
+func (c *Client) requestReload() {
+	select {
+	case c.reloadCh <- struct{}{}:
+	default:
+	}
+}
