@@ -70,6 +70,10 @@ func (s *Server) handleHTTP(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	s.fillAddrs(c, req)
 
+	if err := s.checkPolicy(req); err != nil {
+		io.WriteString(c, httpStatusFor(s.replyCode(err)))
+		return
+	}
 	ctx, cancel := s.handlerContext()
 	target, err := s.Handler.HandleConnect(ctx, req)
 	cancel()

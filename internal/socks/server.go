@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,14 @@ type Server struct {
 	PreferSOCKSNoAuth bool
 	// ExtendedErrors sends proposal 304 reply codes (0xF0-0xF7).
 	ExtendedErrors bool
+	// Local traffic policy of the port, C tor's SocksPort flags
+	// NoIPv4Traffic, NoIPv6Traffic, NoDNSRequest and NoOnionTraffic
+	// (OnionTrafficOnly sets the first three). A request the port does
+	// not allow is refused with ReplyNotAllowed, as C tor refuses it with
+	// END_STREAM_REASON_ENTRYPOLICY. What the exit is told (BEGIN flags,
+	// PreferIPv6) is the stream layer's business. The zero values allow
+	// everything.
+	NoIPv4Traffic, NoIPv6Traffic, NoDNSRequest, NoOnionTraffic bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -292,6 +301,10 @@ func (s *Server) handleSOCKS(c net.Conn) {
 		_, err := c.Write(b)
 		return err
 	}
+	if err := s.checkPolicy(req); err != nil {
+		reply(s.replyCode(err), netip.Addr{}, "")
+		return
+	}
 	ctx, cancel := s.handlerContext()
 	defer cancel()
 	switch req.Command {
@@ -332,6 +345,41 @@ func (s *Server) handleSOCKS(c net.Conn) {
 		}
 		reply(ReplySucceeded, addr, "")
 	}
+}
+
+// checkPolicy applies the port's traffic policy to req (C tor's checks
+// in connection_ap_handshake_rewrite_and_attach and
+// connection_ap_handle_onion).
+func (s *Server) checkPolicy(req *Request) error {
+	deny := func(why string) error {
+		s.logger().Warn("socks: refusing request: "+why, "protocol", req.Protocol.String(), "port", req.Port)
+		return &ReplyError{Code: ReplyNotAllowed, Err: errors.New(why)}
+	}
+	host := strings.ToLower(strings.TrimSuffix(req.Host, "."))
+	if strings.HasSuffix(host, ".onion") {
+		if s.NoOnionTraffic {
+			return deny("onion address requested on a port with NoOnionTraffic")
+		}
+		return nil
+	}
+	if s.NoDNSRequest && s.NoIPv4Traffic && s.NoIPv6Traffic {
+		return deny("non-onion destination on a port with OnionTrafficOnly")
+	}
+	a, err := netip.ParseAddr(req.Host)
+	if err != nil || req.Command == CmdResolvePTR {
+		// A name the exit must resolve, or a reverse lookup.
+		if s.NoDNSRequest {
+			return deny("DNS request or hostname on a port with NoDNSRequest")
+		}
+		return nil
+	}
+	if a.Unmap().Is4() && s.NoIPv4Traffic {
+		return deny("IPv4 address on a port with NoIPv4Traffic")
+	}
+	if !a.Unmap().Is4() && s.NoIPv6Traffic {
+		return deny("IPv6 address on a port with NoIPv6Traffic")
+	}
+	return nil
 }
 
 // pickAnswer returns the first address a reply can carry: SOCKS4 replies

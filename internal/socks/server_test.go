@@ -733,3 +733,49 @@ func TestCloseWithHalfClosedTunnel(t *testing.T) {
 		t.Fatal("Close hung on a half-closed tunnel")
 	}
 }
+
+func TestTrafficPolicy(t *testing.T) {
+	type pol struct{ v4, v6, dns, onion bool } // the No* flags
+	onionOnly := pol{v4: true, v6: true, dns: true}
+	tests := []struct {
+		name    string
+		p       pol
+		req     Request
+		refused bool
+	}{
+		{"default allows hostname", pol{}, Request{Command: CmdConnect, Host: "a.com"}, false},
+		{"default allows ipv4", pol{}, Request{Command: CmdConnect, Host: "1.2.3.4"}, false},
+		{"NoDNSRequest hostname", pol{dns: true}, Request{Command: CmdConnect, Host: "a.com"}, true},
+		{"NoDNSRequest resolve", pol{dns: true}, Request{Command: CmdResolve, Host: "a.com"}, true},
+		{"NoDNSRequest resolve_ptr", pol{dns: true}, Request{Command: CmdResolvePTR, Host: "1.2.3.4"}, true},
+		{"NoDNSRequest ip", pol{dns: true}, Request{Command: CmdConnect, Host: "1.2.3.4"}, false},
+		{"NoDNSRequest onion", pol{dns: true}, Request{Command: CmdConnect, Host: "x.onion"}, false},
+		{"NoIPv4Traffic ipv4", pol{v4: true}, Request{Command: CmdConnect, Host: "1.2.3.4"}, true},
+		{"NoIPv4Traffic mapped", pol{v4: true}, Request{Command: CmdConnect, Host: "::ffff:1.2.3.4"}, true},
+		{"NoIPv4Traffic ipv6", pol{v4: true}, Request{Command: CmdConnect, Host: "2001:db8::1"}, false},
+		{"NoIPv4Traffic hostname", pol{v4: true}, Request{Command: CmdConnect, Host: "a.com"}, false},
+		{"NoIPv6Traffic ipv6", pol{v6: true}, Request{Command: CmdConnect, Host: "2001:db8::1"}, true},
+		{"NoIPv6Traffic ipv4", pol{v6: true}, Request{Command: CmdConnect, Host: "1.2.3.4"}, false},
+		{"OnionTrafficOnly hostname", onionOnly, Request{Command: CmdConnect, Host: "a.com"}, true},
+		{"OnionTrafficOnly ip", onionOnly, Request{Command: CmdConnect, Host: "1.2.3.4"}, true},
+		{"OnionTrafficOnly onion", onionOnly, Request{Command: CmdConnect, Host: "abc.ONION."}, false},
+		{"NoOnionTraffic onion", pol{onion: true}, Request{Command: CmdConnect, Host: "x.onion"}, true},
+		{"NoOnionTraffic hostname", pol{onion: true}, Request{Command: CmdConnect, Host: "a.com"}, false},
+	}
+	for _, tt := range tests {
+		s := &Server{NoIPv4Traffic: tt.p.v4, NoIPv6Traffic: tt.p.v6, NoDNSRequest: tt.p.dns, NoOnionTraffic: tt.p.onion}
+		err := s.checkPolicy(&tt.req)
+		if (err != nil) != tt.refused {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if err != nil && ReplyCode(err, false) != ReplyNotAllowed {
+			t.Errorf("%s: code %d", tt.name, ReplyCode(err, false))
+		}
+	}
+	// End to end: the handler is not called and the client gets "not allowed".
+	h, addr := startServer(t, &Server{NoDNSRequest: true})
+	got := exchange(t, addr, hexBytes(5, 1, 0, 5, 1, 0, 3, 9, "echo.test", 0, 80), 4)
+	if !bytes.Equal(got[:4], []byte{5, 0, 5, ReplyNotAllowed}) || h.last() != nil {
+		t.Errorf("reply %x, handler %v", got, h.last())
+	}
+}
