@@ -89,19 +89,25 @@ type dirCircuits struct {
 	circs map[[20]byte]*circuit.Circuit
 }
 
-// dirDial opens a directory connection to dir: a BEGIN_DIR stream on a
-// one-hop circuit when its ntor key is known (dir-spec §4, as C tor
-// clients do once they have a consensus), else plain HTTP to its DirPort.
+// dirDial opens a directory connection to dir (dir-spec §4): a
+// BEGIN_DIR stream on a one-hop circuit to its ORPort, as C tor clients
+// do. The circuit uses ntor when the relay's onion key is known, else
+// CREATE_FAST (tor-spec §5.1.5; the channel's TLS and certificate checks
+// authenticate the relay). Plain HTTP to the DirPort is the last resort,
+// for a directory without an ORPort.
 func (c *Client) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
-	target, ok := c.ntorTarget(dir)
-	if !ok {
-		if dir.DirPort == 0 {
-			return nil, fmt.Errorf("directory %s: no DirPort and no onion key known", dir.Nickname)
+	target, haveNtor := c.ntorTarget(dir)
+	if !haveNtor {
+		if dir.ORPort == 0 || !dir.Addr.IsValid() {
+			if dir.DirPort == 0 {
+				return nil, fmt.Errorf("directory %s: no ORPort and no DirPort", dir.Nickname)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", dir.Addr, dir.DirPort))
 		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", dir.Addr, dir.DirPort))
+		target = circuit.Target{RSAID: dir.RSAID, Addr: dir.ORAddrPort()}
 	}
-	circ, err := c.dirCircuit(ctx, target)
+	circ, err := c.dirCircuit(ctx, target, haveNtor)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func (c *Client) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
 	return circuit.TargetFromRelay(r), true
 }
 
-func (c *Client) dirCircuit(ctx context.Context, t circuit.Target) (*circuit.Circuit, error) {
+func (c *Client) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*circuit.Circuit, error) {
 	c.dirCircs.mu.Lock()
 	if c.dirCircs.circs == nil {
 		c.dirCircs.circs = map[[20]byte]*circuit.Circuit{}
@@ -146,7 +152,12 @@ func (c *Client) dirCircuit(ctx context.Context, t circuit.Target) (*circuit.Cir
 	if err != nil {
 		return nil, fmt.Errorf("channel to directory: %w", err)
 	}
-	circ, err := circuit.Create(ctx, ch, t)
+	var circ *circuit.Circuit
+	if ntor {
+		circ, err = circuit.Create(ctx, ch, t)
+	} else {
+		circ, err = circuit.CreateFast(ctx, ch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("one-hop directory circuit: %w", err)
 	}
