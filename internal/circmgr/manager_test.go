@@ -593,3 +593,53 @@ func TestPortZeroAcceptsAnyExit(t *testing.T) {
 		t.Fatal("port 0 stream must reuse the circuit")
 	}
 }
+
+// TestCTorMixedRule: in one session group, a stream whose listener does
+// not isolate destinations may join a destination-isolated circuit; the
+// circuit is then mixed and no destination-isolated stream may join.
+func TestCTorMixedRule(t *testing.T) {
+	b := &fakeBuilder{}
+	m, _ := testManager(t, b, Config{})
+	mk := func(dest string, f isolation.Flags, listener uint32) isolation.Key {
+		return isolation.NewKey(isolation.StreamInfo{DestAddr: dest, DestPort: 443, Listener: listener, SessionGroup: 3}, f)
+	}
+	strict := isolation.Default | isolation.IsolateDestAddr
+	a, _ := m.Attach(ctx, Usage{Port: 443}, mk("a.example", strict, 1))
+	bb, _ := m.Attach(ctx, Usage{Port: 443}, mk("b.example", isolation.Default, 2))
+	if bb.CircID != a.CircID {
+		t.Fatal("loose listener's stream may join (C tor)")
+	}
+	c, _ := m.Attach(ctx, Usage{Port: 443}, mk("a.example", strict, 1))
+	if c.CircID == a.CircID {
+		t.Fatal("circuit mixed on destination: a destination-isolated stream must not join")
+	}
+	if in := m.Circuits()[0]; in.Mixed != isolation.IsolateDestAddr {
+		t.Fatalf("mixed = %v", in.Mixed)
+	}
+	// Without the shared group the listeners never meet.
+	d, _ := m.Attach(ctx, Usage{Port: 443}, isolation.NewKey(isolation.StreamInfo{DestAddr: "a.example", DestPort: 443, Listener: 2, SessionGroup: -1}, isolation.Default))
+	e, _ := m.Attach(ctx, Usage{Port: 443}, isolation.NewKey(isolation.StreamInfo{DestAddr: "a.example", DestPort: 443, Listener: 1, SessionGroup: -1}, isolation.Default))
+	if d.CircID == e.CircID {
+		t.Fatal("different listeners must never share")
+	}
+}
+
+func TestPrebuildFailureBudget(t *testing.T) {
+	b := &fakeBuilder{}
+	b.fail.Store(1 << 30)
+	m, clk := testManager(t, b, Config{EnableCircuitPrebuilding: true, MaxBuildAttempts: 3, MaxFailuresPerPeriod: 5, NewCircuitPeriod: 30 * time.Second})
+	for range 20 {
+		m.maintain()
+		waitFor(t, "no pending", func() bool { return m.Metrics().Pending == 0 })
+	}
+	n := b.builds.Load()
+	if n < 5 || n > 9 {
+		t.Fatalf("%d prebuild attempts; want the budget (5) to stop them", n)
+	}
+	clk.Advance(31 * time.Second)
+	m.maintain() // new period: budget reset, one more round
+	waitFor(t, "no pending", func() bool { return m.Metrics().Pending == 0 })
+	if b.builds.Load() == n {
+		t.Fatal("prebuilding must resume in the next NewCircuitPeriod")
+	}
+}
