@@ -160,12 +160,45 @@ type pendingHS struct {
 // ErrNoNtorKey is returned when a target has no ntor onion key.
 var ErrNoNtorKey = errors.New("circuit: target has no ntor onion key")
 
-// Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
-func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
-	if target.NtorKey == ([32]byte{}) {
+// Handshake selects the CREATE2/EXTEND2 handshake.
+type Handshake int
+
+// Handshakes.
+const (
+	// Ntor is the ntor handshake (tor-spec §5.1.4), CREATE2 type 2.
+	Ntor Handshake = iota
+	// NtorV3 is ntor v3 (prop 332), CREATE2 type 3, with no
+	// extensions (so no congestion control negotiation: fixed windows).
+	// It needs the target's Ed25519 identity.
+	NtorV3
+)
+
+func newHandshake(kind Handshake, t Target) (torcrypto.ClientHandshake, error) {
+	if t.NtorKey == ([32]byte{}) {
 		return nil, ErrNoNtorKey
 	}
-	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
+	switch kind {
+	case Ntor:
+		return torcrypto.NewNtorClient(nil, t.RSAID, t.NtorKey)
+	case NtorV3:
+		if !t.HasEd25519 {
+			return nil, errors.New("circuit: ntor v3 needs the target's Ed25519 identity")
+		}
+		// The client message is an extension list: N_EXTENSIONS (1
+		// byte) then the extensions; we send none.
+		return torcrypto.NewNtorV3Client(nil, t.Ed25519ID, t.NtorKey, []byte{0}, []byte(torcrypto.NtorV3CircuitVerification))
+	}
+	return nil, fmt.Errorf("circuit: unknown handshake %d", kind)
+}
+
+// Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
+func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
+	return CreateWith(ctx, ch, target, Ntor)
+}
+
+// CreateWith is Create with a choice of handshake.
+func CreateWith(ctx context.Context, ch *channel.Channel, target Target, kind Handshake) (*Circuit, error) {
+	hs, err := newHandshake(kind, target)
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +288,17 @@ func (c *Circuit) Extend(ctx context.Context, target Target) error {
 // derived from target. target.RSAID and target.NtorKey are always used
 // for the ntor handshake.
 func (c *Circuit) ExtendWithSpecs(ctx context.Context, target Target, specs []cell.LinkSpec) error {
-	if target.NtorKey == ([32]byte{}) {
-		return ErrNoNtorKey
-	}
-	c.extendMu.Lock()
-	defer c.extendMu.Unlock()
-	hs, err := torcrypto.NewNtorClient(nil, target.RSAID, target.NtorKey)
+	return c.ExtendWith(ctx, target, specs, Ntor)
+}
+
+// ExtendWith is ExtendWithSpecs with a choice of handshake.
+func (c *Circuit) ExtendWith(ctx context.Context, target Target, specs []cell.LinkSpec, kind Handshake) error {
+	hs, err := newHandshake(kind, target)
 	if err != nil {
 		return err
 	}
+	c.extendMu.Lock()
+	defer c.extendMu.Unlock()
 	if specs == nil {
 		specs = target.linkSpecs()
 	}

@@ -369,3 +369,39 @@ func TestZZRelayKilledMidCircuit(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestNtorV3Circuit builds 3-hop circuits with ntor v3 (prop 332) at
+// every hop and fetches through them.
+func TestNtorV3Circuit(t *testing.T) {
+	_, p, srv := setup(t)
+	mgr := channel.NewManager()
+	defer mgr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, ex := range p.Exits {
+		path := []circuit.Target{p.Relays[0], p.Relays[1], ex}
+		ch, err := mgr.Get(ctx, path[0].Addr, path[0].Identity())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := circuit.CreateWith(ctx, ch, path[0], circuit.NtorV3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range path[1:] {
+			if err := c.ExtendWith(ctx, h, nil, circuit.NtorV3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, conn, err := httpGet(ctx, c, srv.Port, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		c.Close()
+		if string(body) != testnet.HelloBody {
+			t.Fatalf("%q", body)
+		}
+	}
+}
