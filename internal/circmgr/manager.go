@@ -493,11 +493,13 @@ func (m *Manager[C]) launchLocked(port uint16, purpose string, prebuild bool) *p
 func (m *Manager[C]) build(p *pendingBuild[C]) {
 	defer m.wg.Done()
 	var (
-		c    C
-		err  error
-		wait = m.cfg.RetryBackoff
+		c        C
+		err      error
+		wait     = m.cfg.RetryBackoff
+		attempts int
 	)
 	for attempt := 1; attempt <= m.cfg.MaxBuildAttempts; attempt++ {
+		attempts = attempt
 		m.mu.Lock()
 		if attempt > 1 {
 			m.nextID++
@@ -544,7 +546,7 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		m.pending = slices.Delete(m.pending, i, i+1)
 	}
 	if err != nil {
-		p.err = fmt.Errorf("%w after %d attempts for port %d: %w", errBuildAttemptsOut, m.cfg.MaxBuildAttempts, p.port, err)
+		p.err = fmt.Errorf("%w (%d attempts, port %d): %w", errBuildAttemptsOut, attempts, p.port, err)
 		close(p.done)
 		m.mu.Unlock()
 		return
@@ -569,12 +571,13 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		rc.reserved = p.waiters
 		m.boundLocked(rc)
 		if p.stale || p.epoch != m.epoch.Load() {
-			rc.unusable = true
+			m.markUnusableLocked(rc, "NEWNYM")
 		} else {
 			m.indexLocked(rc)
 		}
 	case p.stale || p.epoch != m.epoch.Load():
-		rc.unusable = true // built before a NEWNYM, nobody waiting: expire will close it
+		// Built across a NEWNYM with nobody waiting: expiry closes it.
+		m.markUnusableLocked(rc, "NEWNYM")
 	default:
 		// Nobody is waiting (prebuild, or every requester gave up): a
 		// clean circuit (C tor circuit_try_clearing_isolation_state).
