@@ -246,6 +246,9 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 	if err := n.dns.AddName(DefaultTestName, "127.0.0.1"); err != nil {
 		return nil, err
 	}
+	// The exits' only nameserver. C tor hands this file to libevent's
+	// evdns, whose "nameserver" lines accept IP:PORT, so the responder runs
+	// on a free high port and never needs port 53.
 	resolv := filepath.Join(n.dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+n.dns.Addr().String()+"\n"), 0o644); err != nil {
 		return nil, err
