@@ -118,6 +118,10 @@ func (c *Client) openListeners() error {
 			PreferSOCKSNoAuth: p.PreferSOCKSNoAuth,
 			ExtendedErrors:    p.ExtendedErrors,
 			ConnectTimeout:    c.cfg.SocksTimeout,
+			NoIPv4Traffic:     !p.IPv4Traffic,
+			NoIPv6Traffic:     !p.IPv6Traffic,
+			NoDNSRequest:      !p.DNSRequest,
+			NoOnionTraffic:    !p.OnionTraffic,
 		}
 		c.listeners = append(c.listeners, ln)
 		c.servers = append(c.servers, srv)
