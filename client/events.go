@@ -71,7 +71,13 @@ func (c *Client) Circuits() []CircuitInfo {
 	}
 	var out []CircuitInfo
 	for _, in := range c.circs.Circuits() {
-		out = append(out, CircuitInfo{ID: in.ID, State: in.State, Purpose: in.Purpose, Streams: in.Streams})
+		ci := CircuitInfo{ID: in.ID, State: in.State, Purpose: in.Purpose, Streams: in.Streams}
+		if ec, ok := c.circs.Lookup(in.ID); ok {
+			for _, h := range hops(ec.relays) {
+				ci.Path = append(ci.Path, Hop{Fingerprint: h.Fingerprint, Nickname: h.Nickname})
+			}
+		}
+		out = append(out, ci)
 	}
 	return out
 }
