@@ -49,6 +49,7 @@ type circ[C Circuit] struct {
 type indexRef struct {
 	flags isolation.Flags
 	key   uint64
+	pos   int // position in the bucket, for O(1) removal
 }
 
 // indexSeed keys the hashes of projected isolation keys used as index
@@ -284,7 +285,10 @@ func (m *Manager[C]) usableLocked(c *circ[C], now time.Time) bool {
 // findLocked returns an open, bound circuit compatible with k that
 // allows u.Port, using the index for k's flags.
 func (m *Manager[C]) findLocked(u Usage, k isolation.Key, now time.Time) *circ[C] {
-	f := k.Flags() &^ isolation.KeepAliveIsolateSOCKSAuth
+	// Index by the stream's flags. Always is added for the zero Key
+	// (NewKey always sets it): a flag set without the session group
+	// would put every circuit of every group in one bucket.
+	f := (k.Flags() | isolation.Always) &^ isolation.KeepAliveIsolateSOCKSAuth
 	idx, ok := m.index[f]
 	if !ok {
 		idx = m.addFlagSetLocked(f)
@@ -316,7 +320,7 @@ func (m *Manager[C]) addFlagSetLocked(f isolation.Flags) map[uint64][]*circ[C] {
 		if c.binding.IsSet() && !c.unusable && !c.closed && c.binding.Mixed()&f == 0 {
 			pk := bucket(c.binding.First(), f)
 			idx[pk] = append(idx[pk], c)
-			c.indexed = append(c.indexed, indexRef{f, pk})
+			c.indexed = append(c.indexed, indexRef{f, pk, len(idx[pk]) - 1})
 		}
 	}
 	return idx
@@ -335,17 +339,29 @@ func (m *Manager[C]) indexLocked(c *circ[C]) {
 		}
 		pk := bucket(first, f)
 		idx[pk] = append(idx[pk], c)
-		c.indexed = append(c.indexed, indexRef{f, pk})
+		c.indexed = append(c.indexed, indexRef{f, pk, len(idx[pk]) - 1})
 	}
 }
 
+// unindexLocked removes c from every bucket in O(1) each: the bucket's
+// last circuit takes c's place (order within a bucket does not matter).
 func (m *Manager[C]) unindexLocked(c *circ[C]) {
 	for _, r := range c.indexed {
 		idx := m.index[r.flags]
 		list := idx[r.key]
-		if i := slices.Index(list, c); i >= 0 {
-			list = slices.Delete(list, i, i+1)
+		last := len(list) - 1
+		if r.pos != last {
+			moved := list[last]
+			list[r.pos] = moved
+			for i := range moved.indexed {
+				if moved.indexed[i].flags == r.flags {
+					moved.indexed[i].pos = r.pos
+					break
+				}
+			}
 		}
+		list[last] = nil
+		list = list[:last]
 		if len(list) == 0 {
 			delete(idx, r.key)
 		} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -641,5 +642,92 @@ func TestPrebuildFailureBudget(t *testing.T) {
 	waitFor(t, "no pending", func() bool { return m.Metrics().Pending == 0 })
 	if b.builds.Load() == n {
 		t.Fatal("prebuilding must resume in the next NewCircuitPeriod")
+	}
+}
+
+// checkIndex verifies the index against the circuits: every indexed
+// position points back at its circuit, every bucket entry is indexed,
+// and only usable bound circuits are indexed.
+func checkIndex[C Circuit](t testing.TB, m *Manager[C]) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entries := 0
+	for f, idx := range m.index {
+		for k, list := range idx {
+			if len(list) == 0 {
+				t.Fatalf("empty bucket kept")
+			}
+			for i, c := range list {
+				entries++
+				ok := false
+				for _, r := range c.indexed {
+					if r.flags == f && r.key == k && r.pos == i {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Fatalf("circuit %d at %v/%x[%d] has no matching indexRef %+v", c.id, f, k, i, c.indexed)
+				}
+				if c.closed || c.unusable || !c.binding.IsSet() {
+					t.Fatalf("circuit %d indexed though closed=%v unusable=%v bound=%v", c.id, c.closed, c.unusable, c.binding.IsSet())
+				}
+			}
+		}
+	}
+	refs := 0
+	for _, c := range m.circs {
+		refs += len(c.indexed)
+	}
+	if refs != entries {
+		t.Fatalf("%d indexRefs for %d bucket entries", refs, entries)
+	}
+}
+
+// The zero Key (used by callers that do not care about isolation) works
+// and keeps the index consistent; removal stays O(1) in big buckets.
+func TestZeroKeyAndIndexConsistency(t *testing.T) {
+	b := &fakeBuilder{}
+	m, clk := testManager(t, b, Config{MaxCircuits: 1000})
+	c0, err := m.Get(ctx, Usage{Port: 80}, isolation.Key{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := m.Get(ctx, Usage{Port: 80}, isolation.Key{}); c != c0 {
+		t.Fatal("zero keys share")
+	}
+	var as []*Attachment[*fakeCirc]
+	for i := range 100 {
+		a, _ := m.Attach(ctx, Usage{Port: 80}, key(fmt.Sprint("u", i), "x", 80, isolation.Default))
+		as = append(as, a)
+		if a.Circuit == c0 {
+			t.Fatal("stream joined the zero-key circuit")
+		}
+	}
+	checkIndex(t, m)
+	for i, a := range as {
+		if i%3 == 0 {
+			m.Retire(a.CircID, "test")
+		}
+		if i%5 == 0 {
+			a.Circuit.Close()
+		}
+	}
+	waitFor(t, "closed circuits forgotten", func() bool { return m.Metrics().Closed >= 20 })
+	checkIndex(t, m)
+	clk.Advance(time.Hour)
+	for _, a := range as {
+		a.Release()
+	}
+	m.maintain()
+	checkIndex(t, m)
+	m.mu.Lock()
+	n := 0
+	for _, idx := range m.index {
+		n += len(idx)
+	}
+	m.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d buckets left", n)
 	}
 }

@@ -309,6 +309,7 @@ func propertySequential(t *testing.T, seed uint64, n int) {
 		open = append(open, a)
 	}
 	checkInvariant(t, perCirc)
+	checkIndex(t, m)
 	if expectedHits == 0 || hits == 0 {
 		t.Fatalf("test too weak: %d expected hits, %d hits", expectedHits, hits)
 	}
@@ -372,6 +373,7 @@ func TestPropertyIsolationConcurrent(t *testing.T) {
 		}
 	}
 	checkInvariant(t, ordered)
+	checkIndex(t, m)
 	t.Logf("%d circuits, metrics %+v", len(perCirc), m.Metrics())
 }
 
