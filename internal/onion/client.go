@@ -73,6 +73,9 @@ type Circ interface {
 	// OpenStream sends RELAY_BEGIN with address ":port" (onion services
 	// ignore the host part) to the last hop and waits for CONNECTED.
 	OpenStream(ctx context.Context, port uint16) (net.Conn, error)
+	// Done is closed when the circuit has died (a stream refused by the
+	// service leaves it open).
+	Done() <-chan struct{}
 	Close() error
 }
 
@@ -101,7 +104,22 @@ type Client struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]*cacheEntry // by blinded key
-	rend  map[[32]byte]Circ        // open rendezvous circuits by service id
+	rend  map[rendKey]*rendEntry   // rendezvous circuits by service and isolation
+}
+
+// rendKey identifies a rendezvous circuit: one per service and isolation
+// key, as C tor does for SOCKS isolation.
+type rendKey struct {
+	svc       [32]byte
+	isolation string
+}
+
+// rendEntry is an established rendezvous circuit, or one being set up
+// (done open); concurrent dials for the same key wait for it.
+type rendEntry struct {
+	done chan struct{}
+	circ Circ
+	err  error
 }
 
 type cacheEntry struct {
@@ -136,7 +154,7 @@ func New(cfg Config) *Client {
 	if cfg.PickRendezvous == nil {
 		cfg.PickRendezvous = PickRendezvousPoint
 	}
-	return &Client{cfg: cfg, cache: map[[32]byte]*cacheEntry{}, rend: map[[32]byte]Circ{}}
+	return &Client{cfg: cfg, cache: map[[32]byte]*cacheEntry{}, rend: map[rendKey]*rendEntry{}}
 }
 
 // ParseAddress validates a .onion hostname (subdomains allowed). Errors
@@ -156,8 +174,14 @@ func IsOnion(host string) bool { return hscrypto.IsOnionHost(host) }
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, circ := range c.rend {
-		circ.Close()
+	for k, e := range c.rend {
+		select {
+		case <-e.done:
+			if e.circ != nil {
+				e.circ.Close()
+			}
+		default:
+		}
 		delete(c.rend, k)
 	}
 	return nil
@@ -166,39 +190,87 @@ func (c *Client) Close() error {
 // Dial connects to port on the onion service host ("[sub.]<addr>.onion").
 // Errors are *Error, mapped to prop304 SOCKS codes by SOCKSReply.
 func (c *Client) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	return c.DialIsolated(ctx, host, port, "")
+}
+
+// DialIsolated is Dial with a stream isolation key: streams with
+// different keys never share a rendezvous circuit. Streams with the same
+// key reuse an established rendezvous circuit; concurrent dials wait for
+// one being set up rather than building their own.
+func (c *Client) DialIsolated(ctx context.Context, host string, port uint16, isolation string) (net.Conn, error) {
 	addr, err := ParseAddress(host)
 	if err != nil {
 		return nil, err
 	}
-	// Reuse an established rendezvous circuit if it still works.
-	c.mu.Lock()
-	circ := c.rend[addr.PubKey]
-	c.mu.Unlock()
-	if circ != nil {
-		if conn, err := circ.OpenStream(ctx, port); err == nil {
+	key := rendKey{addr.PubKey, isolation}
+	for tries := 0; ; tries++ {
+		c.mu.Lock()
+		e := c.rend[key]
+		owner := e == nil
+		if owner {
+			e = &rendEntry{done: make(chan struct{})}
+			c.rend[key] = e
+		}
+		c.mu.Unlock()
+		if owner {
+			e.circ, e.err = c.connect(ctx, host, addr)
+			if e.err != nil {
+				c.mu.Lock()
+				if c.rend[key] == e {
+					delete(c.rend, key)
+				}
+				c.mu.Unlock()
+			}
+			close(e.done)
+		} else {
+			select {
+			case <-e.done:
+			case <-ctx.Done():
+				return nil, &Error{Kind: KindRendFailed, Addr: host, Err: ctx.Err()}
+			}
+		}
+		if e.err != nil {
+			if owner || tries > 0 {
+				return nil, e.err
+			}
+			continue // the other dial failed; try once on our own
+		}
+		if !alive(e.circ) {
+			c.dropRend(key, e)
+			continue
+		}
+		conn, err := e.circ.OpenStream(ctx, port)
+		if err == nil {
 			return conn, nil
 		}
-		c.dropRend(addr, circ)
+		if alive(e.circ) || owner || tries > 0 {
+			// The service refused the stream (END): a stream-level
+			// failure, not an onion error; the circuit stays usable.
+			if !alive(e.circ) {
+				c.dropRend(key, e)
+			}
+			return nil, err
+		}
+		c.dropRend(key, e) // stale circuit: rebuild once
 	}
-	circ, err = c.connect(ctx, host, addr)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := circ.OpenStream(ctx, port)
-	if err != nil {
-		c.dropRend(addr, circ)
-		return nil, err // a stream-level failure (END reason), not an onion error
-	}
-	return conn, nil
 }
 
-func (c *Client) dropRend(addr hscrypto.Address, circ Circ) {
+func alive(c Circ) bool {
+	select {
+	case <-c.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+func (c *Client) dropRend(key rendKey, e *rendEntry) {
 	c.mu.Lock()
-	if c.rend[addr.PubKey] == circ {
-		delete(c.rend, addr.PubKey)
+	if c.rend[key] == e {
+		delete(c.rend, key)
 	}
 	c.mu.Unlock()
-	circ.Close()
+	e.circ.Close()
 }
 
 // keysFor computes the blinded key and subcredential for the current
@@ -431,12 +503,6 @@ func (c *Client) connect(ctx context.Context, host string, addr hscrypto.Address
 			return nil, &Error{Kind: KindRendFailed, Addr: host, Err: err}
 		}
 		ok = true
-		c.mu.Lock()
-		if old := c.rend[addr.PubKey]; old != nil && old != rendCirc {
-			old.Close()
-		}
-		c.rend[addr.PubKey] = rendCirc
-		c.mu.Unlock()
 		return rendCirc, nil
 	}
 	// Every intro point failed: the descriptor may be stale.

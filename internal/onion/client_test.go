@@ -64,7 +64,8 @@ type fakeCirc struct {
 	purpose Purpose
 	inbox   chan [2][]byte
 	keys    *hscrypto.RendKeys
-	closed  bool
+	once    sync.Once
+	dead    chan struct{}
 }
 
 func newFakeService(t *testing.T, clients [][32]byte) *fakeService {
@@ -118,7 +119,7 @@ func (s *fakeService) BuildCircuit(ctx context.Context, last Target, purpose Pur
 	s.mu.Lock()
 	s.builds[purpose]++
 	s.mu.Unlock()
-	return &fakeCirc{s: s, target: last, purpose: purpose, inbox: make(chan [2][]byte, 8)}, nil
+	return &fakeCirc{s: s, target: last, purpose: purpose, inbox: make(chan [2][]byte, 8), dead: make(chan struct{})}, nil
 }
 
 func (c *fakeCirc) push(cmd byte, body []byte) { c.inbox <- [2][]byte{{cmd}, body} }
@@ -236,8 +237,11 @@ func (c *fakeCirc) ExtendVirtualHop(keys hscrypto.RendKeys) error {
 }
 
 func (c *fakeCirc) OpenStream(ctx context.Context, port uint16) (net.Conn, error) {
-	if c.keys == nil || c.closed {
+	if c.keys == nil || !alive(c) {
 		return nil, errors.New("no virtual hop")
+	}
+	if port == 81 {
+		return nil, errors.New("stream refused (END)")
 	}
 	if *c.keys != c.s.keys {
 		c.s.t.Errorf("client and service rendezvous keys differ")
@@ -251,7 +255,12 @@ func (c *fakeCirc) OpenStream(ctx context.Context, port uint16) (net.Conn, error
 	return cl, nil
 }
 
-func (c *fakeCirc) Close() error { c.closed = true; return nil }
+func (c *fakeCirc) Close() error {
+	c.once.Do(func() { close(c.dead) })
+	return nil
+}
+
+func (c *fakeCirc) Done() <-chan struct{} { return c.dead }
 
 func (s *fakeService) client(auth *ClientAuth) *Client {
 	return New(Config{Builder: s, NetDir: func() *netdir.NetDir { return s.dir }, ClientAuth: auth,
@@ -395,4 +404,62 @@ func TestAuthPrivateLine(t *testing.T) {
 		t.Error("error text")
 	}
 	_ = bytes.Equal
+}
+
+func TestRendezvousCircuitReuse(t *testing.T) {
+	s := newFakeService(t, nil)
+	c := s.client(nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := c.Dial(ctx, s.addr.String(), 80)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.Close()
+		}()
+	}
+	wg.Wait()
+	if s.builds[PurposeRend] != 1 || s.builds[PurposeIntro] != 1 {
+		t.Fatalf("concurrent dials built %v", s.builds)
+	}
+	// A refused stream leaves the circuit in use.
+	if _, err := c.Dial(ctx, s.addr.String(), 81); err == nil || KindOf(err) != 0 {
+		t.Fatalf("refused stream: %v", err)
+	}
+	if conn, err := c.Dial(ctx, s.addr.String(), 80); err != nil {
+		t.Fatal(err)
+	} else {
+		conn.Close()
+	}
+	if s.builds[PurposeRend] != 1 {
+		t.Fatalf("refused stream dropped the circuit: %v", s.builds)
+	}
+	// Another isolation key gets its own circuit.
+	conn, err := c.DialIsolated(ctx, s.addr.String(), 80, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if s.builds[PurposeRend] != 2 {
+		t.Fatalf("isolation: %v", s.builds)
+	}
+	// A dead circuit is rebuilt; the descriptor stays cached.
+	c.mu.Lock()
+	for _, e := range c.rend {
+		e.circ.Close()
+	}
+	c.mu.Unlock()
+	conn, err = c.Dial(ctx, s.addr.String(), 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if s.builds[PurposeRend] != 3 || s.builds[PurposeHSDir] != 1 {
+		t.Fatalf("after circuit death: %v", s.builds)
+	}
 }

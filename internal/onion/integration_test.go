@@ -89,7 +89,8 @@ func (r *realCirc) ExtendVirtualHop(hscrypto.RendKeys) error       { return errU
 func (r *realCirc) OpenStream(context.Context, uint16) (net.Conn, error) {
 	return nil, errUnsupported
 }
-func (r *realCirc) Close() error { return r.c.Close() }
+func (r *realCirc) Close() error          { return r.c.Close() }
+func (r *realCirc) Done() <-chan struct{} { return r.c.Done() }
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

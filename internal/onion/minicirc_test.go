@@ -327,6 +327,8 @@ func (m *miniCirc) open(ctx context.Context, cmd cell.RelayCommand, body []byte)
 	return app, nil
 }
 
+func (m *miniCirc) Done() <-chan struct{} { return m.done }
+
 func (m *miniCirc) Close() error {
 	m.ep.Release(true, 0)
 	m.fail(errors.New("minicirc: closed"))
