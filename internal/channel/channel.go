@@ -317,6 +317,10 @@ func NewFromConn(conn net.Conn, peer Identity) *Channel {
 // Peer returns the relay's authenticated identity.
 func (c *Channel) Peer() Identity { return c.peer }
 
+// PeerTime returns the time the relay put in its NETINFO cell (zero if
+// none), for clock skew estimates (tor-spec §4.5).
+func (c *Channel) PeerTime() time.Time { return c.peerTime }
+
 // Addr returns the relay address we connected to.
 func (c *Channel) Addr() netip.AddrPort { return c.addr }
 

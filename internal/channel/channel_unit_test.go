@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,6 +13,8 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,5 +253,57 @@ func TestDestroyAndCloseFailEndpoints(t *testing.T) {
 	<-ch.Done()
 	if _, err := ch.NewEndpoint(); err == nil {
 		t.Fatal("endpoint on a closed channel")
+	}
+}
+
+func TestManagerCoalescesDials(t *testing.T) {
+	m := NewManager()
+	defer m.Close()
+	var mu sync.Mutex
+	dials := 0
+	release := make(chan struct{})
+	m.DialFunc = func(ctx context.Context, addr netip.AddrPort, want Identity) (*Channel, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		<-release
+		a, b := net.Pipe()
+		t.Cleanup(func() { b.Close() })
+		return NewFromConn(a, want), nil
+	}
+	id := Identity{RSAID: [20]byte{1}}
+	addr := netip.MustParseAddrPort("127.0.0.1:9001")
+	var wg sync.WaitGroup
+	got := make([]*Channel, 5)
+	for i := range got {
+		wg.Go(func() {
+			ch, err := m.Get(context.Background(), addr, id)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = ch
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if dials != 1 {
+		t.Fatalf("%d dials", dials)
+	}
+	for _, ch := range got {
+		if ch != got[0] {
+			t.Fatal("different channels")
+		}
+	}
+	// A different Ed25519 identity does not reuse the channel.
+	other := id
+	other.HasEd25519 = true
+	other.Ed25519ID[0] = 9
+	ch, err := m.Get(context.Background(), addr, other)
+	if err != nil || ch == got[0] {
+		t.Fatalf("reused for another Ed25519 identity: %v", err)
+	}
+	if dials != 2 {
+		t.Fatalf("%d dials", dials)
 	}
 }

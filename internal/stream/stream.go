@@ -160,6 +160,20 @@ func Begin(ctx context.Context, circ *circuit.Circuit, host string, port uint16,
 	return open(ctx, circ, cell.RELAY_BEGIN, body, Addr{Host: host, Port: port})
 }
 
+// Dial is Begin with a "host:port" address, as net.Dialer takes it
+// (IPv6 literals in brackets).
+func Dial(ctx context.Context, circ *circuit.Circuit, address string, flags Flags) (*Conn, error) {
+	host, ps, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("stream: bad port in %q", address)
+	}
+	return Begin(ctx, circ, host, uint16(port), flags)
+}
+
 // BeginDir opens a directory stream to the circuit's last hop with
 // RELAY_BEGIN_DIR; the returned conn speaks HTTP to that relay's
 // directory server.
