@@ -105,6 +105,9 @@ type Client struct {
 	mu    sync.Mutex
 	cache map[[32]byte]*cacheEntry // by blinded key
 	rend  map[rendKey]*rendEntry   // rendezvous circuits by service and isolation
+
+	ringDir *netdir.NetDir // consensus the cached ring was built from
+	ring    *hscrypto.Ring
 }
 
 // rendKey identifies a rendezvous circuit: one per service and isolation
@@ -312,7 +315,7 @@ func (c *Client) descriptor(ctx context.Context, host string, addr hscrypto.Addr
 	}
 	c.mu.Unlock()
 
-	hsdirs := hscrypto.ResponsibleHSDirs(dir, blinded, params)
+	hsdirs := c.ringFor(dir, params).Responsible(blinded)
 	if len(hsdirs) == 0 {
 		return nil, subcred, &Error{Kind: KindDescNotFound, Addr: host, Err: errors.New("no HSDirs in consensus")}
 	}
@@ -351,6 +354,16 @@ func (c *Client) descriptor(ctx context.Context, host string, addr hscrypto.Addr
 		return nil, subcred, &Error{Kind: KindDescInvalid, Addr: host, Err: lastErr}
 	}
 	return nil, subcred, &Error{Kind: KindDescNotFound, Addr: host, Err: lastErr}
+}
+
+// ringFor returns the HSDir ring of dir, reusing the last one built.
+func (c *Client) ringFor(dir *netdir.NetDir, p hscrypto.FetchParams) *hscrypto.Ring {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ring == nil || c.ringDir != dir || c.ring.Params() != p {
+		c.ring, c.ringDir = hscrypto.NewRing(dir, p), dir
+	}
+	return c.ring
 }
 
 // errNotFound is an HSDir's 404.

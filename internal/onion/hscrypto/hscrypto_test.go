@@ -404,3 +404,29 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkResponsibleHSDirs7000(b *testing.B) {
+	va := time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC)
+	nd := &netdir.NetDir{ValidAfter: va, FreshUntil: va.Add(time.Hour), SharedRandCurrent: make([]byte, 32), SharedRandPrevious: make([]byte, 32)}
+	for i := 0; i < 7000; i++ {
+		r := &netdir.Relay{HasEd25519: true, Flags: netdir.FlagHSDir}
+		rand.Read(r.Ed25519ID[:])
+		nd.Relays = append(nd.Relays, r)
+	}
+	p := ClientFetchParams(nd, DefaultSchedule)
+	var blinded [32]byte
+	b.ReportAllocs()
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			NewRing(nd, p)
+		}
+	})
+	rg := NewRing(nd, p)
+	b.Run("lookup", func(b *testing.B) {
+		for b.Loop() {
+			if len(rg.Responsible(blinded)) != 6 {
+				b.Fatal("want 6")
+			}
+		}
+	})
+}

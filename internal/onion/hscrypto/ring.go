@@ -200,26 +200,58 @@ func ProtoSupports(pr, name string, v int) bool {
 	return false
 }
 
-// ResponsibleHSDirs returns the HSDirs a client should fetch the
-// descriptor for blinded from, in ring order: for each replica 1..n, the
-// first spread relays whose hsdir_index follows hs_index, skipping relays
-// already chosen (rend-spec §2.2.3; C tor's hs_get_responsible_hsdirs
-// with for_fetching). Clients pick randomly among the result.
-func ResponsibleHSDirs(dir *netdir.NetDir, blinded [32]byte, p FetchParams) []*netdir.Relay {
+// Ring is the HSDir hash ring of one consensus for one (period, SRV):
+// the v3 HSDirs sorted by hsdir_index. Building it costs one SHA3-256 per
+// HSDir; reuse it for every lookup with the same FetchParams and NetDir.
+type Ring struct {
+	params FetchParams
+	idx    [][32]byte
+	relays []*netdir.Relay
+}
+
+// NewRing builds the ring of dir for p.
+func NewRing(dir *netdir.NetDir, p FetchParams) *Ring {
 	type ent struct {
 		idx [32]byte
 		r   *netdir.Relay
 	}
-	var ring []ent
+	ents := make([]ent, 0, len(dir.Relays)/2)
+	var buf [8 + 32 + 32 + 16]byte
+	copy(buf[:], "node-idx")
+	copy(buf[40:72], p.SRV[:])
+	binary.BigEndian.PutUint64(buf[72:], p.PeriodNum)
+	binary.BigEndian.PutUint64(buf[80:], p.Schedule.PeriodLength)
 	for _, r := range dir.Relays {
 		if SupportsHSDirV3(r) {
-			ring = append(ring, ent{HSDirIndex(r.Ed25519ID, p.SRV[:], p.PeriodNum, p.Schedule.PeriodLength), r})
+			copy(buf[8:40], r.Ed25519ID[:])
+			ents = append(ents, ent{sha3.Sum256(buf[:]), r})
 		}
 	}
-	if len(ring) == 0 {
+	slices.SortFunc(ents, func(a, b ent) int { return bytes.Compare(a.idx[:], b.idx[:]) })
+	rg := &Ring{params: p, idx: make([][32]byte, len(ents)), relays: make([]*netdir.Relay, len(ents))}
+	for i, e := range ents {
+		rg.idx[i], rg.relays[i] = e.idx, e.r
+	}
+	return rg
+}
+
+// Params returns the parameters the ring was built for.
+func (rg *Ring) Params() FetchParams { return rg.params }
+
+// Len is the number of HSDirs on the ring.
+func (rg *Ring) Len() int { return len(rg.relays) }
+
+// Responsible returns the HSDirs to fetch the descriptor for blinded
+// from, in ring order: for each replica 1..n, the first spread relays
+// whose hsdir_index follows hs_index, skipping relays already chosen
+// (rend-spec §2.2.3; C tor's hs_get_responsible_hsdirs with
+// for_fetching). Clients pick randomly among the result.
+func (rg *Ring) Responsible(blinded [32]byte) []*netdir.Relay {
+	n := len(rg.relays)
+	if n == 0 {
 		return nil
 	}
-	slices.SortFunc(ring, func(a, b ent) int { return bytes.Compare(a.idx[:], b.idx[:]) })
+	p := rg.params
 	nrep, spread := p.NReplicas, p.SpreadFtch
 	if nrep <= 0 {
 		nrep = DefaultHSDirNReplicas
@@ -231,23 +263,28 @@ func ResponsibleHSDirs(dir *netdir.NetDir, blinded [32]byte, p FetchParams) []*n
 	chosen := map[*netdir.Relay]bool{}
 	for rep := 1; rep <= nrep; rep++ {
 		hsIdx := HSIndex(blinded, uint64(rep), p.Schedule.PeriodLength, p.PeriodNum)
-		start, _ := slices.BinarySearchFunc(ring, hsIdx, func(e ent, t [32]byte) int { return bytes.Compare(e.idx[:], t[:]) })
-		if start == len(ring) {
+		start, _ := slices.BinarySearchFunc(rg.idx, hsIdx, func(e, t [32]byte) int { return bytes.Compare(e[:], t[:]) })
+		if start == n {
 			start = 0
 		}
 		i, added := start, 0
 		for added < spread {
-			r := ring[i].r
+			r := rg.relays[i]
 			if !chosen[r] {
 				chosen[r] = true
 				out = append(out, r)
 				added++
 			}
-			i = (i + 1) % len(ring)
+			i = (i + 1) % n
 			if i == start {
 				break
 			}
 		}
 	}
 	return out
+}
+
+// ResponsibleHSDirs is NewRing(dir, p).Responsible(blinded).
+func ResponsibleHSDirs(dir *netdir.NetDir, blinded [32]byte, p FetchParams) []*netdir.Relay {
+	return NewRing(dir, p).Responsible(blinded)
 }
