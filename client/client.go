@@ -373,3 +373,19 @@ func (c *Client) NewIdentity() {
 
 // Config returns the client's configuration. Do not modify it.
 func (c *Client) Config() *config.Config { return c.cfg }
+
+// Open is the one-call start: New and Start together. A nil cfg means
+// config.DefaultConfig() (SocksPort 127.0.0.1:9050, the real network).
+// Use ProxyURL, DialContext or HTTPClient on the result, and Stop it when
+// done.
+func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Client, error) {
+	c, err := New(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}

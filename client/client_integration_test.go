@@ -160,3 +160,59 @@ func TestConnectRefusedReason(t *testing.T) {
 	}
 	t.Logf("closed port: %v", err)
 }
+
+func TestHTTPTunnelPort(t *testing.T) {
+	n := testnet.Shared(t)
+	cfg := testConfig(t, n, t.TempDir())
+	cfg.SocksPorts = nil
+	cfg.HTTPTunnelPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.Open(ctx, cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	srv, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tunnel := c.HTTPTunnelAddrs()[0]
+	connect := func(isolation string) (net.Conn, uint64) {
+		conn, err := net.Dial("tcp", tunnel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Tor-Stream-Isolation: %s\r\n\r\n", srv.Port, isolation)
+		buf := make([]byte, 0, 256)
+		one := make([]byte, 1)
+		for !strings.HasSuffix(string(buf), "\r\n\r\n") {
+			if _, err := conn.Read(one); err != nil {
+				t.Fatalf("CONNECT reply: %v (%q)", err, buf)
+			}
+			buf = append(buf, one[0])
+		}
+		if !strings.Contains(string(buf), " 200 ") {
+			t.Fatalf("CONNECT reply %q", buf)
+		}
+		src := conn.LocalAddr().String()
+		for _, s := range c.Streams() {
+			if s.Source == src {
+				return conn, s.CircuitID
+			}
+		}
+		t.Fatalf("stream from %s not listed", src)
+		return nil, 0
+	}
+	a, ca := connect("app-a")
+	b, cb := connect("app-b")
+	if ca == cb {
+		t.Errorf("X-Tor-Stream-Isolation app-a and app-b share circuit %d", ca)
+	}
+	body := httpGet(t, a, "127.0.0.1", "/random")
+	b.Close()
+	if sha(body) != srv.SHA256 {
+		t.Fatalf("1 MiB through the HTTP tunnel: sha256 mismatch (%d bytes)", len(body))
+	}
+}
