@@ -1,3 +1,6 @@
+// A simulated relay for unit tests: the responder side of tor-spec §5.1
+// (CREATE2 with ntor, §5.1.4) and §6.1 relay crypto, over a channel whose
+// link handshake is skipped (channel.NewFromConn).
 package circtest
 
 import (
