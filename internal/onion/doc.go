@@ -20,8 +20,9 @@
 //
 //   - address encoding/checksum (C tor hs_build_address.py);
 //   - blinding factor, blinded public and private keys, subcredential
-//     (C tor test_hs_common.c test_build_blinded_key; arti's vector for a
-//     real C tor service);
+//     (C tor test_hs_common.c test_build_blinded_key, the ten blinding
+//     vectors of C tor's ed25519_vectors.inc, arti's vector for a real
+//     C tor service);
 //   - time period numbers and start times (rend-spec §2.2.1 example,
 //     C tor test_time_period), hs_index and hsdir_index (C tor
 //     hs_indexes.py), disaster SRV (C tor test_disaster_srv);

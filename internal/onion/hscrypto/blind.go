@@ -37,12 +37,16 @@ func BlindingFactor(pub []byte, secret []byte, periodNum, periodLength uint64) [
 
 // BlindPublicKey returns A' = h*A for the given period (KP_hs_blind_id).
 func BlindPublicKey(pub [32]byte, periodNum, periodLength uint64) ([32]byte, error) {
+	return BlindPublicKeyWithParam(pub, BlindingFactor(pub[:], nil, periodNum, periodLength))
+}
+
+// BlindPublicKeyWithParam returns clamp(param)*A.
+func BlindPublicKeyWithParam(pub, param [32]byte) ([32]byte, error) {
 	p, err := new(edwards25519.Point).SetBytes(pub[:])
 	if err != nil {
 		return [32]byte{}, ErrBadKey
 	}
-	hb := BlindingFactor(pub[:], nil, periodNum, periodLength)
-	h, err := edwards25519.NewScalar().SetBytesWithClamping(hb[:])
+	h, err := edwards25519.NewScalar().SetBytesWithClamping(param[:])
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -90,8 +94,12 @@ func ExpandedFromBytes(b []byte) (*ExpandedKey, error) {
 // RH' = SHA-512("Derive temporary signing key hash input" | RH)[:32]).
 // Clients do not need it; tests and a future service side do.
 func BlindPrivateKey(k *ExpandedKey, periodNum, periodLength uint64) (*ExpandedKey, error) {
-	hb := BlindingFactor(k.Public[:], nil, periodNum, periodLength)
-	h, err := edwards25519.NewScalar().SetBytesWithClamping(hb[:])
+	return BlindPrivateKeyWithParam(k, BlindingFactor(k.Public[:], nil, periodNum, periodLength))
+}
+
+// BlindPrivateKeyWithParam blinds k with clamp(param).
+func BlindPrivateKeyWithParam(k *ExpandedKey, param [32]byte) (*ExpandedKey, error) {
+	h, err := edwards25519.NewScalar().SetBytesWithClamping(param[:])
 	if err != nil {
 		return nil, err
 	}

@@ -430,3 +430,25 @@ func BenchmarkResponsibleHSDirs7000(b *testing.B) {
 		}
 	})
 }
+
+func TestBlindingCTorVectors(t *testing.T) {
+	for i, v := range ctorBlindVectors {
+		k, err := ExpandedFromBytes(unhex(t, v.esk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Public != unhex32(t, v.pk) {
+			t.Fatalf("%d: public key", i)
+		}
+		param := unhex32(t, v.param)
+		bp, err := BlindPublicKeyWithParam(k.Public, param)
+		if err != nil || bp != unhex32(t, v.bpk) {
+			t.Errorf("%d: blinded public %x", i, bp)
+		}
+		bk, err := BlindPrivateKeyWithParam(k, param)
+		want := unhex(t, v.besk)
+		if err != nil || !bytes.Equal(bk.Scalar[:], want[:32]) || !bytes.Equal(bk.Prefix[:], want[32:]) || bk.Public != bp {
+			t.Errorf("%d: blinded secret %x%x", i, bk.Scalar, bk.Prefix)
+		}
+	}
+}
