@@ -138,12 +138,12 @@ func HSDirIndex(id [32]byte, srv []byte, periodNum, periodLength uint64) [32]byt
 
 // FetchParams are the inputs of the client's hash ring for a consensus.
 type FetchParams struct {
-	Schedule   Schedule
-	PeriodNum  uint64
-	SRV        [32]byte
-	Disaster   bool // SRV is the disaster value (no SRV in the consensus)
-	NReplicas  int
-	SpreadFtch int
+	Schedule    Schedule
+	PeriodNum   uint64
+	SRV         [32]byte
+	Disaster    bool // SRV is the disaster value (no SRV in the consensus)
+	NReplicas   int
+	SpreadFetch int
 }
 
 // ClientFetchParams computes, per rend-spec §2.2.4.1 and C tor's
@@ -162,7 +162,7 @@ func ClientFetchParams(dir *netdir.NetDir, sched Schedule) FetchParams {
 		p.Disaster = true
 	}
 	p.NReplicas = int(dir.Param("hsdir_n_replicas", DefaultHSDirNReplicas, 1, 16))
-	p.SpreadFtch = int(dir.Param("hsdir_spread_fetch", DefaultHSDirSpreadFetch, 1, 128))
+	p.SpreadFetch = int(dir.Param("hsdir_spread_fetch", DefaultHSDirSpreadFetch, 1, 128))
 	return p
 }
 
@@ -252,7 +252,7 @@ func (rg *Ring) Responsible(blinded [32]byte) []*netdir.Relay {
 		return nil
 	}
 	p := rg.params
-	nrep, spread := p.NReplicas, p.SpreadFtch
+	nrep, spread := p.NReplicas, p.SpreadFetch
 	if nrep <= 0 {
 		nrep = DefaultHSDirNReplicas
 	}
