@@ -731,3 +731,13 @@ func TestZeroKeyAndIndexConsistency(t *testing.T) {
 		t.Fatalf("%d buckets left", n)
 	}
 }
+
+func TestLookup(t *testing.T) {
+	m, _ := testManager(t, &fakeBuilder{}, Config{})
+	a, _ := m.Attach(ctx, Usage{Port: 80}, key("", "x", 80, isolation.Default))
+	if c, ok := m.Lookup(a.CircID); !ok || c != a.Circuit {
+		t.Fatal("Lookup of a live circuit")
+	}
+	a.Circuit.Close()
+	waitFor(t, "forgotten", func() bool { _, ok := m.Lookup(a.CircID); return !ok })
+}
