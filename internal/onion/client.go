@@ -240,6 +240,9 @@ func (c *Client) DialIsolated(ctx context.Context, host string, port uint16, iso
 		}
 		if !alive(e.circ) {
 			c.dropRend(key, e)
+			if tries >= 2 {
+				return nil, &Error{Kind: KindRendFailed, Addr: host, Err: errors.New("rendezvous circuit closed")}
+			}
 			continue
 		}
 		conn, err := e.circ.OpenStream(ctx, port)
