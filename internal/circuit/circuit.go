@@ -87,10 +87,17 @@ func (e *DestroyedError) Error() string {
 }
 
 // ProtocolError reports a protocol violation by a relay; the circuit is
-// closed when one occurs.
-type ProtocolError struct{ Msg string }
+// closed (DESTROY reason PROTOCOL) when one occurs. Err, if set, is the
+// underlying error (for instance a stream's).
+type ProtocolError struct {
+	Msg string
+	Err error
+}
 
 func (e *ProtocolError) Error() string { return "circuit: protocol violation: " + e.Msg }
+
+// Unwrap returns Err.
+func (e *ProtocolError) Unwrap() error { return e.Err }
 
 // Errors.
 var (
@@ -605,7 +612,7 @@ func (c *Circuit) handleCell(cl *cell.Cell) error {
 		p := c.pending
 		if p == nil || p.cmd != cl.Command {
 			c.mu.Unlock()
-			return &ProtocolError{"unexpected " + cl.Command.String()}
+			return &ProtocolError{Msg: "unexpected " + cl.Command.String()}
 		}
 		c.pending = nil
 		c.mu.Unlock()
@@ -613,18 +620,18 @@ func (c *Circuit) handleCell(cl *cell.Cell) error {
 		if cl.Command == cell.CREATED2 {
 			var err error
 			if hdata, err = cell.DecodeCreated2(cl.Payload); err != nil {
-				return &ProtocolError{err.Error()}
+				return &ProtocolError{Msg: err.Error()}
 			}
 		}
 		return c.completeHop(p, hdata)
 	case cell.RELAY:
 		return c.handleRelay(cl)
 	case cell.RELAY_EARLY:
-		return &ProtocolError{"inbound RELAY_EARLY"} // tor-spec §5.6: MUST close
+		return &ProtocolError{Msg: "inbound RELAY_EARLY"} // tor-spec §5.6: MUST close
 	case cell.PADDING:
 		return nil
 	}
-	return &ProtocolError{"unexpected " + cl.Command.String() + " on circuit"}
+	return &ProtocolError{Msg: "unexpected " + cl.Command.String() + " on circuit"}
 }
 
 func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
@@ -641,17 +648,17 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 
 func (c *Circuit) handleRelay(cl *cell.Cell) error {
 	if len(cl.Payload) != cell.PayloadLen {
-		return &ProtocolError{"short relay cell"}
+		return &ProtocolError{Msg: "short relay cell"}
 	}
 	p := (*[cell.PayloadLen]byte)(cl.Payload)
 	hops := c.layers()
 	hop, digest, err := hops.Decrypt(p)
 	if err != nil {
-		return &ProtocolError{err.Error()}
+		return &ProtocolError{Msg: err.Error()}
 	}
 	msg, err := cell.DecodeRelay(p[:])
 	if err != nil {
-		return &ProtocolError{err.Error()}
+		return &ProtocolError{Msg: err.Error()}
 	}
 	last := len(hops) - 1
 	if msg.StreamID == 0 {
@@ -661,13 +668,13 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			pd := c.pending
 			if pd == nil || pd.cmd != cell.RELAY || hop != last {
 				c.mu.Unlock()
-				return &ProtocolError{"unexpected EXTENDED2"}
+				return &ProtocolError{Msg: "unexpected EXTENDED2"}
 			}
 			c.pending = nil
 			c.mu.Unlock()
 			hdata, err := cell.DecodeCreated2(msg.Data)
 			if err != nil {
-				return &ProtocolError{err.Error()}
+				return &ProtocolError{Msg: err.Error()}
 			}
 			return c.completeHop(pd, hdata)
 		case cell.RELAY_TRUNCATED:
@@ -682,14 +689,14 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			return nil
 		case cell.RELAY_BEGIN, cell.RELAY_DATA, cell.RELAY_END, cell.RELAY_CONNECTED,
 			cell.RELAY_RESOLVE, cell.RELAY_RESOLVED, cell.RELAY_BEGIN_DIR:
-			return &ProtocolError{msg.Command.String() + " with stream ID 0"}
+			return &ProtocolError{Msg: msg.Command.String() + " with stream ID 0"}
 		}
 		if msg.Command >= 32 && msg.Command <= 40 {
 			select {
 			case c.ctrl <- msg:
 				return nil
 			default:
-				return &ProtocolError{"control message queue overflow"}
+				return &ProtocolError{Msg: "control message queue overflow"}
 			}
 		}
 		return nil // unknown commands are dropped (tor-spec §6.1)
@@ -698,7 +705,7 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 	case cell.RELAY_DATA:
 		c.deliverWindow--
 		if c.deliverWindow < 0 {
-			return &ProtocolError{"circuit deliver window exceeded"}
+			return &ProtocolError{Msg: "circuit deliver window exceeded"}
 		}
 		if c.deliverWindow <= CircWindowStart-CircWindowIncrement {
 			// Authenticated SENDME v1 carrying the digest of this cell.
@@ -709,14 +716,14 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			c.deliverWindow += CircWindowIncrement
 		}
 	case cell.RELAY_BEGIN, cell.RELAY_BEGIN_DIR, cell.RELAY_RESOLVE, cell.RELAY_EXTEND2, cell.RELAY_EXTEND:
-		return &ProtocolError{msg.Command.String() + " sent to a client"}
+		return &ProtocolError{Msg: msg.Command.String() + " sent to a client"}
 	}
 	c.mu.Lock()
 	h := c.streams[msg.StreamID]
 	c.mu.Unlock()
 	if h != nil {
 		if err := h.HandleRelay(msg); err != nil {
-			return err
+			return &ProtocolError{Msg: fmt.Sprintf("stream %d: %v", msg.StreamID, err), Err: err}
 		}
 	}
 	return nil
@@ -724,22 +731,22 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 
 func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 	if hop != last {
-		return &ProtocolError{"circuit SENDME from a middle hop"}
+		return &ProtocolError{Msg: "circuit SENDME from a middle hop"}
 	}
 	s, err := cell.DecodeSendme(msg.Data)
 	if err != nil {
-		return &ProtocolError{err.Error()}
+		return &ProtocolError{Msg: err.Error()}
 	}
 	c.smu.Lock()
 	if len(c.sentDigests) == 0 || c.packageWindow+CircWindowIncrement > CircWindowStart {
 		c.smu.Unlock()
-		return &ProtocolError{"unexpected circuit SENDME (window would exceed 1000)"}
+		return &ProtocolError{Msg: "unexpected circuit SENDME (window would exceed 1000)"}
 	}
 	want := c.sentDigests[0]
 	c.sentDigests = c.sentDigests[1:]
 	if s.Version == 1 && subtle.ConstantTimeCompare(s.Digest, want[:]) != 1 {
 		c.smu.Unlock()
-		return &ProtocolError{"authenticated SENDME digest mismatch"}
+		return &ProtocolError{Msg: "authenticated SENDME digest mismatch"}
 	}
 	c.packageWindow += CircWindowIncrement
 	c.smu.Unlock()
