@@ -29,7 +29,6 @@ import (
 	"github.com/gotor/gotor/internal/control"
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/guard"
-	"github.com/gotor/gotor/internal/isolation"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/metrics"
 	"github.com/gotor/gotor/internal/path"
@@ -232,9 +231,8 @@ func (c *Client) Start(ctx context.Context) error {
 func (c *Client) firstCircuit(ctx context.Context) error {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
-		circ, err := c.circs.Get(ctx, circmgr.Usage{Port: 80}, isolation.Key{})
+		err := c.circs.Ready(ctx, circmgr.Usage{Port: 80})
 		if err == nil {
-			_ = circ
 			return nil
 		}
 		last = err

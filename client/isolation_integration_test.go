@@ -153,3 +153,26 @@ func TestIsolationTokens(t *testing.T) {
 		t.Errorf("one token used circuits %d and %d", a, a2)
 	}
 }
+
+// IsolationLevel "none" with IsolateSOCKSAuth false turns isolation off,
+// SOCKS ports included: different users then share a circuit.
+func TestIsolationOff(t *testing.T) {
+	_, n, srv := shared(t)
+	cfg := testConfig(t, n, t.TempDir())
+	cfg.IsolationLevel = "none"
+	cfg.IsolateSOCKSAuth = false
+	cfg.SocksPorts = cfg.SocksPorts[:1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.Open(ctx, cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	target := fmt.Sprintf("127.0.0.1:%d", srv.Port)
+	a := openVia(t, c.SocksAddrs()[0], "alice", "x", target)
+	b := openVia(t, c.SocksAddrs()[0], "bob", "y", target)
+	if x, y := circuitOf(t, c, a), circuitOf(t, c, b); x != y {
+		t.Errorf("with isolation off, alice and bob used circuits %d and %d", x, y)
+	}
+}

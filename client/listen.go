@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/isolation"
@@ -97,8 +98,14 @@ func (c *Client) openListeners() error {
 			http bool
 		}{p, true})
 	}
+	off := isolationOff(c.cfg)
 	for _, pp := range ports {
 		p := c.cfg.Port(pp.p)
+		if off {
+			// The design's "turn it off": IsolationLevel "none" with
+			// IsolateSOCKSAuth false clears C tor's default port flags too.
+			p.IsolateClientAddr, p.IsolateSOCKSAuth = false, false
+		}
 		ln, err := net.Listen("tcp", p.Addr)
 		if err != nil {
 			return fmt.Errorf("client: listen on %s: %w", p.Addr, err)
@@ -159,4 +166,13 @@ func (c *Client) HTTPTunnelAddrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.httpAddrs...)
+}
+
+// isolationOff reports whether the design's fields ask for no isolation
+// at all: IsolationLevel "none" (or empty) with IsolateSOCKSAuth,
+// IsolateDestinations and IsolateClientPort all false. (The always-on
+// fields remain: listener, NEWNYM epoch, session tokens.)
+func isolationOff(cfg *config.Config) bool {
+	lvl := strings.TrimSpace(strings.ToLower(cfg.IsolationLevel))
+	return (lvl == "" || lvl == "none") && !cfg.IsolateSOCKSAuth && !cfg.IsolateDestinations && !cfg.IsolateClientPort
 }

@@ -155,11 +155,9 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 			break
 		}
 		c.log.Debug("stream attempt failed; retrying on another circuit", "attempt", attempt+1, "err", err)
-		if errors.Is(err, context.DeadlineExceeded) {
-			// A circuit that does not answer a BEGIN in time is not
-			// trusted with the next stream (C tor marks it dirty).
-			att.Circuit.Close()
-		}
+		// The circuit that failed this stream takes no new streams (C tor's
+		// mark_circuit_unusable_for_new_conns); streams on it go on.
+		c.circs.Retire(att.CircID, failReason(err))
 	}
 	return nil, mapStreamError(last)
 }
