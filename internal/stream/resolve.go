@@ -34,7 +34,9 @@ func resolve(ctx context.Context, circ *circuit.Circuit, query string) ([]Answer
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
 	s.id = id
+	s.mu.Unlock()
 	body := append([]byte(query), 0)
 	if err := circ.SendRelay(ctx, cell.Relay{Command: cell.RELAY_RESOLVE, StreamID: id, Data: body}); err != nil {
 		circ.DetachStream(id)

@@ -187,7 +187,9 @@ func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, bod
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock() // HandleRelay reads id under mu on the circuit's goroutine
 	s.id = id
+	s.mu.Unlock()
 	if err := circ.SendRelay(ctx, cell.Relay{Command: cmd, StreamID: id, Data: body}); err != nil {
 		circ.DetachStream(id)
 		return nil, err
@@ -246,6 +248,7 @@ func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 // closes.
 func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.mu.Lock()
+	id := s.id
 	var violation string
 	switch msg.Command {
 	case cell.RELAY_CONNECTED:
@@ -276,7 +279,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		s.err = io.EOF
 		close(s.ready)
 		s.mu.Unlock()
-		s.circ.DetachStream(s.id)
+		s.circ.DetachStream(id)
 		return nil
 	case cell.RELAY_DATA:
 		if s.st != stOpen {
@@ -309,7 +312,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		s.endLocked(err)
 		s.sentEnd = true // no END in reply to END
 		s.mu.Unlock()
-		s.circ.DetachStream(s.id)
+		s.circ.DetachStream(id)
 		return nil
 	default:
 		// Unknown relay commands on a stream are dropped.
@@ -324,7 +327,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.sentEnd = true
 	s.endLocked(err)
 	s.mu.Unlock()
-	s.circ.DetachStream(s.id)
+	s.circ.DetachStream(id)
 	return err
 }
 
