@@ -38,7 +38,10 @@ import (
 	"golang.org/x/crypto/curve25519"
 )
 
-func TestMain(m *testing.M) { testnet.Main(m) }
+// A network larger than the default, so that the HSDir ring is not
+// trivially "every HSDir" (2 replicas x 4 store spread = 8 HSDirs store
+// each descriptor): 3 authorities + 10 relays + 2 exits.
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 10}) }
 
 var errUnsupported = errors.New("not yet supported by internal/circuit")
 
@@ -275,6 +278,20 @@ func TestIntegrationFetchWithSRV(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 	t.Logf("successes by segment %v, failures %v", ok, fail)
+	addr, _ := ParseAddress(host)
+	matched := map[bool]bool{}
+	for i := 0; ctx.Err() == nil && (!matched[true] || !matched[false]) && i < 60; i++ {
+		dm.Bootstrap(ctx)
+		nd := dm.NetDir()
+		seg := hscrypto.ScheduleFor(nd, true).InPeriodBetweenTPAndSRV(nd.ValidAfter)
+		if !matched[seg] && checkRing(t, ctx, b, nd, addr, i) {
+			matched[seg] = true
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if !matched[true] || !matched[false] {
+		t.Errorf("ring matched the service's uploads in segments %v; want both", matched)
+	}
 	if ok[true] == 0 || ok[false] == 0 {
 		t.Fatalf("need successful fetches in both segments")
 	}
@@ -461,4 +478,95 @@ func TestIntegrationClientAuthCTorService(t *testing.T) {
 		return
 	}
 	t.Fatal("descriptor never found")
+}
+
+// TestIntegrationHSDirRing checks gotor's hash ring against where a C tor
+// service actually stored its descriptor: every HSDir gotor computes as a
+// store location for the client's blinded key (replicas x
+// hsdir_spread_store) must serve it, and every other HSDir must answer 404.
+// A wrong ring cannot pass this by chance.
+func TestIntegrationHSDirRing(t *testing.T) {
+	n := testnet.Shared(t)
+	host := startOnionService(t, n)
+	addr, _ := ParseAddress(host)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dm := newDirMgr(t, ctx, n)
+	mgr := channel.NewManager()
+	defer mgr.Close()
+	b := &realBuilder{mgr: mgr, dir: dm.NetDir}
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			time.Sleep(5 * time.Second)
+			dm.Bootstrap(ctx)
+		}
+		if checkRing(t, ctx, b, dm.NetDir(), addr, attempt) {
+			return
+		}
+	}
+	t.Fatal("HSDir ring never matched the service's uploads")
+}
+
+// checkRing fetches the descriptor from every HSDir of nd and reports
+// whether exactly the computed store set serves it.
+func checkRing(t *testing.T, ctx context.Context, b *realBuilder, nd *netdir.NetDir, addr hscrypto.Address, attempt int) bool {
+	get := func(hd *netdir.Relay, blinded [32]byte) error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		circ, err := b.BuildCircuit(cctx, Target{Relay: hd}, PurposeHSDir)
+		if err != nil {
+			return err
+		}
+		defer circ.Close()
+		conn, err := circ.BeginDir(cctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		_, err = HTTPGetDescriptor(conn, blinded)
+		return err
+	}
+	sched := hscrypto.ScheduleFor(nd, true)
+	p := hscrypto.ClientFetchParams(nd, sched)
+	blinded, _ := hscrypto.BlindPublicKey(addr.PubKey, p.PeriodNum, sched.PeriodLength)
+	store := p
+	store.SpreadFetch = int(nd.Param("hsdir_spread_store", hscrypto.DefaultHSDirSpreadStore, 1, 128))
+	ring := hscrypto.NewRing(nd, store)
+	stored := map[*netdir.Relay]bool{}
+	for _, r := range ring.Responsible(blinded) {
+		stored[r] = true
+	}
+	for _, r := range hscrypto.NewRing(nd, p).Responsible(blinded) {
+		if !stored[r] {
+			t.Fatalf("fetch set not within store set")
+		}
+	}
+	var good, bad, unexpected []string
+	var transient error
+	for _, r := range nd.Relays {
+		if !hscrypto.SupportsHSDirV3(r) {
+			continue
+		}
+		err := get(r, blinded)
+		switch {
+		case err == nil && stored[r]:
+			good = append(good, r.Nickname)
+		case errors.Is(err, errNotFound) && !stored[r]:
+			bad = append(bad, r.Nickname)
+		case err == nil || errors.Is(err, errNotFound):
+			unexpected = append(unexpected, fmt.Sprintf("%s(stored=%v,err=%v)", r.Nickname, stored[r], err))
+		default:
+			transient = err
+		}
+	}
+	t.Logf("ring check %d: valid-after %s period %d TP->SRV=%v disaster=%v ring=%d: served by computed store set %v; 404 elsewhere %v; mismatches %v; transient %v",
+		attempt, nd.ValidAfter.Format("15:04:05"), p.PeriodNum, sched.InPeriodBetweenTPAndSRV(nd.ValidAfter), p.Disaster, ring.Len(), good, bad, unexpected, transient)
+	if len(unexpected) == 0 && transient == nil && len(good) == len(stored) && len(bad) == ring.Len()-len(stored) {
+		if len(bad) == 0 {
+			t.Fatal("network too small for a meaningful check")
+		}
+		return true
+	}
+	return false
 }
