@@ -53,18 +53,24 @@
 //     miniCirc over internal/channel + internal/torcrypto, because
 //     internal/circuit does not yet deliver onion-service relay messages
 //     on stream 0 nor accept a virtual hop;
+//   - TestIntegrationHSDirRing: on a 15-HSDir network, exactly the 8
+//     HSDirs gotor computes as the store set (2 replicas x
+//     hsdir_spread_store 4) serve the service's descriptor and all the
+//     others answer 404 — the ring, hs_index/hsdir_index, time period,
+//     SRV choice and blinding all agree with C tor;
 //   - TestIntegrationClientAuthCTorService: a C tor service with an
 //     authorized client: F4 without a key, F5 with a wrong one, and a
 //     connection with the right one;
-//   - TestIntegrationFetchWithSRV (GOTOR_ONION_LONG=1, ~15 min): fetches
-//     once the network publishes SRVs, in both segments of the period
-//     (current SRV between TP and SRV, previous SRV otherwise).
+//   - TestIntegrationFetchWithSRV (GOTOR_ONION_LONG=1, ~15–20 min):
+//     once the network publishes SRVs, fetches and the exact-ring check
+//     succeed in both segments of the period (current SRV between TP and
+//     SRV, previous SRV otherwise).
 //
 // What is proven only by self-consistency (round trips, fakes):
 //
-//   - the Client's error paths (HSDir 404s and retries, invalid
-//     descriptors, INTRODUCE_ACK failures, bad RENDEZVOUS2 AUTH, client
-//     authorization missing/wrong) against a fake network.
+//   - the Client's remaining error paths (invalid descriptors,
+//     INTRODUCE_ACK failures, bad RENDEZVOUS2 AUTH, dead rendezvous
+//     circuits, concurrent dials, isolation) against a fake network.
 //
 // To wire Client to production circuits, internal/circuit needs: (1) a
 // way to receive stream-0 relay messages with commands 32–40 (today they
