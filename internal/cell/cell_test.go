@@ -207,6 +207,27 @@ func TestConnectedEndResolvedSendme(t *testing.T) {
 	}
 }
 
+func TestExtensionsAndXon(t *testing.T) {
+	b, _ := EncodeExtensions([]Extension{{Type: ExtCCRequest}})
+	if !bytes.Equal(b, []byte{1, 1, 0}) {
+		t.Fatalf("%x", b)
+	}
+	e, err := DecodeExtensions([]byte{2, 2, 1, 31, 9, 0})
+	if err != nil || len(e) != 2 || e[0].Type != ExtCCResponse || e[0].Data[0] != 31 || e[1].Type != 9 {
+		t.Fatal(e, err)
+	}
+	if _, err := DecodeExtensions([]byte{1, 2, 5}); err == nil {
+		t.Fatal("truncated accepted")
+	}
+	x, err := DecodeXon((&Xon{KBpsEWMA: 77}).Encode())
+	if err != nil || x.KBpsEWMA != 77 {
+		t.Fatal(err)
+	}
+	if DecodeXoff(EncodeXoff()) != nil || DecodeXoff([]byte{1}) == nil {
+		t.Fatal("xoff")
+	}
+}
+
 // FuzzDecode feeds arbitrary bytes to every decoder; none may panic.
 func FuzzDecode(f *testing.F) {
 	c := &Cell{CircID: 5, Command: NETINFO, Payload: (&Netinfo{}).Encode()}
@@ -237,6 +258,8 @@ func FuzzDecode(f *testing.F) {
 		DecodeEnd(data)
 		DecodeResolved(data)
 		DecodeSendme(data)
+		DecodeExtensions(data)
+		DecodeXon(data)
 		if len(data) >= PayloadLen {
 			DecodeRelay(data[:PayloadLen])
 		}

@@ -214,3 +214,47 @@ func (r DestroyReason) String() string {
 	}
 	return fmt.Sprintf("DestroyReason(%d)", uint8(r))
 }
+
+// Extension is one field of the extension list carried in ntor v3
+// client and server messages (tor-spec "ntor-v3" / prop 332 §A.2).
+type Extension struct {
+	Type uint8
+	Data []byte
+}
+
+// ntor v3 extension types (prop 324 §6.2 congestion control).
+const (
+	ExtCCRequest  uint8 = 0x01 // empty: the client wants congestion control
+	ExtCCResponse uint8 = 0x02 // 1 byte: sendme_inc
+)
+
+// EncodeExtensions encodes N_EXTENSIONS then each extension.
+func EncodeExtensions(exts []Extension) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddUint8(uint8(len(exts)))
+	for _, e := range exts {
+		b.AddUint8(e.Type)
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.Data) })
+	}
+	return b.Bytes()
+}
+
+// DecodeExtensions parses an extension list.
+func DecodeExtensions(p []byte) ([]Extension, error) {
+	s := cryptobyte.String(p)
+	var n uint8
+	if !s.ReadUint8(&n) {
+		return nil, errors.New("cell: empty extension list")
+	}
+	out := make([]Extension, 0, n)
+	for i := 0; i < int(n); i++ {
+		var e Extension
+		var d cryptobyte.String
+		if !s.ReadUint8(&e.Type) || !s.ReadUint8LengthPrefixed(&d) {
+			return nil, errors.New("cell: truncated extension")
+		}
+		e.Data = append([]byte(nil), d...)
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -35,6 +35,9 @@ const (
 	RELAY_BEGIN_DIR RelayCommand = 13
 	RELAY_EXTEND2   RelayCommand = 14
 	RELAY_EXTENDED2 RelayCommand = 15
+	// Stream flow control with congestion control (prop 324 §4).
+	RELAY_XOFF RelayCommand = 43
+	RELAY_XON  RelayCommand = 44
 )
 
 var relayNames = map[RelayCommand]string{
@@ -42,7 +45,7 @@ var relayNames = map[RelayCommand]string{
 	RELAY_SENDME: "SENDME", RELAY_EXTEND: "EXTEND", RELAY_EXTENDED: "EXTENDED",
 	RELAY_TRUNCATE: "TRUNCATE", RELAY_TRUNCATED: "TRUNCATED", RELAY_DROP: "DROP",
 	RELAY_RESOLVE: "RESOLVE", RELAY_RESOLVED: "RESOLVED", RELAY_BEGIN_DIR: "BEGIN_DIR",
-	RELAY_EXTEND2: "EXTEND2", RELAY_EXTENDED2: "EXTENDED2",
+	RELAY_EXTEND2: "EXTEND2", RELAY_EXTENDED2: "EXTENDED2", RELAY_XOFF: "XOFF", RELAY_XON: "XON",
 }
 
 func (c RelayCommand) String() string {
@@ -381,4 +384,38 @@ func DecodeSendme(p []byte) (*Sendme, error) {
 		return nil, fmt.Errorf("cell: unknown SENDME version %d", m.Version)
 	}
 	return m, nil
+}
+
+// Xon is a RELAY_XON body (prop 324 §4.1): version 0 and an advisory
+// drain rate in kilobytes/s (0: no advice).
+type Xon struct{ KBpsEWMA uint32 }
+
+// Encode returns the XON body.
+func (x *Xon) Encode() []byte {
+	return []byte{0, byte(x.KBpsEWMA >> 24), byte(x.KBpsEWMA >> 16), byte(x.KBpsEWMA >> 8), byte(x.KBpsEWMA)}
+}
+
+// DecodeXon parses an XON body.
+func DecodeXon(p []byte) (*Xon, error) {
+	s := cryptobyte.String(p)
+	var v uint8
+	x := &Xon{}
+	if !s.ReadUint8(&v) || !s.ReadUint32(&x.KBpsEWMA) {
+		return nil, errors.New("cell: truncated XON")
+	}
+	if v != 0 {
+		return nil, fmt.Errorf("cell: XON version %d", v)
+	}
+	return x, nil
+}
+
+// EncodeXoff returns an XOFF body (version 0).
+func EncodeXoff() []byte { return []byte{0} }
+
+// DecodeXoff checks an XOFF body.
+func DecodeXoff(p []byte) error {
+	if len(p) < 1 || p[0] != 0 {
+		return errors.New("cell: bad XOFF")
+	}
+	return nil
 }

@@ -130,7 +130,9 @@ type Circuit struct {
 	// smu orders outbound cells: forward crypto state, the package
 	// window and the digests awaiting SENDME are guarded by it.
 	smu           sync.Mutex
-	packageWindow int
+	packageWindow int // cells we may still send: window (or cwnd) minus inflight
+	sendmeInc     int // CircWindowIncrement, or the negotiated cc_sendme_inc
+	cc            bool
 	earlyLeft     int // RELAY_EARLY cells we may still send (tor-spec §5.6)
 	sentDigests   [][20]byte
 	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
@@ -178,6 +180,13 @@ const (
 	// extensions (so no congestion control negotiation: fixed windows).
 	// It needs the target's Ed25519 identity.
 	NtorV3
+	// NtorV3CC is ntor v3 requesting congestion control (prop 324 §6:
+	// CC_FIELD_REQUEST). Use it for the last hop only. If the relay
+	// accepts, circuit SENDMEs flow every cc_sendme_inc cells, stream
+	// windows are replaced by XON/XOFF (package stream), and our own
+	// sending keeps a fixed window of CircWindowStart cells (we do not
+	// run Vegas: conservative, never more than without CC).
+	NtorV3CC
 )
 
 func newHandshake(kind Handshake, t Target) (torcrypto.ClientHandshake, error) {
@@ -187,13 +196,21 @@ func newHandshake(kind Handshake, t Target) (torcrypto.ClientHandshake, error) {
 	switch kind {
 	case Ntor:
 		return torcrypto.NewNtorClient(nil, t.RSAID, t.NtorKey)
-	case NtorV3:
+	case NtorV3, NtorV3CC:
 		if !t.HasEd25519 {
 			return nil, errors.New("circuit: ntor v3 needs the target's Ed25519 identity")
 		}
 		// The client message is an extension list: N_EXTENSIONS (1
-		// byte) then the extensions; we send none.
-		return torcrypto.NewNtorV3Client(nil, t.Ed25519ID, t.NtorKey, []byte{0}, []byte(torcrypto.NtorV3CircuitVerification))
+		// byte) then the extensions.
+		var exts []cell.Extension
+		if kind == NtorV3CC {
+			exts = append(exts, cell.Extension{Type: cell.ExtCCRequest})
+		}
+		cm, err := cell.EncodeExtensions(exts)
+		if err != nil {
+			return nil, err
+		}
+		return torcrypto.NewNtorV3Client(nil, t.Ed25519ID, t.NtorKey, cm, []byte(torcrypto.NtorV3CircuitVerification))
 	}
 	return nil, fmt.Errorf("circuit: unknown handshake %d", kind)
 }
@@ -241,6 +258,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 	c := &Circuit{
 		ep:            ep,
 		packageWindow: CircWindowStart,
+		sendmeInc:     CircWindowIncrement,
 		earlyLeft:     MaxRelayEarly,
 		deliverWindow: CircWindowStart,
 		windowOpen:    make(chan struct{}, 1),
@@ -384,6 +402,44 @@ func (c *Circuit) layers() torcrypto.Layers {
 		return *l
 	}
 	return nil
+}
+
+// negotiated applies an ntor v3 server message: a CC_FIELD_RESPONSE
+// turns on congestion control with its sendme_inc (prop 324 §6.2).
+func (c *Circuit) negotiated(sm []byte) error {
+	if len(sm) == 0 {
+		return nil
+	}
+	exts, err := cell.DecodeExtensions(sm)
+	if err != nil {
+		return &ProtocolError{Msg: "ntor v3 server message: " + err.Error()}
+	}
+	for _, e := range exts {
+		if e.Type != cell.ExtCCResponse {
+			continue
+		}
+		if len(e.Data) != 1 || e.Data[0] == 0 {
+			return &ProtocolError{Msg: "bad congestion control response"}
+		}
+		c.smu.Lock()
+		if c.packageWindow != CircWindowStart || c.deliverWindow != CircWindowStart {
+			c.smu.Unlock()
+			return &ProtocolError{Msg: "congestion control negotiated after data flowed"}
+		}
+		c.cc = true
+		c.sendmeInc = int(e.Data[0])
+		c.smu.Unlock()
+		return nil
+	}
+	return nil
+}
+
+// CongestionControl reports whether congestion control was negotiated
+// with the last hop (NtorV3CC) and its SENDME increment.
+func (c *Circuit) CongestionControl() (enabled bool, sendmeInc int) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.cc, c.sendmeInc
 }
 
 // ControlQueueLen bounds the queue of stream-0 messages awaiting
@@ -575,7 +631,7 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	if data {
 		// prop 289: remember the digest of every cell that will make the
 		// exit send a SENDME (the 100th, 200th, ... since the last one).
-		if (c.packageWindow-1)%CircWindowIncrement == 0 {
+		if (CircWindowStart-c.packageWindow+1)%c.sendmeInc == 0 {
 			c.sentDigests = append(c.sentDigests, d)
 		}
 		c.packageWindow--
@@ -639,6 +695,11 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 	if err == nil {
 		var hop *torcrypto.Hop
 		if hop, err = torcrypto.NewHop(ks); err == nil {
+			if v3, ok := p.hs.(*torcrypto.NtorV3Client); ok {
+				err = c.negotiated(v3.ServerMessage)
+			}
+		}
+		if err == nil {
 			c.addHop(hop, p.target)
 		}
 	}
@@ -707,13 +768,13 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 		if c.deliverWindow < 0 {
 			return &ProtocolError{Msg: "circuit deliver window exceeded"}
 		}
-		if c.deliverWindow <= CircWindowStart-CircWindowIncrement {
+		if c.deliverWindow <= CircWindowStart-c.sendmeInc {
 			// Authenticated SENDME v1 carrying the digest of this cell.
 			s := &cell.Sendme{Version: 1, Digest: digest[:]}
 			if err := c.send(cell.RELAY, cell.Relay{Command: cell.RELAY_SENDME, Data: s.Encode()}); err != nil {
 				return err
 			}
-			c.deliverWindow += CircWindowIncrement
+			c.deliverWindow += c.sendmeInc
 		}
 	case cell.RELAY_BEGIN, cell.RELAY_BEGIN_DIR, cell.RELAY_RESOLVE, cell.RELAY_EXTEND2, cell.RELAY_EXTEND:
 		return &ProtocolError{Msg: msg.Command.String() + " sent to a client"}
@@ -738,7 +799,7 @@ func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 		return &ProtocolError{Msg: err.Error()}
 	}
 	c.smu.Lock()
-	if len(c.sentDigests) == 0 || c.packageWindow+CircWindowIncrement > CircWindowStart {
+	if len(c.sentDigests) == 0 || c.packageWindow+c.sendmeInc > CircWindowStart {
 		c.smu.Unlock()
 		return &ProtocolError{Msg: "unexpected circuit SENDME (window would exceed 1000)"}
 	}
@@ -748,7 +809,7 @@ func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 		c.smu.Unlock()
 		return &ProtocolError{Msg: "authenticated SENDME digest mismatch"}
 	}
-	c.packageWindow += CircWindowIncrement
+	c.packageWindow += c.sendmeInc
 	c.smu.Unlock()
 	select {
 	case c.windowOpen <- struct{}{}:

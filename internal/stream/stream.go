@@ -120,9 +120,14 @@ type Conn struct {
 	rcells    int // cells in rbuf (partially read counts)
 	deliver   int // stream deliver window
 	pkg       int // stream package window
-	wclosed   bool
-	closed    bool
-	sentEnd   bool
+	// With congestion control (prop 324 §4) stream windows are replaced
+	// by XON/XOFF.
+	cc       bool
+	xoffSent bool // we told the exit to stop
+	paused   bool // the exit told us to stop
+	wclosed  bool
+	closed   bool
+	sentEnd  bool
 
 	readable   chan struct{} // cap 1
 	windowOpen chan struct{} // cap 1
@@ -135,6 +140,7 @@ func newConn(c *circuit.Circuit, remote Addr) *Conn {
 	return &Conn{
 		circ: c, remote: remote, ready: make(chan struct{}),
 		deliver: StreamWindowStart, pkg: StreamWindowStart,
+		cc:       func() bool { cc, _ := c.CongestionControl(); return cc }(),
 		readable: make(chan struct{}, 1), windowOpen: make(chan struct{}, 1),
 		closedCh: make(chan struct{}),
 		rdl:      makeDeadline(), wdl: makeDeadline(),
@@ -286,17 +292,48 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 			violation = "DATA on a stream that is not open"
 			break
 		}
-		s.deliver--
-		if s.deliver < 0 {
-			violation = "stream deliver window exceeded"
-			break
+		if !s.cc {
+			s.deliver--
+			if s.deliver < 0 {
+				violation = "stream deliver window exceeded"
+				break
+			}
 		}
 		if len(msg.Data) > 0 {
 			s.rbuf = append(s.rbuf, msg.Data)
 			s.rcells++
 			signal(s.readable)
 		}
+		if s.cc && !s.xoffSent && s.rcells >= XoffCells {
+			s.xoffSent = true
+			s.mu.Unlock()
+			// A send failure means the circuit is going away anyway.
+			s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
+			return nil
+		}
+	case cell.RELAY_XOFF, cell.RELAY_XON:
+		if !s.cc {
+			violation = msg.Command.String() + " without congestion control"
+			break
+		}
+		if msg.Command == cell.RELAY_XOFF {
+			if cell.DecodeXoff(msg.Data) != nil {
+				violation = "bad XOFF"
+				break
+			}
+			s.paused = true
+			break
+		}
+		if _, err := cell.DecodeXon(msg.Data); err != nil {
+			violation = err.Error()
+			break
+		}
+		s.paused = false // the advisory rate is not used
+		signal(s.windowOpen)
 	case cell.RELAY_SENDME:
+		if s.cc {
+			break // no stream SENDMEs with congestion control
+		}
 		s.pkg += StreamWindowIncrement
 		if s.pkg > StreamWindowStart {
 			violation = "stream SENDME beyond window"
@@ -376,10 +413,13 @@ func (s *Conn) Read(p []byte) (int, error) {
 					s.rbuf[0] = s.rbuf[0][k:]
 				}
 			}
-			sendme := s.ackLocked()
+			sendme, xon := s.ackLocked()
 			s.mu.Unlock()
 			for range sendme {
 				s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.id})
+			}
+			if xon {
+				s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XON, StreamID: s.id, Data: (&cell.Xon{}).Encode()})
 			}
 			return n, nil
 		}
@@ -399,18 +439,36 @@ func (s *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// ackLocked returns how many stream SENDMEs to send now: one per 50
-// cells the application has consumed and not yet acknowledged.
-func (s *Conn) ackLocked() int {
+// XON/XOFF thresholds in buffered cells for streams on circuits with
+// congestion control: XOFF when the application lets XoffCells pile up,
+// XON once it has read the buffer down to XonCells. Cells already in
+// flight when the exit gets the XOFF still arrive, so the buffer is
+// bounded by XoffCells plus the exit's congestion window.
+const (
+	XoffCells = 500
+	XonCells  = 100
+)
+
+// ackLocked returns how many stream SENDMEs to send now (one per 50
+// cells the application has consumed and not yet acknowledged) or, with
+// congestion control, whether to send XON.
+func (s *Conn) ackLocked() (int, bool) {
 	if s.st != stOpen {
-		return 0
+		return 0, false
+	}
+	if s.cc {
+		if s.xoffSent && s.rcells <= XonCells {
+			s.xoffSent = false
+			return 0, true
+		}
+		return 0, false
 	}
 	n := 0
 	for StreamWindowStart-s.deliver-s.rcells >= StreamWindowIncrement {
 		s.deliver += StreamWindowIncrement
 		n++
 	}
-	return n
+	return n, false
 }
 
 // Write sends data in RELAY_DATA cells of at most 498 bytes, waiting for
@@ -447,7 +505,7 @@ func (s *Conn) Write(p []byte) (int, error) {
 				err = &EndError{Reason: ReasonDone}
 			}
 			return n, err
-		case s.pkg <= 0:
+		case (!s.cc && s.pkg <= 0) || (s.cc && s.paused):
 			s.mu.Unlock()
 			select {
 			case <-s.windowOpen:
@@ -456,8 +514,10 @@ func (s *Conn) Write(p []byte) (int, error) {
 				return n, s.writeCtxErr(dl)
 			}
 		}
-		s.pkg--
-		if s.pkg > 0 {
+		if !s.cc {
+			s.pkg--
+		}
+		if s.pkg > 0 || s.cc {
 			signal(s.windowOpen)
 		}
 		s.mu.Unlock()
