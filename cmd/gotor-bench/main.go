@@ -1,0 +1,651 @@
+// Command gotor-bench measures gotor side by side with the C tor client
+// on a private Tor network (internal/testnet) on 127.0.0.1 (issue #12).
+//
+//	go run ./cmd/gotor-bench               # full run, < 10 minutes
+//	go run ./cmd/gotor-bench -quick        # short run, < 3 minutes
+//	go run ./cmd/gotor-bench -out docs/bench
+//
+// It builds ./cmd/gotor, starts the network, then runs gotor and C tor as
+// separate processes from the same client torrc and measures both
+// alternately through their SOCKS ports: OnionPerf-style transfers (time
+// to first and last byte for 50 KiB, 1 MiB and 5 MiB on fresh SOCKS
+// connections), bulk downloads with each process's CPU time per MiB,
+// SOCKS-to-CONNECTED time, circuit build time (CIRC events on the control
+// port), bootstrap time (empty DataDirectory and restart from cache) and
+// resident memory (idle and with 1,000 open streams). It prints a table
+// with the ratio gotor / C tor, and with -out writes the table as
+// Markdown (results.md), the CDFs of time to first and last byte
+// (ttfb-ttlb-cdf.svg) and the top of a CPU and allocation profile of
+// gotor during a bulk download (profile.txt).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+type options struct {
+	quick    bool
+	out      string
+	reps     int
+	bulkReps int
+	bootReps int
+	bulkMiB  int
+	parN     int
+	parMiB   int
+	streams  int
+	profile  bool
+}
+
+func main() {
+	var o options
+	flag.BoolVar(&o.quick, "quick", false, "short run (< 3 minutes): fewer repetitions, smaller bulk downloads")
+	flag.StringVar(&o.out, "out", "", "directory for results.md, ttfb-ttlb-cdf.svg and profile.txt")
+	flag.IntVar(&o.reps, "reps", 0, "transfers per file size and client (default 40, 10 with -quick)")
+	flag.IntVar(&o.streams, "streams", 1000, "concurrent streams for the memory measurement")
+	flag.BoolVar(&o.profile, "profile", true, "profile gotor (CPU and allocations) during one extra bulk download")
+	flag.Parse()
+	if o.quick {
+		o.bulkReps, o.bootReps, o.bulkMiB, o.parN, o.parMiB = 1, 1, 25, 8, 5
+		if o.reps == 0 {
+			o.reps = 10
+		}
+	} else {
+		o.bulkReps, o.bootReps, o.bulkMiB, o.parN, o.parMiB = 2, 2, 100, 8, 20
+		if o.reps == 0 {
+			o.reps = 40
+		}
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "gotor-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	progressMu sync.Mutex
+	began      = time.Now()
+)
+
+// progress prints one line to stderr, prefixed with the elapsed time.
+func progress(format string, args ...any) {
+	progressMu.Lock()
+	defer progressMu.Unlock()
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// raiseNofile lifts the soft open-file limit to the hard limit. An
+// explicit Setrlimit also makes Go pass the raised limit on to child
+// processes (the relays and both clients), which the 1,000-stream
+// measurement needs at the exits.
+func raiseNofile() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	return rl.Cur, nil
+}
+
+func run(ctx context.Context, o options) error {
+	nofile, err := raiseNofile()
+	if err != nil {
+		return fmt.Errorf("raising RLIMIT_NOFILE: %v", err)
+	}
+	if nofile < uint64(3*o.streams+200) {
+		return fmt.Errorf("RLIMIT_NOFILE hard limit %d is too low for %d streams", nofile, o.streams)
+	}
+	torBin, err := exec.LookPath("tor")
+	if err != nil {
+		return fmt.Errorf("%w", testnet.ErrTorMissing)
+	}
+	work, err := os.MkdirTemp("", "gotor-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	progress("building gotor")
+	gotorBin := filepath.Join(work, "gotor")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gotorBin, "github.com/gotor/gotor/cmd/gotor").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/gotor: %v\n%s", err, out)
+	}
+	torVersion := "tor"
+	if out, err := exec.Command(torBin, "--version").Output(); err == nil {
+		torVersion = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+
+	progress("starting the private network (3 authorities, 3 relays, 2 exits)")
+	n, err := testnet.Start(ctx, testnet.Options{})
+	if err != nil {
+		return err
+	}
+	defer n.Stop()
+	progress("network ready after %v", n.ReadyAfter.Round(time.Millisecond))
+
+	srv, err := startDataServer()
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	empty := filepath.Join(work, "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		return err
+	}
+	l := &launcher{net: n, gotorBin: gotorBin, torBin: torBin, workDir: work, empty: empty,
+		profile: filepath.Join(work, "gotor.cpu")}
+
+	r := &results{opts: o, torVersion: torVersion, goVersion: runtime.Version(), netReady: n.ReadyAfter}
+	r.machine = machine()
+	b := &bench{o: o, l: l, r: r, srv: srv, host: testnet.DefaultTestName}
+	defer b.stopAll()
+	if err := b.runAll(ctx); err != nil {
+		return err
+	}
+	r.elapsed = time.Since(began)
+	fmt.Println()
+	fmt.Print(r.text())
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(r.markdown()), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "ttfb-ttlb-cdf.svg"), []byte(r.svg()), 0o644); err != nil {
+			return err
+		}
+		if r.profileText != "" {
+			if err := os.WriteFile(filepath.Join(o.out, "profile.txt"), []byte(r.profileText), 0o644); err != nil {
+				return err
+			}
+		}
+		progress("wrote %s/results.md, ttfb-ttlb-cdf.svg, profile.txt", o.out)
+	}
+	return nil
+}
+
+type bench struct {
+	o    options
+	l    *launcher
+	r    *results
+	srv  *dataServer
+	host string
+	cl   [2]*clientProc
+	dirs [2]string
+}
+
+func (b *bench) stopAll() {
+	for i, c := range b.cl {
+		if c != nil {
+			c.stop()
+			b.cl[i] = nil
+		}
+	}
+}
+
+var kinds = [2]clientKind{kindGotor, kindCTor}
+
+// order alternates which client goes first, so neither always runs right
+// after the other's burst.
+func order(i int) [2]clientKind {
+	if i%2 == 0 {
+		return kinds
+	}
+	return [2]clientKind{kindCTor, kindGotor}
+}
+
+func (b *bench) runAll(ctx context.Context) error {
+	steps := []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"bootstrap (empty DataDirectory)", b.startBoth},
+		{"warm-up", b.warmup},
+		{"transfers", b.transfers},
+		{"fresh circuits", b.freshCircuits},
+		{"bulk", b.bulk},
+		{"streams", b.manyStreams},
+		{"profile", b.profileGotor},
+		{"bootstrap restarts", b.bootstraps},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		progress("phase: %s", s.name)
+		if err := s.f(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) startBoth(ctx context.Context) error {
+	for _, k := range kinds {
+		b.dirs[k] = b.l.newDataDir(k)
+		c, err := b.l.start(ctx, k, b.dirs[k])
+		if err != nil {
+			return err
+		}
+		b.cl[k] = c
+		b.r.bootCold[k] = append(b.r.bootCold[k], c.boot)
+		progress("  %v bootstrapped in %v (pid %d, SOCKS %s)", k, c.boot.Round(time.Millisecond), c.pid(), c.socks)
+	}
+	progress("  idle 10 s")
+	select {
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, k := range kinds {
+		rss, err := rssKiB(b.cl[k].pid())
+		if err != nil {
+			return err
+		}
+		b.r.rssIdle[k] = rss
+		progress("  %v idle RSS %.1f MiB", k, float64(rss)/1024)
+	}
+	return nil
+}
+
+func (b *bench) warmup(ctx context.Context) error {
+	for i := 0; i < 3; i++ {
+		for _, k := range kinds {
+			if _, err := b.download(ctx, k, 50<<10, ""); err != nil {
+				return fmt.Errorf("%v: %w", k, err)
+			}
+		}
+	}
+	for _, k := range kinds {
+		b.cl[k].ctl.takeBuilds() // bootstrap circuits are counted in the fresh-circuit phase only
+	}
+	return nil
+}
+
+func (b *bench) download(ctx context.Context, k clientKind, size int64, user string) (transfer, error) {
+	tctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	return download(tctx, b.cl[k].socks, b.host, b.srv.port, size, user)
+}
+
+var transferSizes = []int64{50 << 10, 1 << 20, 5 << 20}
+
+func (b *bench) transfers(ctx context.Context) error {
+	for _, k := range kinds {
+		b.r.tr[k] = map[int64][]transfer{}
+	}
+	for _, size := range transferSizes {
+		for i := 0; i < b.o.reps; i++ {
+			for _, k := range order(i) {
+				t, err := b.download(ctx, k, size, "")
+				if err != nil {
+					b.r.errors[k]++
+					progress("  %v %s transfer failed: %v", k, sizeName(size), err)
+					if b.r.errors[k] > 5 {
+						return fmt.Errorf("%v: too many failed transfers", k)
+					}
+					continue
+				}
+				b.r.tr[k][size] = append(b.r.tr[k][size], t)
+				b.r.connects[k] = append(b.r.connects[k], t.connect)
+			}
+			if (i+1)%10 == 0 || i+1 == b.o.reps {
+				progress("  %s: %d/%d reps per client", sizeName(size), i+1, b.o.reps)
+			}
+		}
+	}
+	return nil
+}
+
+// freshCircuits makes requests with a new SOCKS username each time: both
+// clients isolate streams by SOCKS credentials, so each request waits for
+// a circuit built on demand. The control port's CIRC events give the
+// circuit build times.
+func (b *bench) freshCircuits(ctx context.Context) error {
+	n := b.o.reps / 2
+	if n < 5 {
+		n = 5
+	}
+	for i := 0; i < n; i++ {
+		for _, k := range order(i) {
+			tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			conn, d, err := socksDial(tctx, b.cl[k].socks, b.host, b.srv.port, fmt.Sprintf("bench-%d-%d", k, i))
+			cancel()
+			if err != nil {
+				b.r.errors[k]++
+				progress("  %v fresh-circuit request failed: %v", k, err)
+				continue
+			}
+			conn.Close()
+			b.r.freshConnects[k] = append(b.r.freshConnects[k], d)
+		}
+	}
+	time.Sleep(time.Second)
+	for _, k := range kinds {
+		builds, failed := b.cl[k].ctl.takeBuilds()
+		b.r.builds[k] = append(b.r.builds[k], builds...)
+		b.r.buildFails[k] += failed
+		progress("  %v: %d requests on new circuits, %d circuit builds seen (%d failed)", k, len(b.r.freshConnects[k]), len(builds), failed)
+	}
+	if s, c, err := gotorBuildHistogram(b.cl[kindGotor].metrics); err == nil {
+		b.r.metricsBuildSum, b.r.metricsBuildCount = s, c
+	}
+	return nil
+}
+
+// bulkOnce downloads total bytes as par parallel streams through client
+// k, and returns the throughput and the client's CPU seconds per MiB.
+func (b *bench) bulkOnce(ctx context.Context, k clientKind, par int, each int64) (bulkResult, error) {
+	pid := b.cl[k].pid()
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return bulkResult{}, err
+	}
+	start := time.Now()
+	errs := make(chan error, par)
+	for j := 0; j < par; j++ {
+		go func() {
+			tctx, cancel := context.WithTimeout(ctx, 300*time.Second)
+			defer cancel()
+			_, err := download(tctx, b.cl[k].socks, b.host, b.srv.port, each, "")
+			errs <- err
+		}()
+	}
+	for j := 0; j < par; j++ {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return bulkResult{}, err
+	}
+	wall := time.Since(start)
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return bulkResult{}, err
+	}
+	mib := float64(int64(par)*each) / (1 << 20)
+	return bulkResult{mibps: mib / wall.Seconds(), cpuPerMiB: (cpu1 - cpu0) / mib, wall: wall}, nil
+}
+
+func (b *bench) bulk(ctx context.Context) error {
+	for i := 0; i < b.o.bulkReps; i++ {
+		for _, k := range order(i) {
+			res, err := b.bulkOnce(ctx, k, 1, int64(b.o.bulkMiB)<<20)
+			if err != nil {
+				return fmt.Errorf("%v: %w", k, err)
+			}
+			b.r.bulk1[k] = append(b.r.bulk1[k], res)
+			progress("  %v 1×%d MiB: %.2f MiB/s, %.1f ms CPU/MiB", k, b.o.bulkMiB, res.mibps, res.cpuPerMiB*1000)
+		}
+		for _, k := range order(i + 1) {
+			res, err := b.bulkOnce(ctx, k, b.o.parN, int64(b.o.parMiB)<<20)
+			if err != nil {
+				return fmt.Errorf("%v: %w", k, err)
+			}
+			b.r.bulkPar[k] = append(b.r.bulkPar[k], res)
+			progress("  %v %d×%d MiB: %.2f MiB/s, %.1f ms CPU/MiB", k, b.o.parN, b.o.parMiB, res.mibps, res.cpuPerMiB*1000)
+		}
+	}
+	for _, k := range kinds {
+		if rss, err := rssKiB(b.cl[k].pid()); err == nil {
+			b.r.rssAfter[k] = rss
+		}
+	}
+	return nil
+}
+
+// manyStreams opens o.streams SOCKS connections through each client in
+// turn to the data server, which holds them open, and reads the client's
+// RSS while they are all open.
+func (b *bench) manyStreams(ctx context.Context) error {
+	for _, k := range kinds {
+		before, _ := rssKiB(b.cl[k].pid())
+		start := time.Now()
+		var (
+			mu    sync.Mutex
+			conns []interface{ Close() error }
+			fails int
+			wg    sync.WaitGroup
+		)
+		sem := make(chan struct{}, 50)
+		for i := 0; i < b.o.streams; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				tctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+				defer cancel()
+				conn, _, err := socksDial(tctx, b.cl[k].socks, b.host, b.srv.port, "")
+				if err == nil {
+					if _, err = conn.Write([]byte("hold\n")); err == nil {
+						var one [1]byte
+						_, err = conn.Read(one[:])
+					}
+					if err != nil {
+						conn.Close()
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					fails++
+					return
+				}
+				conn.SetDeadline(time.Time{})
+				conns = append(conns, conn)
+			}()
+		}
+		wg.Wait()
+		openTime := time.Since(start)
+		time.Sleep(2 * time.Second)
+		rss, err := rssKiB(b.cl[k].pid())
+		if err != nil {
+			return err
+		}
+		held := b.srv.held.Load()
+		b.r.rssStreams[k] = rss
+		b.r.streamsOpen[k] = len(conns)
+		b.r.streamsOpenTime[k] = openTime
+		progress("  %v: %d streams open (%d failed, server holds %d) in %v; RSS %.1f MiB (before %.1f MiB)",
+			k, len(conns), fails, held, openTime.Round(time.Millisecond), float64(rss)/1024, float64(before)/1024)
+		// Close the application side; the client should end each stream
+		// (RELAY_END), and the exit then closes its connection to the
+		// server. Count what is still open at the server after 10 s.
+		for _, c := range conns {
+			c.Close()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for b.srv.held.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		b.r.streamsLeft[k] = int(b.srv.held.Load())
+		if rss, err := rssKiB(b.cl[k].pid()); err == nil {
+			b.r.rssStreamsClosed[k] = rss
+		}
+		progress("  %v: %d of %d streams still open at the exit 10 s after the application closed them; RSS %.1f MiB",
+			k, b.r.streamsLeft[k], len(conns), float64(b.r.rssStreamsClosed[k])/1024)
+		b.srv.closeHeld() // the target ends the rest
+		deadline = time.Now().Add(30 * time.Second)
+		for b.srv.held.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return nil
+}
+
+// profileGotor profiles gotor (GOTOR_CPUPROFILE, toggled by SIGUSR1)
+// during one extra bulk download, outside the measured runs.
+func (b *bench) profileGotor(ctx context.Context) error {
+	if !b.o.profile {
+		return nil
+	}
+	c := b.cl[kindGotor]
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	cpu0, err := cpuSeconds(c.pid())
+	if err != nil {
+		return err
+	}
+	size := int64(b.o.bulkMiB) << 20
+	res, err := b.bulkOnce(ctx, kindGotor, 1, size)
+	if err != nil {
+		return err
+	}
+	resPar, err := b.bulkOnce(ctx, kindGotor, b.o.parN, int64(b.o.parMiB)<<20)
+	if err != nil {
+		return err
+	}
+	cpu1, err := cpuSeconds(c.pid())
+	if err != nil {
+		return err
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	size += int64(b.o.parN) * int64(b.o.parMiB) << 20
+	memstats := b.l.profile + ".memstats"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(memstats); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no profile written")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	progress("  profiled 1×%d MiB at %.2f MiB/s and %d×%d MiB at %.2f MiB/s", b.o.bulkMiB, res.mibps, b.o.parN, b.o.parMiB, resPar.mibps)
+	b.r.profileText = profileReport(b.l.gotorBin, b.l.profile, float64(size)/(1<<20), cpu1-cpu0)
+	return nil
+}
+
+func profileReport(bin, prof string, mib, procCPU float64) string {
+	var sb strings.Builder
+	ms, _ := os.ReadFile(prof + ".memstats")
+	var secs float64
+	var mallocs, bytes, gcs int64
+	for _, l := range strings.Split(string(ms), "\n") {
+		var v float64
+		var name string
+		if _, err := fmt.Sscanf(l, "%s %g", &name, &v); err != nil {
+			continue
+		}
+		switch name {
+		case "seconds":
+			secs = v
+		case "mallocs":
+			mallocs = int64(v)
+		case "bytes":
+			bytes = int64(v)
+		case "gc":
+			gcs = int64(v)
+		}
+	}
+	cells := mib * (1 << 20) / 498 // RELAY_DATA cells carry up to 498 bytes
+	fmt.Fprintf(&sb, "gotor profile over %.0f MiB of bulk downloads (one stream, then parallel streams; %.1f s)\n", mib, secs)
+	fmt.Fprintf(&sb, "process CPU time in that window from /proc/PID/stat: %.2f s (%.1f ms per MiB)\n", procCPU, procCPU/mib*1000)
+	fmt.Fprintf(&sb, "allocations: %d (%.0f per MiB, %.2f per RELAY_DATA cell), %.1f MiB allocated (%.2f bytes per byte delivered), %d GCs\n\n",
+		mallocs, float64(mallocs)/mib, float64(mallocs)/cells, float64(bytes)/(1<<20), float64(bytes)/(mib*(1<<20)), gcs)
+	for _, args := range [][]string{
+		{"-top", "-nodecount=30", bin, prof},
+		{"-top", "-cum", "-nodecount=30", bin, prof},
+		{"-top", "-nodecount=20", "-sample_index=alloc_space", "-base", prof + ".allocs.base", bin, prof + ".allocs"},
+		{"-top", "-nodecount=20", "-sample_index=alloc_objects", "-base", prof + ".allocs.base", bin, prof + ".allocs"},
+	} {
+		out, err := exec.Command("go", append([]string{"tool", "pprof"}, args...)...).CombinedOutput()
+		fmt.Fprintf(&sb, "$ go tool pprof %s\n", strings.Join(args[:len(args)-2], " "))
+		if err != nil {
+			fmt.Fprintf(&sb, "(failed: %v)\n", err)
+		}
+		sb.Write(out)
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+// bootstraps restarts each client from its cache (same DataDirectory)
+// and from an empty one, bootReps times each.
+func (b *bench) bootstraps(ctx context.Context) error {
+	b.stopAll()
+	for i := 0; i < b.o.bootReps; i++ {
+		for _, k := range order(i) {
+			c, err := b.l.start(ctx, k, b.dirs[k])
+			if err != nil {
+				return fmt.Errorf("%v restart: %w", k, err)
+			}
+			b.r.bootWarm[k] = append(b.r.bootWarm[k], c.boot)
+			c.stop()
+			progress("  %v from cache: %v", k, c.boot.Round(time.Millisecond))
+			b.dirs[k] = b.l.newDataDir(k)
+			c, err = b.l.start(ctx, k, b.dirs[k])
+			if err != nil {
+				return fmt.Errorf("%v fresh start: %w", k, err)
+			}
+			b.r.bootCold[k] = append(b.r.bootCold[k], c.boot)
+			c.stop()
+			progress("  %v from empty DataDirectory: %v", k, c.boot.Round(time.Millisecond))
+		}
+	}
+	return nil
+}
+
+func machine() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d CPUs (runtime.NumCPU)", runtime.NumCPU())
+	if out, err := exec.Command("lscpu").Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Model name:") || strings.HasPrefix(l, "Hypervisor vendor:") {
+				f := strings.SplitN(l, ":", 2)
+				fmt.Fprintf(&sb, ", %s", strings.TrimSpace(f[1]))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			fmt.Fprintf(&sb, ", load average at start %s %s %s", f[0], f[1], f[2])
+		}
+	}
+	return sb.String()
+}
+
+func sizeName(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func sortedDur(d []time.Duration) []time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s
+}

@@ -1,0 +1,77 @@
+package main
+
+// Profiling hook for benchmarks (cmd/gotor-bench). With
+// GOTOR_CPUPROFILE=PATH in the environment, SIGUSR1 toggles profiling:
+// the first SIGUSR1 starts a CPU profile and snapshots the allocation
+// profile (PATH.allocs.base) and the malloc counters; the next one stops
+// the CPU profile and writes PATH, PATH.allocs (allocation profile, to be
+// read with `go tool pprof -base PATH.allocs.base`) and PATH.memstats
+// (allocations made between the two signals). Without the variable,
+// SIGUSR1 keeps Go's default behaviour.
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+)
+
+func init() {
+	path := os.Getenv("GOTOR_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() {
+		var (
+			f      *os.File
+			before runtime.MemStats
+			start  time.Time
+		)
+		for range sig {
+			if f == nil {
+				var err error
+				if f, err = os.Create(path); err != nil {
+					fmt.Fprintf(os.Stderr, "gotor: GOTOR_CPUPROFILE: %v\n", err)
+					f = nil
+					continue
+				}
+				runtime.GC() // the allocation profile is published at GC
+				writeProfile("allocs", path+".allocs.base")
+				runtime.ReadMemStats(&before)
+				start = time.Now()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					fmt.Fprintf(os.Stderr, "gotor: GOTOR_CPUPROFILE: %v\n", err)
+					f.Close()
+					f = nil
+				}
+				continue
+			}
+			pprof.StopCPUProfile()
+			f.Close()
+			f = nil
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			runtime.GC()
+			writeProfile("allocs", path+".allocs")
+			os.WriteFile(path+".memstats", fmt.Appendf(nil,
+				"seconds %.3f\nmallocs %d\nbytes %d\ngc %d\n",
+				time.Since(start).Seconds(), after.Mallocs-before.Mallocs,
+				after.TotalAlloc-before.TotalAlloc, after.NumGC-before.NumGC), 0o644)
+		}
+	}()
+}
+
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gotor: GOTOR_CPUPROFILE: %v\n", err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup(name).WriteTo(f, 0)
+}
