@@ -2,6 +2,8 @@ package testnet
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -132,7 +134,10 @@ func certFingerprint(path string) (string, error) {
 
 // loadCachedKeys copies a cache slot into the node's data directory.
 func loadCachedKeys(slot string, nd *node) error {
-	if _, err := os.Stat(filepath.Join(slot, "complete")); err != nil {
+	// "complete" holds a random generation id: reading the same id before
+	// and after copying proves the copy did not straddle a replacement.
+	gen, err := os.ReadFile(filepath.Join(slot, "complete"))
+	if err != nil {
 		return err
 	}
 	keys := filepath.Join(nd.DataDir, "keys")
@@ -151,6 +156,9 @@ func loadCachedKeys(slot string, nd *node) error {
 		if err := copyFile(filepath.Join(slot, f), filepath.Join(nd.DataDir, f)); err != nil {
 			return err
 		}
+	}
+	if gen2, err := os.ReadFile(filepath.Join(slot, "complete")); err != nil || string(gen2) != string(gen) {
+		return fmt.Errorf("testnet: key cache slot %s replaced while reading", slot)
 	}
 	if nd.IsAuthority {
 		if nd.V3Ident, err = certFingerprint(filepath.Join(keys, "authority_certificate")); err != nil {
@@ -190,18 +198,37 @@ func storeCachedKeys(cache string, nd *node) {
 			return
 		}
 	}
-	if os.WriteFile(filepath.Join(tmp, "complete"), nil, 0o600) != nil {
+	var gen [16]byte
+	rand.Read(gen[:])
+	if os.WriteFile(filepath.Join(tmp, "complete"), []byte(hex.EncodeToString(gen[:])), 0o600) != nil {
 		return
 	}
 	slot := filepath.Join(cache, nd.Nickname)
 	if _, err := os.Stat(slot); err == nil {
-		// An old slot (e.g. an expiring certificate): move it away first.
+		if slotUsable(slot, nd.IsAuthority) {
+			return // a concurrent writer won: keep its keys
+		}
+		// An unusable slot (e.g. an expiring certificate): move it away.
 		old := tmp + ".old"
 		if os.Rename(slot, old) == nil {
 			os.RemoveAll(old)
 		}
 	}
 	os.Rename(tmp, slot) // loses harmlessly to a concurrent writer
+}
+
+// slotUsable reports whether a cache slot is complete and, for an
+// authority, has a certificate valid for another week.
+func slotUsable(slot string, authority bool) bool {
+	if _, err := os.Stat(filepath.Join(slot, "complete")); err != nil {
+		return false
+	}
+	if authority {
+		if _, err := certFingerprint(filepath.Join(slot, "keys", "authority_certificate")); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func copyFile(src, dst string) error {

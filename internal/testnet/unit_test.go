@@ -1,8 +1,14 @@
 package testnet
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +129,50 @@ func TestHTTPServer(t *testing.T) {
 	defer s.Close()
 	if s.Size != 1000 || len(s.SHA256) != 64 || !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
 		t.Fatalf("%+v", s)
+	}
+	resp, err := http.Get(s.URL + "/random")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != s.SHA256 {
+		t.Error("/random does not match SHA256")
+	}
+	resp, err = http.Post(s.URL+"/echo", "text/plain", strings.NewReader("ping"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ping" {
+		t.Errorf("/echo answered %q", b)
+	}
+}
+
+func TestKeyCacheRoundTrip(t *testing.T) {
+	cache := t.TempDir()
+	src := &node{NodeInfo: NodeInfo{Nickname: "relay0", DataDir: t.TempDir()}}
+	os.MkdirAll(filepath.Join(src.DataDir, "keys"), 0o700)
+	os.WriteFile(filepath.Join(src.DataDir, "keys", "secret_id_key"), []byte("k"), 0o600)
+	os.WriteFile(filepath.Join(src.DataDir, "fingerprint"), []byte("relay0 "+strings.Repeat("ab", 20)+"\n"), 0o600)
+	os.WriteFile(filepath.Join(src.DataDir, "fingerprint-ed25519"), []byte("relay0 edkey\n"), 0o600)
+	storeCachedKeys(cache, src)
+	dst := &node{NodeInfo: NodeInfo{Nickname: "relay0", DataDir: t.TempDir()}}
+	os.MkdirAll(filepath.Join(dst.DataDir, "keys"), 0o700)
+	if err := loadCachedKeys(filepath.Join(cache, "relay0"), dst); err != nil {
+		t.Fatal(err)
+	}
+	if dst.Fingerprint != strings.Repeat("AB", 20) || dst.Ed25519 != "edkey" {
+		t.Fatalf("got %q %q", dst.Fingerprint, dst.Ed25519)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst.DataDir, "keys", "secret_id_key")); string(b) != "k" {
+		t.Fatal("key not copied")
+	}
+	// A second writer keeps the first writer's slot.
+	gen, _ := os.ReadFile(filepath.Join(cache, "relay0", "complete"))
+	storeCachedKeys(cache, src)
+	if gen2, _ := os.ReadFile(filepath.Join(cache, "relay0", "complete")); string(gen2) != string(gen) {
+		t.Error("usable slot was replaced")
 	}
 }
