@@ -255,6 +255,14 @@ func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.mu.Lock()
 	id := s.id
+	if s.st == stEnded {
+		// Closed on our side (abort) and not yet detached: the exit may
+		// have sent these cells before it saw our END (the stream is
+		// half-closed, tor-spec §6.3). Drop them, as C tor does, rather
+		// than tear down the circuit and every other stream on it.
+		s.mu.Unlock()
+		return nil
+	}
 	var violation string
 	switch msg.Command {
 	case cell.RELAY_CONNECTED:
