@@ -601,3 +601,38 @@ func TestHostileHandshake(t *testing.T) {
 		})
 	}
 }
+
+// TestLateCellsAfterCloseKeepCircuit closes streams while the exit is
+// still sending DATA on them, as a browser cancelling a download does.
+// Cells the exit sent before it saw the client's END are legitimate
+// (tor-spec §6.3: the stream is half-closed until END comes back); they
+// must be dropped, not treated as a protocol violation that tears down
+// the circuit and every other stream on it.
+func TestLateCellsAfterCloseKeepCircuit(t *testing.T) {
+	h := newHostileRelay(t)
+	circ, bystander, id := h.openCircuitStream(t)
+	for round := 0; round < 40; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := stream.Begin(ctx, circ, "example.com", 80, 0)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: BEGIN: %v (circuit: %v)", round, err, circ.Err())
+		}
+		sid := s.StreamID()
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := 0; i < 300; i++ {
+				if h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, StreamID: sid, Data: make([]byte, 498)}) != nil {
+					return
+				}
+			}
+		}()
+		s.Read(make([]byte, 10))
+		s.Close()
+		<-sent
+		if err := echoWorks(bystander, fmt.Sprint("round ", round)); err != nil {
+			t.Fatalf("round %d: other stream broken after closing a stream with DATA in flight: %v (circuit: %v)", round, err, circ.Err())
+		}
+	}
+}
