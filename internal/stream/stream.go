@@ -226,10 +226,12 @@ func (s *Conn) abort(reason Reason) {
 		}
 	}
 	s.mu.Unlock()
+	// Detach first: cells still in flight for this stream are then
+	// dropped by the circuit (tor-spec §6.3 lets them arrive after END).
+	s.circ.DetachStream(s.id)
 	if send {
 		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
 	}
-	s.circ.DetachStream(s.id)
 }
 
 // Connected returns the CONNECTED info (address and TTL; the address is
@@ -255,6 +257,12 @@ func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.mu.Lock()
 	id := s.id
+	if s.sentEnd {
+		// We ended the stream (or it ended): cells the exit sent before
+		// it saw our END may still arrive; drop them.
+		s.mu.Unlock()
+		return nil
+	}
 	if s.st == stEnded {
 		// Closed on our side (abort) and not yet detached: the exit may
 		// have sent these cells before it saw our END (the stream is

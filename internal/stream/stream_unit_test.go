@@ -248,3 +248,29 @@ func TestResolveUnit(t *testing.T) {
 	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
 	<-done
 }
+
+// Cells the exit sent before it saw our END must not kill the circuit.
+func TestDataAfterCloseIsDropped(t *testing.T) {
+	f, c := fakeCirc(t)
+	s := open(t, f, c)
+	s.Close()
+	if m := nextMsg(t, f); m.Command != cell.RELAY_END {
+		t.Fatalf("%+v", m)
+	}
+	for range 10 {
+		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("late")})
+	}
+	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+	// A round trip through the circuit shows it is still alive.
+	done := make(chan error, 1)
+	go func() {
+		_, err := stream.Resolve(context.Background(), c, "example.net")
+		done <- err
+	}()
+	m := nextMsg(t, f)
+	body, _ := cell.EncodeResolved([]cell.ResolvedAnswer{{Type: cell.AddrTypeIPv4, Addr: netip.MustParseAddr("192.0.2.9")}})
+	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
+	if err := <-done; err != nil || c.Err() != nil {
+		t.Fatal(err, c.Err())
+	}
+}
