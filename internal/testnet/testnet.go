@@ -423,6 +423,7 @@ func (n *Network) waitReady(parent context.Context) error {
 	auths := n.Authorities()
 	hupped := false
 	var lastErr error
+	lastLogged := ""
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -460,6 +461,10 @@ func (n *Network) waitReady(parent context.Context) error {
 			}
 			if lastErr == nil {
 				return nil
+			}
+			if msg := lastErr.Error(); msg != lastLogged {
+				n.logf("testnet: waiting (%v): %s", time.Since(n.started).Round(100*time.Millisecond), msg)
+				lastLogged = msg
 			}
 		}
 		select {
