@@ -37,8 +37,9 @@ import (
 type Options struct {
 	// Authorities is the number of directory authorities (default 3).
 	Authorities int
-	// Relays is the number of non-exit relays (default 3). They get the
-	// Guard flag (TestingDirAuthVoteGuard *).
+	// Relays is the number of non-exit relays (0 means the default, 3; a
+	// negative number means none). Every node gets the Guard flag
+	// (TestingDirAuthVoteGuard *).
 	Relays int
 	// Exits is the number of exit relays (default 2).
 	Exits int
