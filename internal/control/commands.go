@@ -49,6 +49,9 @@ var unsupported = map[string]bool{
 	"ONION_CLIENT_AUTH_VIEW": true,
 }
 
+// errKV is C tor's wording for a malformed Key=Value argument list.
+var errKV = errors.New("Cannot parse keyword argument(s)")
+
 func (c *conn) bad(err error, cmd Command) bool {
 	c.writeLine(512, "Bad arguments to "+cmd.Keyword+": "+err.Error())
 	return true
@@ -350,11 +353,7 @@ func isAllHex(s string) bool {
 
 func (c *conn) cmdGetInfo(cmd Command) bool {
 	keys := strings.Fields(cmd.Args)
-	if len(keys) == 0 {
-		c.writeLine(512, "Missing arguments to GETINFO")
-		return true
-	}
-	r := newReply(250)
+	r := newReply(250) // no keys: "250 OK", as C tor
 	for _, k := range keys {
 		v, err := c.getInfo(k)
 		if errors.Is(err, errUnknownInfo) {
@@ -413,7 +412,7 @@ func (c *conn) cmdGetConf(cmd Command) bool {
 func (c *conn) cmdSetConf(cmd Command, reset bool) bool {
 	args, err := splitArgs(cmd.Args)
 	if err != nil {
-		return c.bad(err, cmd)
+		return c.bad(errKV, cmd)
 	}
 	var changes []ConfChange
 	idx := map[string]int{}
@@ -421,7 +420,7 @@ func (c *conn) cmdSetConf(cmd Command, reset bool) bool {
 		key := a.Key
 		if !a.HasEq {
 			if a.Quoted {
-				return c.bad(errors.New("expected Key or Key=Value"), cmd)
+				return c.bad(errKV, cmd)
 			}
 			key = a.Value
 		}
@@ -513,9 +512,11 @@ var signalAliases = map[string]string{
 
 func (c *conn) cmdSignal(cmd Command) bool {
 	words := strings.Fields(cmd.Args)
-	if len(words) != 1 {
-		c.writeLine(512, "Bad arguments to SIGNAL: expected one signal name")
-		return true
+	if len(words) == 0 {
+		return c.bad(errors.New("Need at least 1 argument(s)"), cmd)
+	}
+	if len(words) > 1 {
+		return c.bad(errors.New("Cannot accept more than 1 argument(s)"), cmd)
 	}
 	name := strings.ToUpper(words[0])
 	if a, ok := signalAliases[name]; ok {
@@ -589,16 +590,21 @@ func (c *conn) cmdMapAddress(cmd Command) bool {
 	}
 	args, err := splitArgs(cmd.Args)
 	if err != nil {
-		return c.bad(err, cmd)
+		return c.bad(errKV, cmd)
 	}
 	if len(args) == 0 {
-		c.writeLine(512, "Bad arguments to MAPADDRESS: expected Old=New")
+		c.writeLine(512, "syntax error: not enough arguments to mapaddress.")
 		return true
+	}
+	for _, a := range args {
+		if !a.HasEq {
+			return c.bad(errKV, cmd)
+		}
 	}
 	r := newReply(250)
 	var failed []string
 	for _, a := range args {
-		if !a.HasEq || a.Key == "" || a.Value == "" {
+		if a.Value == "" {
 			failed = append(failed, "512-syntax error: invalid address mapping "+quote(a.Key+"="+a.Value))
 			continue
 		}

@@ -1,0 +1,147 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// diffSessions are command sequences, one connection each, whose replies
+// must be byte-identical between C tor and this server (both configured
+// with HashedControlPassword only and no cookie). Values that depend on
+// the backend (version, listeners, traffic) are avoided.
+var diffSessions = [][]string{
+	{"GETINFO version"},
+	{"PROTOCOLINFO x"},
+	{`AUTHENTICATE "wrong"`},
+	{"AUTHENTICATE nothex"},
+	{"AUTHCHALLENGE SAFECOOKIE 00"},
+	{"AUTHCHALLENGE FOO"},
+	{"AUTHENTICATE a b"},
+	{"AUTHENTICATE k=v"},
+	{"PROTOCOLINFO 1 2", "PROTOCOLINFO"},
+	{"QUIT"},
+	{`AUTHENTICATE "foo"`, "FROB", "+GETINFO\r\n.", "SETEVENTS FOO", "SETEVENTS CIRC STREAM EXTENDED",
+		"SETEVENTS", "SIGNAL FOO", "SIGNAL", "SIGNAL NEWNYM X", "GETINFO nonsense", "GETINFO",
+		"GETCONF Nope Nada", "GETCONF", "USEFEATURE VERBOSE_NAMES", "USEFEATURE FOO",
+		"DROPOWNERSHIP", "TAKEOWNERSHIP", "DROPOWNERSHIP", "SETCONF", "RESETCONF", `SETCONF a="b`,
+		"MAPADDRESS", "MAPADDRESS foo", "GETINFO version nonsense", "getinfo traffic/read x/y",
+		"QUIT"},
+}
+
+// runSession sends each command and collects what arrives within a short
+// quiet period; "<EOF>" marks a closed connection.
+func runSession(t *testing.T, addr string, cmds []string) []string {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	var out []string
+	for _, cmd := range cmds {
+		nc.Write([]byte(cmd + "\r\n"))
+		var got strings.Builder
+		for first := true; ; first = false {
+			wait := 150 * time.Millisecond
+			if first {
+				wait = 3 * time.Second
+			}
+			nc.SetReadDeadline(time.Now().Add(wait))
+			l, err := r.ReadString('\n')
+			got.WriteString(l)
+			if err != nil {
+				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+					got.WriteString("<EOF>")
+				}
+				break
+			}
+		}
+		out = append(out, fmt.Sprintf("%-28s %q", cmd, got.String()))
+	}
+	return out
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestDifferentialCTor compares replies with the installed C tor
+// (DisableNetwork 1), skipping if tor is not installed.
+func TestDifferentialCTor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	tor, err := exec.LookPath("tor")
+	if err != nil {
+		t.Skip("tor not installed")
+	}
+	dd := t.TempDir()
+	os.Chmod(dd, 0o700)
+	torAddr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tor, "--DataDirectory", dd, "--ControlPort", torAddr,
+		"--SocksPort", "0", "--CookieAuthentication", "0", "--HashedControlPassword", torHashFoo,
+		"--DisableNetwork", "1", "--Log", "err file "+filepath.Join(dd, "log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", torAddr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tor control port did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	ts := startServer(t, func(c *Config) { c.CookieAuthentication = false })
+	torVer := torVersion(t, tor)
+	for _, sess := range diffSessions {
+		want := runSession(t, torAddr, sess)
+		got := runSession(t, ts.addr, sess)
+		for i := range want {
+			// Only the version string may differ.
+			got[i] = strings.ReplaceAll(got[i], ts.b.Version(), "VERSION")
+			want[i] = strings.ReplaceAll(want[i], torVer, "VERSION")
+			if got[i] != want[i] {
+				t.Errorf("differs from C tor:\n  C tor: %s\n  gotor: %s", want[i], got[i])
+			}
+		}
+	}
+}
+
+// torVersion returns "0.4.9.11" from `tor --version`.
+func torVersion(t *testing.T, tor string) string {
+	out, err := exec.Command(tor, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		t.Fatalf("tor --version: %q", out)
+	}
+	return strings.TrimSuffix(f[2], ".")
+}
