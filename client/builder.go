@@ -7,6 +7,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -66,6 +67,7 @@ func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 	go func() {
 		<-circ.Done()
 		att.Close()
+		c.logCircuitEnd(relays, circ.Err())
 	}()
 	for _, r := range relays[1:] {
 		if err := circ.Extend(ctx, circuit.TargetFromRelay(r)); err != nil {
@@ -168,4 +170,18 @@ func (c *Client) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*
 	c.dirCircs.circs[t.RSAID] = circ
 	c.dirCircs.mu.Unlock()
 	return circ, nil
+}
+
+// logCircuitEnd logs why a circuit closed when a relay caused it: a
+// protocol violation at info level (C tor's LOG_PROTOCOL_WARN default),
+// DESTROY or TRUNCATED at debug. Local closes are not logged.
+func (c *Client) logCircuitEnd(relays []*netdir.Relay, err error) {
+	var pe *circuit.ProtocolError
+	var de *circuit.DestroyedError
+	switch {
+	case errors.As(err, &pe):
+		c.log.Info("circuit closed: a relay violated the protocol", "guard", relays[0].Nickname, "err", err)
+	case errors.As(err, &de):
+		c.log.Debug("circuit closed by the network", "guard", relays[0].Nickname, "err", err)
+	}
 }
