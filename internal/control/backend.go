@@ -55,7 +55,8 @@ type Backend interface {
 	SetConf(changes []ConfChange) error
 	// Signal acts on a canonical signal name: RELOAD, SHUTDOWN, DUMP,
 	// DEBUG, HALT, CLEARDNSCACHE, NEWNYM, HEARTBEAT, DORMANT, ACTIVE.
-	// For SHUTDOWN and HALT it is called after "250 OK" has been written.
+	// For SHUTDOWN and HALT it is called after "250 OK" has been written,
+	// from a goroutine of its own, so it may call Server.Close.
 	Signal(name string) error
 	// TrafficRead and TrafficWritten are total bytes since start (the BW
 	// event is derived from their per-second difference).

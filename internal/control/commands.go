@@ -527,11 +527,11 @@ func (c *conn) cmdSignal(cmd Command) bool {
 		return true
 	}
 	if name == "SHUTDOWN" || name == "HALT" {
-		// Reply first: the process may be gone afterwards.
+		// Reply first: the process may be gone afterwards. The backend
+		// runs outside this connection's goroutine so that it may call
+		// Server.Close.
 		c.writeLine(250, "OK")
-		if err := c.s.b.Signal(name); err != nil {
-			c.s.log.Warn("control: signal", "signal", name, "err", err)
-		}
+		c.s.signalAsync(name)
 		return true
 	}
 	if err := c.s.b.Signal(name); err != nil {

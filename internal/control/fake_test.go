@@ -23,6 +23,7 @@ type fakeBackend struct {
 	read     atomic.Uint64
 	written  atomic.Uint64
 	mappings map[string]string
+	onSignal func(string)
 }
 
 func newFakeBackend() *fakeBackend {
@@ -112,8 +113,12 @@ func (f *fakeBackend) SetConf(changes []ConfChange) error {
 }
 func (f *fakeBackend) Signal(name string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.signals = append(f.signals, name)
+	hook := f.onSignal
+	f.mu.Unlock()
+	if hook != nil {
+		hook(name)
+	}
 	return nil
 }
 func (f *fakeBackend) gotSignals() []string {

@@ -511,10 +511,18 @@ func (c *conn) finish() {
 	if wasOwner {
 		// control-spec §3.23: the owning controller went away; exit.
 		s.log.Warn("control: owning controller connection closed; halting")
-		if err := s.b.Signal("HALT"); err != nil {
-			s.log.Warn("control: HALT after owner left", "err", err)
-		}
+		s.signalAsync("HALT")
 	}
+}
+
+// signalAsync delivers SHUTDOWN/HALT to the backend from a goroutine of
+// its own, which Close does not wait for: the backend may call Close.
+func (s *Server) signalAsync(name string) {
+	go func() {
+		if err := s.b.Signal(name); err != nil {
+			s.log.Warn("control: signal", "signal", name, "err", err)
+		}
+	}()
 }
 
 // httpMethods are first words that mean someone pointed an HTTP client at

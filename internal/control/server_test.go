@@ -285,7 +285,8 @@ func TestSignal(t *testing.T) {
 	expect(t, c.do("SIGNAL BOGUS"), `552 Unrecognized signal code "BOGUS"`)
 	expect(t, c.do("SIGNAL"), "512 Bad arguments to SIGNAL: Need at least 1 argument(s)")
 	expect(t, c.do("SIGNAL HALT"), "250 OK")
-	c.do("GETINFO version") // HALT is delivered after its reply
+	c.do("GETINFO version")
+	waitSignal(t, ts.b, "HALT") // delivered asynchronously after the reply
 	if got := ts.b.gotSignals(); !slices.Equal(got, []string{"NEWNYM", "RELOAD", "HALT"}) {
 		t.Fatalf("signals %v", got)
 	}
@@ -327,12 +328,56 @@ func TestOwnershipHalts(t *testing.T) {
 	c := ts.authed(t)
 	expect(t, c.do("TAKEOWNERSHIP"), "250 OK")
 	c.nc.Close()
+	waitSignal(t, ts.b, "HALT")
+}
+
+func waitSignal(t *testing.T, b *fakeBackend, name string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(ts.b.gotSignals(), "HALT") {
+	for !slices.Contains(b.gotSignals(), name) {
 		if time.Now().After(deadline) {
-			t.Fatal("no HALT after owner left")
+			t.Fatalf("no %s signal", name)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestShutdownClosesServer: a backend whose SHUTDOWN handler closes the
+// control server (as the real client will) must not deadlock.
+func TestShutdownClosesServer(t *testing.T) {
+	ts := startServer(t, nil)
+	closed := make(chan struct{})
+	ts.b.mu.Lock()
+	ts.b.onSignal = func(name string) {
+		if name == "SHUTDOWN" || name == "HALT" {
+			ts.s.Close()
+			close(closed)
+		}
+	}
+	ts.b.mu.Unlock()
+	c := ts.authed(t)
+	expect(t, c.do("SIGNAL SHUTDOWN"), "250 OK")
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from Signal deadlocked")
+	}
+	c.expectClosed()
+
+	// Same when the owning controller leaves.
+	ts = startServer(t, nil)
+	closed = make(chan struct{})
+	ts.b.onSignal = func(name string) {
+		ts.s.Close()
+		close(closed)
+	}
+	c = ts.authed(t)
+	expect(t, c.do("TAKEOWNERSHIP"), "250 OK")
+	c.nc.Close()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close after owner left deadlocked")
 	}
 }
 
