@@ -15,7 +15,7 @@ import (
 	"strings"
 )
 
-type handler func(c *conn, cmd Command) bool
+type handler func(c *conn, cmd command) bool
 
 var handlers map[string]handler
 
@@ -26,8 +26,8 @@ func init() {
 		"AUTHENTICATE":  (*conn).cmdAuthenticate,
 		"GETINFO":       (*conn).cmdGetInfo,
 		"GETCONF":       (*conn).cmdGetConf,
-		"SETCONF":       func(c *conn, cmd Command) bool { return c.cmdSetConf(cmd, false) },
-		"RESETCONF":     func(c *conn, cmd Command) bool { return c.cmdSetConf(cmd, true) },
+		"SETCONF":       func(c *conn, cmd command) bool { return c.cmdSetConf(cmd, false) },
+		"RESETCONF":     func(c *conn, cmd command) bool { return c.cmdSetConf(cmd, true) },
 		"SETEVENTS":     (*conn).cmdSetEvents,
 		"SIGNAL":        (*conn).cmdSignal,
 		"TAKEOWNERSHIP": (*conn).cmdTakeOwnership,
@@ -52,14 +52,14 @@ var unsupported = map[string]bool{
 // errKV is C tor's wording for a malformed Key=Value argument list.
 var errKV = errors.New("Cannot parse keyword argument(s)")
 
-func (c *conn) bad(err error, cmd Command) bool {
+func (c *conn) bad(err error, cmd command) bool {
 	c.writeLine(512, "Bad arguments to "+cmd.Keyword+": "+err.Error())
 	return true
 }
 
 // ---- authentication ----
 
-func (c *conn) cmdProtocolInfo(cmd Command) bool {
+func (c *conn) cmdProtocolInfo(cmd command) bool {
 	c.sentProtocolInfo = true
 	for _, a := range strings.Fields(cmd.Args) {
 		if _, err := strconv.ParseUint(a, 10, 31); err != nil {
@@ -90,7 +90,7 @@ func (c *conn) cmdProtocolInfo(cmd Command) bool {
 
 // decodeSecret decodes an AUTHENTICATE/AUTHCHALLENGE argument: a
 // QuotedString or hex.
-func decodeSecret(a Arg) ([]byte, error) {
+func decodeSecret(a arg) ([]byte, error) {
 	if a.Quoted {
 		return []byte(a.Value), nil
 	}
@@ -101,7 +101,7 @@ func decodeSecret(a Arg) ([]byte, error) {
 	return b, nil
 }
 
-func (c *conn) cmdAuthChallenge(cmd Command) bool {
+func (c *conn) cmdAuthChallenge(cmd command) bool {
 	args, err := splitArgs(cmd.Args)
 	if err != nil {
 		c.writeLine(512, "Bad arguments to AUTHCHALLENGE: "+err.Error())
@@ -137,7 +137,7 @@ func (c *conn) cmdAuthChallenge(cmd Command) bool {
 	return true
 }
 
-func (c *conn) cmdAuthenticate(cmd Command) bool {
+func (c *conn) cmdAuthenticate(cmd command) bool {
 	args, err := splitArgs(cmd.Args)
 	if err != nil {
 		c.writeLine(512, "Bad arguments to AUTHENTICATE: "+err.Error())
@@ -351,7 +351,7 @@ func isAllHex(s string) bool {
 	return true
 }
 
-func (c *conn) cmdGetInfo(cmd Command) bool {
+func (c *conn) cmdGetInfo(cmd command) bool {
 	keys := strings.Fields(cmd.Args)
 	r := newReply(250) // no keys: "250 OK", as C tor
 	for _, k := range keys {
@@ -376,7 +376,7 @@ func (c *conn) cmdGetInfo(cmd Command) bool {
 
 // ---- configuration ----
 
-func (c *conn) cmdGetConf(cmd Command) bool {
+func (c *conn) cmdGetConf(cmd command) bool {
 	keys := strings.Fields(cmd.Args)
 	r := newReply(250)
 	var unknown []string
@@ -409,7 +409,7 @@ func (c *conn) cmdGetConf(cmd Command) bool {
 	return true
 }
 
-func (c *conn) cmdSetConf(cmd Command, reset bool) bool {
+func (c *conn) cmdSetConf(cmd command, reset bool) bool {
 	args, err := splitArgs(cmd.Args)
 	if err != nil {
 		return c.bad(errKV, cmd)
@@ -480,7 +480,7 @@ var allEventNames = []string{
 	"HS_DESC", "HS_DESC_CONTENT", "NETWORK_LIVENESS", "PT_LOG", "PT_STATUS",
 }
 
-func (c *conn) cmdSetEvents(cmd Command) bool {
+func (c *conn) cmdSetEvents(cmd command) bool {
 	set := map[EventType]bool{}
 	for _, w := range strings.Fields(cmd.Args) {
 		u := strings.ToUpper(w)
@@ -510,7 +510,7 @@ var signalAliases = map[string]string{
 	"HUP": "RELOAD", "INT": "SHUTDOWN", "USR1": "DUMP", "USR2": "DEBUG", "TERM": "HALT",
 }
 
-func (c *conn) cmdSignal(cmd Command) bool {
+func (c *conn) cmdSignal(cmd command) bool {
 	words := strings.Fields(cmd.Args)
 	if len(words) == 0 {
 		return c.bad(errors.New("Need at least 1 argument(s)"), cmd)
@@ -549,7 +549,7 @@ func (c *conn) cmdSignal(cmd Command) bool {
 
 // ---- ownership, features, MAPADDRESS ----
 
-func (c *conn) cmdTakeOwnership(cmd Command) bool {
+func (c *conn) cmdTakeOwnership(cmd command) bool {
 	c.s.mu.Lock()
 	c.s.owner = c
 	c.s.mu.Unlock()
@@ -557,7 +557,7 @@ func (c *conn) cmdTakeOwnership(cmd Command) bool {
 	return true
 }
 
-func (c *conn) cmdDropOwnership(cmd Command) bool {
+func (c *conn) cmdDropOwnership(cmd command) bool {
 	c.s.mu.Lock()
 	owner := c.s.owner == c
 	if owner {
@@ -569,7 +569,7 @@ func (c *conn) cmdDropOwnership(cmd Command) bool {
 	return true
 }
 
-func (c *conn) cmdUseFeature(cmd Command) bool {
+func (c *conn) cmdUseFeature(cmd command) bool {
 	for _, f := range strings.Fields(cmd.Args) {
 		switch strings.ToUpper(f) {
 		case "VERBOSE_NAMES", "EXTENDED_EVENTS":
@@ -582,7 +582,7 @@ func (c *conn) cmdUseFeature(cmd Command) bool {
 	return true
 }
 
-func (c *conn) cmdMapAddress(cmd Command) bool {
+func (c *conn) cmdMapAddress(cmd command) bool {
 	m, ok := c.s.b.(AddressMapper)
 	if !ok {
 		c.writeLine(551, "MAPADDRESS is not supported by this implementation")

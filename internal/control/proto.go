@@ -16,8 +16,8 @@ import (
 // configured bound.
 var errLineTooLong = errors.New("line too long")
 
-// Command is one parsed controller command.
-type Command struct {
+// command is one parsed controller command.
+type command struct {
 	// Keyword is the command name as sent (without a leading "+").
 	Keyword string
 	// Multiline is true for "+KEYWORD" commands.
@@ -56,10 +56,10 @@ func readLine(r *bufio.Reader, limit int) (string, error) {
 
 // readCommand reads one command, including the data section of a
 // multi-line command. limit bounds the total size.
-func readCommand(r *bufio.Reader, limit int) (Command, error) {
+func readCommand(r *bufio.Reader, limit int) (command, error) {
 	line, err := readLine(r, limit)
 	if err != nil {
-		return Command{}, err
+		return command{}, err
 	}
 	cmd := parseCommandLine(line)
 	if !cmd.Multiline {
@@ -70,7 +70,7 @@ func readCommand(r *bufio.Reader, limit int) (Command, error) {
 	for {
 		l, err := readLine(r, limit-total)
 		if err != nil {
-			return Command{}, err
+			return command{}, err
 		}
 		total += len(l) + 2
 		if l == "." {
@@ -87,8 +87,8 @@ func readCommand(r *bufio.Reader, limit int) (Command, error) {
 
 // parseCommandLine splits the first line of a command into keyword and
 // arguments (control-spec §2.2: Keyword OptArguments).
-func parseCommandLine(line string) Command {
-	var cmd Command
+func parseCommandLine(line string) command {
+	var cmd command
 	if strings.HasPrefix(line, "+") {
 		cmd.Multiline = true
 		line = line[1:]
@@ -103,9 +103,9 @@ func parseCommandLine(line string) Command {
 	return cmd
 }
 
-// Arg is one argument of a command line: a bare word, a QuotedString, or a
+// arg is one argument of a command line: a bare word, a QuotedString, or a
 // Key=Value pair whose value may be quoted.
-type Arg struct {
+type arg struct {
 	Key    string // empty for positional arguments
 	Value  string // unquoted value
 	HasEq  bool   // "Key=..." form
@@ -115,8 +115,8 @@ type Arg struct {
 // splitArgs tokenizes command arguments (control-spec §2.1, §3): words are
 // separated by spaces; a word may be a QuotedString, or Key=Value where
 // Value may be a QuotedString.
-func splitArgs(s string) ([]Arg, error) {
-	var out []Arg
+func splitArgs(s string) ([]arg, error) {
+	var out []arg
 	i := 0
 	for {
 		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
@@ -134,7 +134,7 @@ func splitArgs(s string) ([]Arg, error) {
 			if i < len(s) && s[i] != ' ' && s[i] != '\t' {
 				return nil, errors.New("garbage after quoted string")
 			}
-			out = append(out, Arg{Value: v, Quoted: true})
+			out = append(out, arg{Value: v, Quoted: true})
 			continue
 		}
 		j := i
@@ -159,7 +159,7 @@ func splitArgs(s string) ([]Arg, error) {
 				if j < len(s) && s[j] != ' ' && s[j] != '\t' {
 					return nil, errors.New("garbage after quoted string")
 				}
-				out = append(out, Arg{Key: key, Value: v, HasEq: true, Quoted: true})
+				out = append(out, arg{Key: key, Value: v, HasEq: true, Quoted: true})
 				i = j
 				continue
 			}
@@ -170,11 +170,11 @@ func splitArgs(s string) ([]Arg, error) {
 				}
 				k++
 			}
-			out = append(out, Arg{Key: key, Value: s[j:k], HasEq: true})
+			out = append(out, arg{Key: key, Value: s[j:k], HasEq: true})
 			i = k
 			continue
 		}
-		out = append(out, Arg{Value: s[i:j]})
+		out = append(out, arg{Value: s[i:j]})
 		i = j
 	}
 }

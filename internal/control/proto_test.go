@@ -15,7 +15,7 @@ func TestSplitArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Arg{
+	want := []arg{
 		{Value: "a"},
 		{Key: "b", Value: "c", HasEq: true},
 		{Key: "d", Value: `e f"g`, HasEq: true, Quoted: true},

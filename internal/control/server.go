@@ -537,7 +537,7 @@ const httpReject = "HTTP/1.0 501 Tor ControlPort is not an HTTP proxy\r\n" +
 
 // handle runs one command; it returns false when the connection must be
 // closed.
-func (c *conn) handle(cmd Command) bool {
+func (c *conn) handle(cmd command) bool {
 	kw := strings.ToUpper(cmd.Keyword)
 	if cmd.Multiline {
 		kw = "+" + kw
