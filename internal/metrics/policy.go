@@ -10,15 +10,14 @@ import (
 	"strings"
 )
 
-// Rule is one MetricsPortPolicy entry.
+// Rule is one MetricsPortPolicy entry: either Any (the wildcards "*",
+// "*4", "*6", restricted to the families V4/V6) or an address Prefix.
 type Rule struct {
 	Accept bool
-	// Prefix is the address pattern; nil-equivalent (invalid) means "*".
 	Prefix netip.Prefix
-	// Any matches every address of the given families.
 	Any    bool
-	V4, V6 bool // families matched by Any
-	Orig   string
+	V4, V6 bool
+	Orig   string // the entry as written
 }
 
 // Policy is an ordered list of rules.
