@@ -92,14 +92,15 @@ func closedWithin(c net.Conn, limit time.Duration) (bool, []byte) {
 	return true, b
 }
 
-// TestSOCKSSlowloris holds many SOCKS connections open without completing
-// a handshake, some dripping a byte every second: the server closes each
+// TestSOCKSSlowloris holds many SOCKS and HTTP CONNECT connections open
+// without completing a handshake, some dripping a byte every second: the
+// server closes each
 // one at its handshake deadline (30 s, socks.DefaultHandshakeTimeout) no
 // matter how the bytes trickle, and serves real requests meanwhile.
 func TestSOCKSSlowloris(t *testing.T) {
 	c, _, _, srv := localClient(t)
 	addr := c.SocksAddrs()[0]
-	const idle, drip = 200, 20
+	const idle, idleHTTP, drip = 200, 50, 20
 	limit := socks.DefaultHandshakeTimeout + 10*time.Second
 	start := time.Now()
 	var conns []net.Conn
@@ -109,6 +110,14 @@ func TestSOCKSSlowloris(t *testing.T) {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 		cn.Write([]byte{5}) // half a greeting
+		conns = append(conns, cn)
+	}
+	for i := 0; i < idleHTTP; i++ {
+		cn, err := net.Dial("tcp", c.HTTPTunnelAddrs()[0])
+		if err != nil {
+			t.Fatalf("HTTP connection %d: %v", i, err)
+		}
+		cn.Write([]byte("CONNECT 127.0.0.1:80 HT")) // half a request line
 		conns = append(conns, cn)
 	}
 	stop := make(chan struct{})
@@ -153,10 +162,10 @@ func TestSOCKSSlowloris(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	took := time.Since(start)
-	t.Logf("%d idle connections: %d still open at %v; %d dripping connections: %d closed by the server (after %v)",
-		idle, open, limit, drip, dripClosed.Load(), took.Round(time.Second))
+	t.Logf("%d idle SOCKS and %d idle HTTP CONNECT connections: %d still open at %v; %d dripping connections: %d closed by the server (after %v)",
+		idle, idleHTTP, open, limit, drip, dripClosed.Load(), took.Round(time.Second))
 	if open > 0 {
-		t.Errorf("%d of %d half-open SOCKS handshakes still open after %v", open, idle, limit)
+		t.Errorf("%d of %d half-open handshakes still open after %v", open, idle+idleHTTP, limit)
 	}
 	if dripClosed.Load() != drip {
 		t.Errorf("only %d of %d dripping handshakes closed by the server", dripClosed.Load(), drip)
