@@ -99,6 +99,10 @@ type Config struct {
 	// ClientDNSRejectInternalAddresses ignores DNS answers that are
 	// private addresses (default true; off on test networks).
 	ClientDNSRejectInternalAddresses bool
+	// ClientOnionAuthDir holds "*.auth_private" files with x25519 keys
+	// for onion services that require client authorization.
+	ClientOnionAuthDir string
+
 	// SafeSocks refuses SOCKS requests that give an IP address.
 	SafeSocks bool
 	// UseEntryGuards picks the first hop from a guard set (default true).

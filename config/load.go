@@ -339,7 +339,8 @@ var options = map[string]option{
 			return nil
 		},
 	},
-	"CookieAuthFile": stringOpt(func(c *Config) *string { return &c.CookieAuthFile }, nil),
+	"CookieAuthFile":     stringOpt(func(c *Config) *string { return &c.CookieAuthFile }, nil),
+	"ClientOnionAuthDir": stringOpt(func(c *Config) *string { return &c.ClientOnionAuthDir }, nil),
 	"HashedControlPassword": listOpt(func(c *Config) *[]string { return &c.HashedControlPassword }, func(v string) error {
 		if !strings.HasPrefix(v, "16:") {
 			return errors.New("not a \"16:HEX\" password hash (use tor --hash-password)")
