@@ -112,31 +112,37 @@ func writeCookie(path string, mode os.FileMode) ([]byte, error) {
 	if _, err := rand.Read(cookie); err != nil {
 		return nil, err
 	}
+	if err := writeFileAtomic(path, cookie, mode); err != nil {
+		return nil, fmt.Errorf("control: writing cookie: %w", err)
+	}
+	return cookie, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory (created 0700 if missing), with the given mode.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return err
 	}
-	f, err := os.CreateTemp(dir, ".control_auth_cookie.tmp*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	if _, err := f.Write(cookie); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("control: writing cookie: %w", err)
-	}
-	return cookie, nil
+	return os.Rename(tmp, path)
 }
 
 // safeCookieHashes computes the AUTHCHALLENGE server hash and the expected

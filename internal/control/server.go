@@ -31,6 +31,12 @@ type Config struct {
 	UnixSocket              string
 	UnixSocketGroupWritable bool
 
+	// PortWriteToFile (torrc ControlPortWriteToFile), if set, receives
+	// "PORT=127.0.0.1:9051" / "UNIX_PORT=/path" lines after Start, so that
+	// a ListenAddr with port 0 ("auto") can be discovered.
+	PortWriteToFile       string
+	PortFileGroupReadable bool
+
 	// CookieAuthentication enables COOKIE and SAFECOOKIE. The cookie is
 	// written to CookieAuthFile, by default
 	// DataDirectory/control_auth_cookie.
@@ -222,6 +228,23 @@ func (s *Server) Start() error {
 		s.mu.Lock()
 		s.startedUnix = true
 		s.mu.Unlock()
+	}
+	if s.cfg.PortWriteToFile != "" {
+		var b strings.Builder
+		for _, l := range ls {
+			if l.Addr().Network() == "unix" {
+				b.WriteString("UNIX_PORT=" + l.Addr().String() + "\n")
+			} else {
+				b.WriteString("PORT=" + l.Addr().String() + "\n")
+			}
+		}
+		mode := os.FileMode(0o600)
+		if s.cfg.PortFileGroupReadable {
+			mode = 0o640
+		}
+		if err := writeFileAtomic(s.cfg.PortWriteToFile, []byte(b.String()), mode); err != nil {
+			return fail(fmt.Errorf("control: ControlPortWriteToFile: %w", err))
+		}
 	}
 	for _, l := range ls {
 		if err := s.track(l); err != nil {

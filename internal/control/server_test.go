@@ -500,3 +500,18 @@ func TestCloseWhileServing(t *testing.T) {
 		t.Fatal("listener still open")
 	}
 }
+
+func TestPortWriteToFile(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "control.port")
+	sock := filepath.Join(dir, "c.sock")
+	ts := startServer(t, func(c *Config) { c.PortWriteToFile = pf; c.UnixSocket = sock })
+	b, err := os.ReadFile(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "PORT=" + ts.addr + "\nUNIX_PORT=" + sock + "\n"
+	if string(b) != want {
+		t.Fatalf("got %q want %q", b, want)
+	}
+}
