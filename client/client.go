@@ -31,6 +31,7 @@ import (
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/metrics"
+	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/path"
 	"github.com/gotor/gotor/internal/socks"
 )
@@ -75,6 +76,8 @@ type Client struct {
 	events   eventHub
 	obs      observer
 
+	onion        *onion.Client
+	onionAuth    *onion.ClientAuth
 	ctrl         *control.Server
 	metricsSrv   *metrics.Server
 	configFile   string
@@ -157,6 +160,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: directory: %w", err)
 	}
+	if cfg.ClientOnionAuthDir != "" {
+		if c.onionAuth, err = onion.LoadClientAuthDir(cfg.ClientOnionAuthDir); err != nil {
+			return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
+		}
+	}
 	c.progress = Progress{Percent: 0, Tag: "starting", Summary: "Starting"}
 	return c, nil
 }
@@ -211,6 +219,13 @@ func (c *Client) Start(ctx context.Context) error {
 		EnableCircuitPrebuilding: c.cfg.EnableCircuitPrebuilding,
 		Logger:                   c.log,
 		OnEvent:                  c.onCircEvent,
+	})
+
+	c.onion = onion.New(onion.Config{
+		Builder:        onionBuilder{c},
+		NetDir:         c.dir.NetDir,
+		TestingNetwork: c.cfg.TestingTorNetwork,
+		ClientAuth:     c.onionAuth,
 	})
 
 	if err := c.openListeners(); err != nil {
@@ -290,6 +305,9 @@ func (c *Client) Stop() error {
 	}
 	for _, s := range c.servers {
 		_ = s.Close()
+	}
+	if c.onion != nil {
+		_ = c.onion.Close()
 	}
 	if c.circs != nil {
 		_ = c.circs.Close()

@@ -49,6 +49,7 @@ func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config
 	dest.IsolateDestAddr, dest.IsolateDestPort = true, true
 	perApp := config.DefaultPort("127.0.0.1:0")
 	perApp.IsolateClientPort = true
+	perApp.ExtendedErrors = true
 	cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0"), dest, perApp}
 	return cfg
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/control"
 	"github.com/gotor/gotor/internal/isolation"
+	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/socks"
 	"github.com/gotor/gotor/internal/stream"
 )
@@ -108,9 +109,6 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	if c.circs == nil {
 		return nil, errNotStarted
 	}
-	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(r.host, ".")), ".onion") {
-		return nil, &socks.ReplyError{Code: 4, Err: errors.New("client: .onion addresses are not supported yet")}
-	}
 	if c.cfg.ClientRejectInternalAddresses {
 		if ip, err := netip.ParseAddr(r.host); err == nil && isInternal(ip) {
 			return nil, &socks.ReplyError{Code: 2, Err: fmt.Errorf("client: refusing internal address (ClientRejectInternalAddresses)")}
@@ -118,6 +116,9 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	}
 	r.info.Epoch = c.circs.Epoch()
 	key := isolation.NewKey(r.info, r.flags)
+	if onion.IsOnion(strings.TrimSuffix(r.host, ".")) {
+		return c.dialOnion(ctx, r, key)
+	}
 	var last error
 	for attempt := 0; attempt < maxStreamAttempts; attempt++ {
 		att, err := c.circs.Attach(ctx, circmgr.Usage{Port: r.port}, key)

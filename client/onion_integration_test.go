@@ -1,0 +1,150 @@
+package client_test
+
+// v3 onion services through gotor: a C tor process on the private
+// network serves an onion service; gotor fetches from it over its SOCKS
+// port (rend-spec-v3 descriptor fetch, introduction, rendezvous).
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"encoding/base32"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/net/proxy"
+
+	"github.com/gotor/gotor/client"
+	"github.com/gotor/gotor/internal/onion/hscrypto"
+)
+
+// fetchOnion fetches url through socksAddr, retrying while the service's
+// descriptor is not yet published (it appears some seconds after start).
+func fetchOnion(t *testing.T, socksAddr, host, path string, within time.Duration) ([]byte, error) {
+	t.Helper()
+	d, err := proxy.SOCKS5("tcp", socksAddr, nil, proxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		conn, err := d.Dial("tcp", host+":80")
+		if err == nil {
+			return httpGet(t, conn, host, path), nil
+		}
+		last = err
+		time.Sleep(2 * time.Second)
+	}
+	return nil, last
+}
+
+func TestOnionService(t *testing.T) {
+	c, n, srv := shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	svc, err := n.StartOnionService(ctx, srv.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	start := time.Now()
+	body, err := fetchOnion(t, c.SocksAddrs()[0], svc.Hostname, "/random", 2*time.Minute)
+	if err != nil {
+		t.Fatalf("fetching from %s: %v", svc.Hostname, err)
+	}
+	if sha(body) != srv.SHA256 {
+		t.Fatalf("10 MiB from the onion service: sha256 mismatch (%d bytes)", len(body))
+	}
+	t.Logf("10 MiB from a C tor onion service through gotor, %v after the service started", time.Since(start).Round(time.Millisecond))
+
+	// A well-formed address of no service fails in bounded time with
+	// prop 304's "descriptor not found" (0xF0, on a port with
+	// ExtendedErrors); a malformed one at once with "bad address" (0xF6).
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	absent := hscrypto.Address{PubKey: [32]byte(pub)}.Label() + ".onion"
+	ext := c.SocksAddrs()[2] // ExtendedErrors
+	t0 := time.Now()
+	if code := socks5Connect(t, ext, absent, 80); code != 0xF0 {
+		t.Errorf("absent onion service: SOCKS5 reply %#x, want 0xF0", code)
+	}
+	t.Logf("absent onion service refused after %v", time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	if code := socks5Connect(t, ext, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion", 80); code != 0xF6 {
+		t.Errorf("malformed onion address: SOCKS5 reply %#x, want 0xF6", code)
+	}
+	if el := time.Since(t0); el > 2*time.Second {
+		t.Errorf("malformed address refused only after %v", el)
+	}
+}
+
+// socks5Connect does a SOCKS5 CONNECT by hostname and returns the reply
+// code.
+func socks5Connect(t *testing.T, socksAddr, host string, port int) byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", socksAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Minute))
+	req := []byte{5, 1, 0, 5, 1, 0, 3, byte(len(host))}
+	req = append(req, host...)
+	req = append(req, byte(port>>8), byte(port))
+	conn.Write(req)
+	resp := make([]byte, 4)
+	if _, err := io.ReadFull(conn, resp[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, resp); err != nil {
+		t.Fatalf("SOCKS5 reply: %v", err)
+	}
+	return resp[1]
+}
+
+func TestOnionServiceClientAuth(t *testing.T) {
+	_, n, srv := shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var sk [32]byte
+	rand.Read(sk[:])
+	pkb, err := curve25519.X25519(sk[:], curve25519.Basepoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := n.StartOnionService(ctx, srv.Port, [32]byte(pkb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+
+	authDir := t.TempDir()
+	b32 := base32.StdEncoding.WithPadding(base32.NoPadding)
+	line := fmt.Sprintf("%s:descriptor:x25519:%s\n", strings.TrimSuffix(svc.Hostname, ".onion"), b32.EncodeToString(sk[:]))
+	if err := os.WriteFile(filepath.Join(authDir, "svc.auth_private"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, n, filepath.Join(t.TempDir(), "data"))
+	cfg.SocksPorts = cfg.SocksPorts[:1]
+	cfg.ClientOnionAuthDir = authDir
+	c, err := client.Open(ctx, cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	body, err := fetchOnion(t, c.SocksAddrs()[0], svc.Hostname, "/", 2*time.Minute)
+	if err != nil {
+		t.Fatalf("with the client key: %v", err)
+	}
+	if !strings.Contains(string(body), "hello") {
+		t.Fatalf("unexpected body %q", body)
+	}
+}
