@@ -50,9 +50,8 @@
 //     crypto (RendHop) in both directions, RELAY_BEGIN ":port" to the
 //     service, data both ways, and a second stream on the same rendezvous
 //     circuit. Intro and rendezvous circuits there are a test-only
-//     miniCirc over internal/channel + internal/torcrypto, because
-//     internal/circuit does not yet deliver onion-service relay messages
-//     on stream 0 nor accept a virtual hop;
+//     miniCirc over internal/channel + internal/torcrypto (written before
+//     internal/circuit could carry onion-service messages);
 //   - TestIntegrationHSDirRing: on a 15-HSDir network, exactly the 8
 //     HSDirs gotor computes as the store set (2 replicas x
 //     hsdir_spread_store 4) serve the service's descriptor and all the
@@ -72,10 +71,11 @@
 //     INTRODUCE_ACK failures, bad RENDEZVOUS2 AUTH, dead rendezvous
 //     circuits, concurrent dials, isolation) against a fake network.
 //
-// To wire Client to production circuits, internal/circuit needs: (1) a
-// way to receive stream-0 relay messages with commands 32–40 (today they
-// are protocol errors), (2) a hop-crypto interface so hscrypto.RendHop
-// can be appended as the last layer (it has torcrypto.Hop's method set),
-// (3) RELAY_BEGIN with an empty host (":port"; cell.Begin rejects an empty
-// Host). Then a Circ adapter is a few lines (see minicirc_test.go).
+// Production wiring: client/onion.go adapts internal/circuit to Circ
+// (Circuit.ReceiveControl for stream-0 messages 32–40, ExtendVirtual for
+// RendHop, stream.Begin with an empty host) and builds guard–middle–last
+// circuits through the guard manager. client/onion_integration_test.go
+// fetches 10 MiB from a C tor onion service through gotor's SocksPort,
+// with and without client authorization, and checks the prop 304 codes
+// for an absent service (F0) and a malformed address (F6).
 package onion
