@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/gotor/gotor/internal/circmgr"
@@ -73,8 +74,8 @@ func (c *Client) Circuits() []CircuitInfo {
 	for _, in := range c.circs.Circuits() {
 		ci := CircuitInfo{ID: in.ID, State: in.State, Purpose: in.Purpose, Streams: in.Streams}
 		if ec, ok := c.circs.Lookup(in.ID); ok {
-			for _, h := range hops(ec.relays) {
-				ci.Path = append(ci.Path, Hop{Fingerprint: h.Fingerprint, Nickname: h.Nickname})
+			for _, r := range ec.relays {
+				ci.Path = append(ci.Path, Hop{Fingerprint: fmt.Sprintf("%X", r.RSAID), Nickname: r.Nickname, Addr: r.ORAddrPort().String()})
 			}
 		}
 		out = append(out, ci)

@@ -49,8 +49,9 @@ type CircuitInfo struct {
 	Path []Hop
 }
 
-// Hop is one relay of a circuit.
-type Hop struct{ Fingerprint, Nickname string }
+// Hop is one relay of a circuit: its RSA identity fingerprint (upper-case
+// hex), nickname and ORPort address.
+type Hop struct{ Fingerprint, Nickname, Addr string }
 
 type streamTable struct {
 	mu sync.Mutex
