@@ -97,7 +97,28 @@ type dirCircuits struct {
 // CREATE_FAST (tor-spec §5.1.5; the channel's TLS and certificate checks
 // authenticate the relay). Plain HTTP to the DirPort is the last resort,
 // for a directory without an ORPort.
+//
+// Once a consensus is known, requests go to a directory guard instead
+// (guard-spec §4.6 "directory guards": one of the first primary guards),
+// the relay the directory manager named being the fallback when the
+// guards fail.
 func (c *Client) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
+	if nd := c.dir.NetDir(); nd != nil && c.cfg.UseEntryGuards {
+		if g, att, err := c.guards.Pick(nd, guard.Usage{Dir: true}); err == nil {
+			conn, err := c.dirStream(ctx, g)
+			att.Report(err == nil)
+			att.Close()
+			if err == nil {
+				return conn, nil
+			}
+			c.log.Debug("directory guard failed; asking the directory manager's choice", "guard", g.Nickname, "err", err)
+		}
+	}
+	return c.dirStream(ctx, dir)
+}
+
+// dirStream opens a BEGIN_DIR stream to dir (see dirDial).
+func (c *Client) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
 	target, haveNtor := c.ntorTarget(dir)
 	if !haveNtor {
 		if dir.ORPort == 0 || !dir.Addr.IsValid() {
