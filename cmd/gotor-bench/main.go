@@ -28,7 +28,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,14 +56,22 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 0, "transfers per file size and client (default 40, 10 with -quick)")
 	flag.IntVar(&o.streams, "streams", 1000, "concurrent streams for the memory measurement")
 	flag.BoolVar(&o.profile, "profile", true, "profile gotor (CPU and allocations) during one extra bulk download")
+	replot := flag.String("replot", "", "only redraw the chart from a transfers.csv of an earlier run (into -out)")
 	flag.Parse()
+	if *replot != "" {
+		if err := doReplot(*replot, o.out); err != nil {
+			fmt.Fprintf(os.Stderr, "gotor-bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.quick {
 		o.bulkReps, o.bootReps, o.bulkMiB, o.parN, o.parMiB = 1, 1, 25, 8, 5
 		if o.reps == 0 {
 			o.reps = 10
 		}
 	} else {
-		o.bulkReps, o.bootReps, o.bulkMiB, o.parN, o.parMiB = 2, 2, 100, 8, 20
+		o.bulkReps, o.bootReps, o.bulkMiB, o.parN, o.parMiB = 3, 3, 100, 8, 20
 		if o.reps == 0 {
 			o.reps = 40
 		}
@@ -75,6 +82,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gotor-bench: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+func doReplot(csvPath, out string) error {
+	text, err := os.ReadFile(csvPath)
+	if err != nil {
+		return err
+	}
+	r := &results{}
+	if err := r.readCSV(string(text)); err != nil {
+		return fmt.Errorf("%s: %v", csvPath, err)
+	}
+	if out == "" {
+		out = filepath.Dir(csvPath)
+	}
+	return os.WriteFile(filepath.Join(out, "ttfb-ttlb-cdf.svg"), []byte(r.svg()), 0o644)
 }
 
 var (
@@ -128,6 +150,13 @@ func run(ctx context.Context, o options) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gotorBin, "github.com/gotor/gotor/cmd/gotor").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/gotor: %v\n%s", err, out)
 	}
+	gotorRev := "unknown revision"
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		gotorRev = "commit " + strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			gotorRev += " with uncommitted changes in the checkout"
+		}
+	}
 	torVersion := "tor"
 	if out, err := exec.Command(torBin, "--version").Output(); err == nil {
 		torVersion = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
@@ -153,7 +182,7 @@ func run(ctx context.Context, o options) error {
 	l := &launcher{net: n, gotorBin: gotorBin, torBin: torBin, workDir: work, empty: empty,
 		profile: filepath.Join(work, "gotor.cpu")}
 
-	r := &results{opts: o, torVersion: torVersion, goVersion: runtime.Version(), netReady: n.ReadyAfter}
+	r := &results{opts: o, torVersion: torVersion, goVersion: runtime.Version(), gotorRev: gotorRev, netReady: n.ReadyAfter}
 	r.machine = machine()
 	b := &bench{o: o, l: l, r: r, srv: srv, host: testnet.DefaultTestName}
 	defer b.stopAll()
@@ -173,12 +202,15 @@ func run(ctx context.Context, o options) error {
 		if err := os.WriteFile(filepath.Join(o.out, "ttfb-ttlb-cdf.svg"), []byte(r.svg()), 0o644); err != nil {
 			return err
 		}
+		if err := os.WriteFile(filepath.Join(o.out, "transfers.csv"), []byte(r.csv()), 0o644); err != nil {
+			return err
+		}
 		if r.profileText != "" {
 			if err := os.WriteFile(filepath.Join(o.out, "profile.txt"), []byte(r.profileText), 0o644); err != nil {
 				return err
 			}
 		}
-		progress("wrote %s/results.md, ttfb-ttlb-cdf.svg, profile.txt", o.out)
+		progress("wrote %s/results.md, ttfb-ttlb-cdf.svg, transfers.csv, profile.txt", o.out)
 	}
 	return nil
 }
@@ -317,9 +349,10 @@ func (b *bench) transfers(ctx context.Context) error {
 }
 
 // freshCircuits makes requests with a new SOCKS username each time: both
-// clients isolate streams by SOCKS credentials, so each request waits for
-// a circuit built on demand. The control port's CIRC events give the
-// circuit build times.
+// clients isolate streams by SOCKS credentials, so each request needs a
+// circuit no other username has used: a prebuilt clean one if there is
+// one, else one built on demand; both clients then build replacements.
+// The control port's CIRC events give the circuit build times.
 func (b *bench) freshCircuits(ctx context.Context) error {
 	n := b.o.reps / 2
 	if n < 5 {
@@ -356,7 +389,7 @@ func (b *bench) freshCircuits(ctx context.Context) error {
 // k, and returns the throughput and the client's CPU seconds per MiB.
 func (b *bench) bulkOnce(ctx context.Context, k clientKind, par int, each int64) (bulkResult, error) {
 	pid := b.cl[k].pid()
-	cpu0, err := cpuSeconds(pid)
+	u0, s0, err := cpuTimes(pid)
 	if err != nil {
 		return bulkResult{}, err
 	}
@@ -379,12 +412,12 @@ func (b *bench) bulkOnce(ctx context.Context, k clientKind, par int, each int64)
 		return bulkResult{}, err
 	}
 	wall := time.Since(start)
-	cpu1, err := cpuSeconds(pid)
+	u1, s1, err := cpuTimes(pid)
 	if err != nil {
 		return bulkResult{}, err
 	}
 	mib := float64(int64(par)*each) / (1 << 20)
-	return bulkResult{mibps: mib / wall.Seconds(), cpuPerMiB: (cpu1 - cpu0) / mib, wall: wall}, nil
+	return bulkResult{mibps: mib / wall.Seconds(), cpuPerMiB: (u1 - u0 + s1 - s0) / mib, sysPerMiB: (s1 - s0) / mib, wall: wall}, nil
 }
 
 func (b *bench) bulk(ctx context.Context) error {
@@ -506,7 +539,7 @@ func (b *bench) profileGotor(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(500 * time.Millisecond)
-	cpu0, err := cpuSeconds(c.pid())
+	u0, s0, err := cpuTimes(c.pid())
 	if err != nil {
 		return err
 	}
@@ -519,7 +552,7 @@ func (b *bench) profileGotor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cpu1, err := cpuSeconds(c.pid())
+	u1, s1, err := cpuTimes(c.pid())
 	if err != nil {
 		return err
 	}
@@ -540,11 +573,11 @@ func (b *bench) profileGotor(ctx context.Context) error {
 	}
 	time.Sleep(300 * time.Millisecond)
 	progress("  profiled 1×%d MiB at %.2f MiB/s and %d×%d MiB at %.2f MiB/s", b.o.bulkMiB, res.mibps, b.o.parN, b.o.parMiB, resPar.mibps)
-	b.r.profileText = profileReport(b.l.gotorBin, b.l.profile, float64(size)/(1<<20), cpu1-cpu0)
+	b.r.profileText = profileReport(b.l.gotorBin, b.l.profile, float64(size)/(1<<20), u1-u0, s1-s0)
 	return nil
 }
 
-func profileReport(bin, prof string, mib, procCPU float64) string {
+func profileReport(bin, prof string, mib, user, sys float64) string {
 	var sb strings.Builder
 	ms, _ := os.ReadFile(prof + ".memstats")
 	var secs float64
@@ -568,7 +601,8 @@ func profileReport(bin, prof string, mib, procCPU float64) string {
 	}
 	cells := mib * (1 << 20) / 498 // RELAY_DATA cells carry up to 498 bytes
 	fmt.Fprintf(&sb, "gotor profile over %.0f MiB of bulk downloads (one stream, then parallel streams; %.1f s)\n", mib, secs)
-	fmt.Fprintf(&sb, "process CPU time in that window from /proc/PID/stat: %.2f s (%.1f ms per MiB)\n", procCPU, procCPU/mib*1000)
+	fmt.Fprintf(&sb, "process CPU time in that window from /proc/PID/stat: %.2f s (%.1f ms per MiB): user %.2f s, system %.2f s\n",
+		user+sys, (user+sys)/mib*1000, user, sys)
 	fmt.Fprintf(&sb, "allocations: %d (%.0f per MiB, %.2f per RELAY_DATA cell), %.1f MiB allocated (%.2f bytes per byte delivered), %d GCs\n\n",
 		mallocs, float64(mallocs)/mib, float64(mallocs)/cells, float64(bytes)/(1<<20), float64(bytes)/(mib*(1<<20)), gcs)
 	for _, args := range [][]string{
@@ -642,10 +676,4 @@ func sizeName(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func sortedDur(d []time.Duration) []time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s
 }

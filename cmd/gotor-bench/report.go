@@ -16,6 +16,7 @@ import (
 type bulkResult struct {
 	mibps     float64
 	cpuPerMiB float64 // CPU seconds of the client process per MiB
+	sysPerMiB float64 // of which system (kernel) time
 	wall      time.Duration
 }
 
@@ -24,6 +25,7 @@ type results struct {
 	machine    string
 	torVersion string
 	goVersion  string
+	gotorRev   string
 	netReady   time.Duration
 	elapsed    time.Duration
 
@@ -155,6 +157,15 @@ func (r *results) rows() []row {
 			}
 		}
 	}
+	both("time to first byte, all sizes, median", "ms", "", func(k clientKind) (float64, int) {
+		var d []time.Duration
+		for _, size := range transferSizes {
+			for _, t := range r.tr[k][size] {
+				d = append(d, t.ttfb)
+			}
+		}
+		return ms(d, 0.5), len(d)
+	})
 	for _, q := range []float64{0.5, 0.9} {
 		qn := map[float64]string{0.5: "median", 0.9: "p90"}[q]
 		both("request sent → first byte (TTFB − CONNECTED), all sizes, "+qn, "ms", "", func(k clientKind) (float64, int) {
@@ -175,7 +186,7 @@ func (r *results) rows() []row {
 	}
 	for _, q := range []float64{0.5, 0.9} {
 		qn := map[float64]string{0.5: "median", 0.9: "p90"}[q]
-		both("SOCKS request → CONNECTED, new circuit (new SOCKS username), "+qn, "ms", "", func(k clientKind) (float64, int) {
+		both("SOCKS request → CONNECTED, new SOCKS username (first stream on a clean circuit), "+qn, "ms", "", func(k clientKind) (float64, int) {
 			return ms(r.freshConnects[k], q), len(r.freshConnects[k])
 		})
 	}
@@ -197,6 +208,13 @@ func (r *results) rows() []row {
 			var v []float64
 			for _, b := range res[k] {
 				v = append(v, b.cpuPerMiB*1000)
+			}
+			return median(v), len(v)
+		})
+		both(label+", of which system (kernel) time", "ms", "", func(k clientKind) (float64, int) {
+			var v []float64
+			for _, b := range res[k] {
+				v = append(v, b.sysPerMiB*1000)
 			}
 			return median(v), len(v)
 		})
@@ -253,8 +271,8 @@ func (r *results) header() string {
 	if r.opts.quick {
 		mode = "-quick run"
 	}
-	return fmt.Sprintf("%s: %s; %s, gotor built with %s; network ready after %v; whole run %v; failed transfers: gotor %d, C tor %d",
-		mode, r.machine, r.torVersion, r.goVersion, r.netReady.Round(time.Second), r.elapsed.Round(time.Second), r.errors[kindGotor], r.errors[kindCTor])
+	return fmt.Sprintf("%s: %s; %s; gotor %s, built with %s; network ready after %v; whole run %v; failed transfers: gotor %d, C tor %d",
+		mode, r.machine, r.torVersion, r.gotorRev, r.goVersion, r.netReady.Round(time.Second), r.elapsed.Round(time.Second), r.errors[kindGotor], r.errors[kindCTor])
 }
 
 func (r *results) text() string {
@@ -307,6 +325,56 @@ func (r *results) markdown() string {
 	return sb.String()
 }
 
+// csv lists every transfer: client, size, and times in milliseconds.
+func (r *results) csv() string {
+	var sb strings.Builder
+	sb.WriteString("client,bytes,connect_ms,ttfb_ms,ttlb_ms\n")
+	for _, k := range kinds {
+		for _, size := range transferSizes {
+			for _, t := range r.tr[k][size] {
+				fmt.Fprintf(&sb, "%s,%d,%.3f,%.3f,%.3f\n", strings.ReplaceAll(k.String(), " ", ""), size,
+					t.connect.Seconds()*1000, t.ttfb.Seconds()*1000, t.ttlb.Seconds()*1000)
+			}
+		}
+	}
+	return sb.String()
+}
+
+// readCSV loads transfers written by csv (for -replot).
+func (r *results) readCSV(text string) error {
+	for _, k := range kinds {
+		r.tr[k] = map[int64][]transfer{}
+	}
+	for i, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if i == 0 {
+			continue
+		}
+		f := strings.Split(l, ",")
+		if len(f) != 5 {
+			return fmt.Errorf("line %d: %q", i+1, l)
+		}
+		k := kindGotor
+		if f[0] != "gotor" {
+			k = kindCTor
+		}
+		size, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return err
+		}
+		var v [3]time.Duration
+		for j := range v {
+			ms, err := strconv.ParseFloat(f[2+j], 64)
+			if err != nil {
+				return err
+			}
+			v[j] = time.Duration(ms * float64(time.Millisecond))
+		}
+		r.tr[k][size] = append(r.tr[k][size], transfer{connect: v[0], ttfb: v[1], ttlb: v[2]})
+	}
+	r.opts.reps = len(r.tr[kindGotor][transferSizes[0]])
+	return nil
+}
+
 // gotorBuildHistogram reads the sum and count of gotor's
 // gotor_circuit_build_seconds histogram from its MetricsPort.
 func gotorBuildHistogram(addr string) (sum, count float64, err error) {
@@ -352,7 +420,7 @@ func (r *results) svg() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", W, H, W, H)
 	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&sb, `<text x="%d" y="22" font-size="14" text-anchor="middle">Private Tor network on 127.0.0.1: time to first / last byte, fresh SOCKS connection per transfer (n = %d per size and client)</text>`+"\n", W/2, r.opts.reps)
+	fmt.Fprintf(&sb, `<text x="%d" y="22" font-size="14" text-anchor="middle">Time to first / last byte, private network (fresh SOCKS connection per transfer, n = %d per size and client; x axis cut at p98)</text>`+"\n", W/2, r.opts.reps)
 	for row, what := range []string{"time to first byte", "time to last byte"} {
 		for col, size := range transferSizes {
 			x0, y0 := 10+col*pw, top+row*ph
@@ -370,7 +438,9 @@ func (r *results) svg() string {
 				}
 				data[k] = sorted(data[k])
 				if len(data[k]) > 0 {
-					maxV = math.Max(maxV, data[k][len(data[k])-1])
+					// The axis ends at the larger p98 so that a few outliers
+					// do not squeeze the curves; the rest is drawn at the edge.
+					maxV = math.Max(maxV, quantile(data[k], 0.98))
 				}
 			}
 			if maxV == 0 {
@@ -404,7 +474,7 @@ func (r *results) svg() string {
 				prevY := py0 + phi
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px0, prevY))
 				for i, v := range d {
-					x := px0 + v/xmax*pwi
+					x := px0 + math.Min(v/xmax, 1)*pwi
 					y := py0 + phi - float64(i+1)/float64(len(d))*phi
 					pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, prevY), fmt.Sprintf("%.1f,%.1f", x, y))
 					prevY = y
