@@ -216,13 +216,14 @@ func run(ctx context.Context, o options) error {
 }
 
 type bench struct {
-	o    options
-	l    *launcher
-	r    *results
-	srv  *dataServer
-	host string
-	cl   [2]*clientProc
-	dirs [2]string
+	o           options
+	streamsHeap string // gotor heap profile with the streams open
+	l           *launcher
+	r           *results
+	srv         *dataServer
+	host        string
+	cl          [2]*clientProc
+	dirs        [2]string
 }
 
 func (b *bench) stopAll() {
@@ -502,6 +503,9 @@ func (b *bench) manyStreams(ctx context.Context) error {
 		b.r.streamsOpenTime[k] = openTime
 		progress("  %v: %d streams open (%d failed, server holds %d) in %v; RSS %.1f MiB (before %.1f MiB)",
 			k, len(conns), fails, held, openTime.Round(time.Millisecond), float64(rss)/1024, float64(before)/1024)
+		if k == kindGotor && b.o.profile {
+			b.heapSnapshot()
+		}
 		// Close the application side; the client should end each stream
 		// (RELAY_END), and the exit then closes its connection to the
 		// server. Count what is still open at the server after 10 s.
@@ -526,6 +530,30 @@ func (b *bench) manyStreams(ctx context.Context) error {
 		time.Sleep(2 * time.Second)
 	}
 	return nil
+}
+
+// heapSnapshot keeps gotor's heap profile (taken after a GC by the
+// GOTOR_CPUPROFILE hook) while the streams are open, for profile.txt.
+func (b *bench) heapSnapshot() {
+	c := b.cl[kindGotor]
+	base := b.l.profile + ".allocs.base"
+	os.Remove(base)
+	if c.cmd.Process.Signal(syscall.SIGUSR1) != nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := os.Stat(base); err == nil && st.Size() > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(time.Second)
+	b.streamsHeap = b.l.profile + ".streams"
+	os.Rename(base, b.streamsHeap)
+	os.Remove(b.l.profile + ".memstats")
 }
 
 // profileGotor profiles gotor (GOTOR_CPUPROFILE, toggled by SIGUSR1)
@@ -574,6 +602,15 @@ func (b *bench) profileGotor(ctx context.Context) error {
 	time.Sleep(300 * time.Millisecond)
 	progress("  profiled 1×%d MiB at %.2f MiB/s and %d×%d MiB at %.2f MiB/s", b.o.bulkMiB, res.mibps, b.o.parN, b.o.parMiB, resPar.mibps)
 	b.r.profileText = profileReport(b.l.gotorBin, b.l.profile, float64(size)/(1<<20), u1-u0, s1-s0)
+	if b.streamsHeap != "" {
+		args := []string{"tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", b.l.gotorBin, b.streamsHeap}
+		out, err := exec.Command("go", args...).CombinedOutput()
+		b.r.profileText += fmt.Sprintf("Live heap with %d streams open (after a GC):\n$ go tool pprof -top -nodecount=25 -sample_index=inuse_space\n", b.o.streams)
+		if err != nil {
+			b.r.profileText += fmt.Sprintf("(failed: %v)\n", err)
+		}
+		b.r.profileText += string(out)
+	}
 	return nil
 }
 
