@@ -47,6 +47,7 @@ type options struct {
 	parMiB   int
 	streams  int
 	profile  bool
+	gotorBin string
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 0, "transfers per file size and client (default 40, 10 with -quick)")
 	flag.IntVar(&o.streams, "streams", 1000, "concurrent streams for the memory measurement")
 	flag.BoolVar(&o.profile, "profile", true, "profile gotor (CPU and allocations) during one extra bulk download")
+	flag.StringVar(&o.gotorBin, "gotor", "", "use this gotor binary instead of building ./cmd/gotor (e.g. to compare a patched build)")
 	replot := flag.String("replot", "", "only redraw the chart from a transfers.csv of an earlier run (into -out)")
 	flag.Parse()
 	if *replot != "" {
@@ -145,13 +147,18 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 
-	progress("building gotor")
-	gotorBin := filepath.Join(work, "gotor")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gotorBin, "github.com/gotor/gotor/cmd/gotor").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/gotor: %v\n%s", err, out)
-	}
+	gotorBin := o.gotorBin
 	gotorRev := "unknown revision"
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+	if gotorBin == "" {
+		progress("building gotor")
+		gotorBin = filepath.Join(work, "gotor")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", gotorBin, "github.com/gotor/gotor/cmd/gotor").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/gotor: %v\n%s", err, out)
+		}
+	} else {
+		gotorRev = "binary " + gotorBin
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil && o.gotorBin == "" {
 		gotorRev = "commit " + strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
 			gotorRev += " with uncommitted changes in the checkout"
