@@ -103,6 +103,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, log: logger, shutdownCh: make(chan struct{}), reloadCh: make(chan struct{}, 1)}
 	c.obs.metrics = metrics.New()
+	c.obs.metrics.Registry.MustRegister(newClassCollector(c))
 
 	var auths []dirmgr.Authority
 	for _, line := range cfg.DirAuthorities {

@@ -78,7 +78,7 @@ func TestControlPortWithStem(t *testing.T) {
 		t.Fatalf("MetricsPort output does not parse: %v", err)
 	}
 	for _, name := range []string{"gotor_bootstrap_percent", "gotor_circuits_built_total", "gotor_circuit_build_seconds",
-		"gotor_streams_opened_total", "gotor_isolation_hits_total", "gotor_isolation_misses_total", "gotor_traffic_read_bytes_total"} {
+		"gotor_streams_opened_total", "gotor_isolation_hits_total", "gotor_circuits_by_isolation_class", "gotor_isolation_misses_total", "gotor_traffic_read_bytes_total"} {
 		if fams[name] == nil {
 			var have []string
 			for k := range fams {
