@@ -232,8 +232,12 @@ func (b controlBackend) NSByID(fp string) (string, error) {
 		}
 	}
 	sortStrings(flags)
-	return fmt.Sprintf("r %s %s %s %s %d %d\ns %s\nw Bandwidth=%d",
-		r.Nickname, base64.RawStdEncoding.EncodeToString(r.RSAID[:]), dir.ValidAfter.UTC().Format("2006-01-02 15:04:05"),
+	// An ns-flavour "r" line carries the server descriptor's digest, which
+	// a microdesc client never sees; controllers (stem, nyx) only parse
+	// it, so the first 20 bytes of the microdescriptor digest stand in.
+	return fmt.Sprintf("r %s %s %s %s %s %d %d\ns %s\nw Bandwidth=%d",
+		r.Nickname, base64.RawStdEncoding.EncodeToString(r.RSAID[:]), base64.RawStdEncoding.EncodeToString(r.MicrodescDigest[:20]),
+		dir.ValidAfter.UTC().Format("2006-01-02 15:04:05"),
 		r.Addr, r.ORPort, r.DirPort, strings.Join(flags, " "), r.Bandwidth), nil
 }
 
@@ -413,4 +417,45 @@ func (c *Client) requestReload() {
 	case c.reloadCh <- struct{}{}:
 	default:
 	}
+}
+
+// ConfigNames implements control.ConfigLister (GETINFO config/names): the
+// options GETCONF answers.
+func (b controlBackend) ConfigNames() []control.ConfigOption {
+	return []control.ConfigOption{
+		{Name: "SocksPort", Type: "LineList"},
+		{Name: "DataDirectory", Type: "Filename"},
+		{Name: "MaxCircuitDirtiness", Type: "Interval"},
+		{Name: "ControlPort", Type: "LineList"},
+		{Name: "CookieAuthentication", Type: "Boolean"},
+		{Name: "TestingTorNetwork", Type: "Boolean"},
+		{Name: "DirAuthority", Type: "LineList"},
+		{Name: "ExitNodes", Type: "RouterList"},
+		{Name: "EntryNodes", Type: "RouterList"},
+		{Name: "ExcludeNodes", Type: "RouterList"},
+		{Name: "SafeSocks", Type: "Boolean"},
+		{Name: "ORPort", Type: "LineList"},
+		{Name: "DirPort", Type: "LineList"},
+		{Name: "BridgeRelay", Type: "Boolean"},
+		{Name: "ExitRelay", Type: "Boolean"},
+		{Name: "HiddenServiceDir", Type: "Dependent"},
+		{Name: "BandwidthRate", Type: "DataSize"},
+		{Name: "BandwidthBurst", Type: "DataSize"},
+	}
+}
+
+// NSAll implements control.NSAller (GETINFO ns/all).
+func (b controlBackend) NSAll() (string, error) {
+	dir := b.c.dir.NetDir()
+	if dir == nil {
+		return "", control.ErrUnknownKey
+	}
+	var out []string
+	for _, r := range dir.Relays {
+		e, err := b.NSByID(fmt.Sprintf("%X", r.RSAID))
+		if err == nil {
+			out = append(out, e)
+		}
+	}
+	return strings.Join(out, "\n"), nil
 }

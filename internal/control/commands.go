@@ -228,7 +228,7 @@ var infoNames = []string{
 	"status/circuit-established", "status/enough-dir-info", "circuit-status",
 	"stream-status", "net/listeners/socks", "net/listeners/control",
 	"net/listeners/dns", "net/listeners/trans", "net/listeners/natd",
-	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*",
+	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*", "ns/all",
 	"ip-to-country/*", "process/pid", "events/names", "features/names",
 	"signal/names", "info/names", "config/names", "dormant", "accounting/enabled",
 }
@@ -323,6 +323,11 @@ func (c *conn) getInfo(key string) (string, error) {
 			q = append(q, quote(a))
 		}
 		return strings.Join(q, " "), nil
+	case lk == "ns/all":
+		if a, ok := b.(NSAller); ok {
+			return a.NSAll()
+		}
+		return "", errUnknownInfo
 	case strings.HasPrefix(lk, "ns/id/"):
 		fp := strings.TrimPrefix(key[len("ns/id/"):], "$")
 		if i := strings.IndexAny(fp, "~="); i >= 0 {
@@ -632,4 +637,11 @@ func (c *conn) cmdMapAddress(cmd command) bool {
 	}
 	c.write(append([]byte(b.String()), r.Bytes()...))
 	return true
+}
+
+// NSAller is optionally implemented by backends to answer GETINFO ns/all
+// (every network-status entry, as NSByID formats one; nyx uses it to show
+// relay addresses).
+type NSAller interface {
+	NSAll() (string, error)
 }
