@@ -12,6 +12,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/circmgr"
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/guard"
@@ -50,39 +51,62 @@ func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 		att.Close()
 		return nil, fmt.Errorf("pick path: %w", err)
 	}
-	first := circuit.TargetFromRelay(relays[0])
+	rest := make([]circuit.Target, 0, len(relays)-1)
+	for _, r := range relays[1:] {
+		rest = append(rest, circuit.TargetFromRelay(r))
+	}
+	circ, err := c.buildThrough(ctx, relays[0], att, rest, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &exitCircuit{Circuit: circ, relays: relays}, nil
+}
+
+// buildThrough builds a circuit whose first hop is the guard g (the
+// outcome reported on att, guard-spec §4.7), extended to each of rest in
+// turn; the last EXTEND2 sends lastSpecs verbatim when given (an
+// introduction point's link specifiers). It returns once the guard
+// manager says the circuit may be used (guard-spec §4.9).
+func (c *Client) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.Attempt, rest []circuit.Target, lastSpecs []cell.LinkSpec) (*circuit.Circuit, error) {
+	first := circuit.TargetFromRelay(g)
 	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
 	if err != nil {
 		att.Report(false)
 		att.Close()
-		return nil, fmt.Errorf("channel to guard %s: %w", relays[0].Nickname, err)
+		return nil, fmt.Errorf("channel to guard %s: %w", g.Nickname, err)
 	}
 	circ, err := circuit.Create(ctx, ch, first)
 	if err != nil {
 		att.Report(false)
 		att.Close()
-		return nil, fmt.Errorf("CREATE2 to guard %s: %w", relays[0].Nickname, err)
+		return nil, fmt.Errorf("CREATE2 to guard %s: %w", g.Nickname, err)
 	}
 	att.Report(true)
 	go func() {
 		<-circ.Done()
 		att.Close()
-		c.logCircuitEnd(relays, circ.Err())
+		c.logCircuitEnd(g, circ.Err())
 	}()
-	for _, r := range relays[1:] {
-		if err := circ.Extend(ctx, circuit.TargetFromRelay(r)); err != nil {
+	for i, t := range rest {
+		var err error
+		if i == len(rest)-1 && lastSpecs != nil {
+			err = circ.ExtendWithSpecs(ctx, t, lastSpecs)
+		} else {
+			err = circ.Extend(ctx, t)
+		}
+		if err != nil {
 			circ.Close()
-			return nil, fmt.Errorf("EXTEND2 to %s: %w", r.Nickname, err)
+			return nil, fmt.Errorf("EXTEND2 to hop %d ($%X): %w", i+2, t.RSAID, err)
 		}
 	}
 	if ok, err := att.Usable(ctx); !ok || err != nil {
 		circ.Close()
 		if err == nil {
-			err = fmt.Errorf("guard %s not usable yet", relays[0].Nickname)
+			err = fmt.Errorf("guard %s not usable yet", g.Nickname)
 		}
 		return nil, err
 	}
-	return &exitCircuit{Circuit: circ, relays: relays}, nil
+	return circ, nil
 }
 
 // dirCircuits caches one-hop circuits for BEGIN_DIR requests.
@@ -196,13 +220,13 @@ func (c *Client) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*
 // logCircuitEnd logs why a circuit closed when a relay caused it: a
 // protocol violation at info level (C tor's LOG_PROTOCOL_WARN default),
 // DESTROY or TRUNCATED at debug. Local closes are not logged.
-func (c *Client) logCircuitEnd(relays []*netdir.Relay, err error) {
+func (c *Client) logCircuitEnd(g *netdir.Relay, err error) {
 	var pe *circuit.ProtocolError
 	var de *circuit.DestroyedError
 	switch {
 	case errors.As(err, &pe):
-		c.log.Info("circuit closed: a relay violated the protocol", "guard", relays[0].Nickname, "err", err)
+		c.log.Info("circuit closed: a relay violated the protocol", "guard", g.Nickname, "err", err)
 	case errors.As(err, &de):
-		c.log.Debug("circuit closed by the network", "guard", relays[0].Nickname, "err", err)
+		c.log.Debug("circuit closed by the network", "guard", g.Nickname, "err", err)
 	}
 }

@@ -60,37 +60,8 @@ func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpo
 		att.Close()
 		return nil, fmt.Errorf("pick middle: %w", err)
 	}
-	first := circuit.TargetFromRelay(g)
-	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
+	circ, err := c.buildThrough(ctx, g, att, []circuit.Target{circuit.TargetFromRelay(mid), lastT}, specs)
 	if err != nil {
-		att.Report(false)
-		att.Close()
-		return nil, fmt.Errorf("channel to guard: %w", err)
-	}
-	circ, err := circuit.Create(ctx, ch, first)
-	if err != nil {
-		att.Report(false)
-		att.Close()
-		return nil, fmt.Errorf("CREATE2 to guard: %w", err)
-	}
-	att.Report(true)
-	go func() {
-		<-circ.Done()
-		att.Close()
-	}()
-	if err := circ.Extend(ctx, circuit.TargetFromRelay(mid)); err != nil {
-		circ.Close()
-		return nil, fmt.Errorf("EXTEND2 to middle: %w", err)
-	}
-	if err := circ.ExtendWithSpecs(ctx, lastT, specs); err != nil {
-		circ.Close()
-		return nil, fmt.Errorf("EXTEND2 to onion-service hop: %w", err)
-	}
-	if ok, err := att.Usable(ctx); !ok || err != nil {
-		circ.Close()
-		if err == nil {
-			err = errors.New("guard not usable yet")
-		}
 		return nil, err
 	}
 	return onionCirc{circ}, nil
