@@ -48,6 +48,7 @@ type options struct {
 	streams  int
 	profile  bool
 	gotorBin string
+	trace    bool
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 0, "transfers per file size and client (default 40, 10 with -quick)")
 	flag.IntVar(&o.streams, "streams", 1000, "concurrent streams for the memory measurement")
 	flag.BoolVar(&o.profile, "profile", true, "profile gotor (CPU and allocations) during one extra bulk download")
+	flag.BoolVar(&o.trace, "trace", false, "also record a runtime trace of gotor in the profiled window and add its scheduler-latency profile to profile.txt")
 	flag.StringVar(&o.gotorBin, "gotor", "", "use this gotor binary instead of building ./cmd/gotor (e.g. to compare a patched build)")
 	replot := flag.String("replot", "", "only redraw the chart from a transfers.csv of an earlier run (into -out)")
 	flag.Parse()
@@ -188,6 +190,9 @@ func run(ctx context.Context, o options) error {
 	}
 	l := &launcher{net: n, gotorBin: gotorBin, torBin: torBin, workDir: work, empty: empty,
 		profile: filepath.Join(work, "gotor.cpu")}
+	if o.trace {
+		l.trace = filepath.Join(work, "gotor.trace")
+	}
 
 	r := &results{opts: o, torVersion: torVersion, goVersion: runtime.Version(), gotorRev: gotorRev, netReady: n.ReadyAfter}
 	r.machine = machine()
@@ -609,6 +614,9 @@ func (b *bench) profileGotor(ctx context.Context) error {
 	time.Sleep(300 * time.Millisecond)
 	progress("  profiled 1×%d MiB at %.2f MiB/s and %d×%d MiB at %.2f MiB/s", b.o.bulkMiB, res.mibps, b.o.parN, b.o.parMiB, resPar.mibps)
 	b.r.profileText = profileReport(b.l.gotorBin, b.l.profile, float64(size)/(1<<20), u1-u0, s1-s0)
+	if b.l.trace != "" {
+		b.r.profileText += traceReport(b.l.gotorBin, b.l.trace)
+	}
 	if b.streamsHeap != "" {
 		args := []string{"tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", b.l.gotorBin, b.streamsHeap}
 		out, err := exec.Command("go", args...).CombinedOutput()
@@ -661,6 +669,32 @@ func profileReport(bin, prof string, mib, user, sys float64) string {
 			fmt.Fprintf(&sb, "(failed: %v)\n", err)
 		}
 		sb.Write(out)
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+// traceReport summarises a runtime trace: where goroutines waited to be
+// scheduled once runnable, and where they blocked on synchronisation.
+func traceReport(bin, tracePath string) string {
+	var sb strings.Builder
+	for _, kind := range []string{"sched", "sync", "net"} {
+		out, err := exec.Command("go", "tool", "trace", "-pprof="+kind, tracePath).Output()
+		fmt.Fprintf(&sb, "Runtime trace, %s profile:\n$ go tool trace -pprof=%s TRACE > P; go tool pprof -top -nodecount=25 P\n", kind, kind)
+		if err != nil {
+			fmt.Fprintf(&sb, "(failed: %v)\n\n", err)
+			continue
+		}
+		pf := tracePath + "." + kind
+		if err := os.WriteFile(pf, out, 0o644); err != nil {
+			fmt.Fprintf(&sb, "(failed: %v)\n\n", err)
+			continue
+		}
+		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", bin, pf).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(&sb, "(failed: %v)\n", err)
+		}
+		sb.Write(top)
 		sb.WriteString("\n")
 	}
 	return sb.String()

@@ -58,6 +58,7 @@ type launcher struct {
 	workDir  string
 	empty    string // empty defaults torrc for C tor
 	profile  string // GOTOR_CPUPROFILE for gotor processes
+	trace    string // GOTOR_TRACE, or ""
 	seq      int
 }
 
@@ -116,6 +117,9 @@ func (l *launcher) start(ctx context.Context, k clientKind, dataDir string) (*cl
 	if k == kindGotor {
 		cmd = exec.Command(l.gotorBin, "-f", torrcPath, "--Log", "notice stdout")
 		cmd.Env = append(os.Environ(), "GOTOR_CPUPROFILE="+l.profile)
+		if l.trace != "" {
+			cmd.Env = append(cmd.Env, "GOTOR_TRACE="+l.trace)
+		}
 	} else {
 		cmd = exec.Command(l.torBin, "--defaults-torrc", l.empty, "-f", torrcPath, "--Log", "notice stdout")
 	}

@@ -6,8 +6,9 @@ package main
 // profile (PATH.allocs.base) and the malloc counters; the next one stops
 // the CPU profile and writes PATH, PATH.allocs (allocation profile, to be
 // read with `go tool pprof -base PATH.allocs.base`) and PATH.memstats
-// (allocations made between the two signals). Without the variable,
-// SIGUSR1 keeps Go's default behaviour.
+// (allocations made between the two signals); with GOTOR_TRACE=TRACEPATH
+// too, a runtime execution trace of the same window goes to TRACEPATH.
+// Without GOTOR_CPUPROFILE, SIGUSR1 keeps Go's default behaviour.
 
 import (
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 )
@@ -26,8 +28,10 @@ func init() {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
+	tracePath := os.Getenv("GOTOR_TRACE")
 	go func() {
 		var (
+			tf     *os.File
 			f      *os.File
 			before runtime.MemStats
 			start  time.Time
@@ -49,7 +53,18 @@ func init() {
 					f.Close()
 					f = nil
 				}
+				if tracePath != "" {
+					if tf, _ = os.Create(tracePath); tf != nil && trace.Start(tf) != nil {
+						tf.Close()
+						tf = nil
+					}
+				}
 				continue
+			}
+			if tf != nil {
+				trace.Stop()
+				tf.Close()
+				tf = nil
 			}
 			pprof.StopCPUProfile()
 			f.Close()
