@@ -17,7 +17,6 @@ import (
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/netdir"
-	"github.com/gotor/gotor/internal/path"
 	"github.com/gotor/gotor/internal/stream"
 )
 
@@ -42,15 +41,31 @@ func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 	if dir == nil {
 		return nil, fmt.Errorf("no directory yet")
 	}
-	g, att, err := c.guards.Pick(dir, guard.Usage{})
+	// The exit first, then a guard compatible with it, then the middle
+	// (path-spec §2.2; C tor picks the exit before the entry guard and
+	// restricts the guard to relays other than the exit and its family).
+	// Picking the guard first would keep the primary guard from ever
+	// being this client's exit: with few exits the remaining ones, even
+	// a dead one still listed, would be the only choice.
+	var port *uint16
+	if u.Port != 0 {
+		p := u.Port
+		port = &p
+	}
+	exit, err := c.sel.PickExit(dir, port)
+	if err != nil {
+		return nil, fmt.Errorf("pick path: %w", err)
+	}
+	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: c.sel.CompatibleWith(exit)})
 	if err != nil {
 		return nil, fmt.Errorf("pick guard: %w", err)
 	}
-	relays, err := c.sel.PickPath(dir, g, path.Usage{ExitPort: u.Port})
+	mid, err := c.sel.PickMiddle(dir, g, exit)
 	if err != nil {
 		att.Close()
 		return nil, fmt.Errorf("pick path: %w", err)
 	}
+	relays := []*netdir.Relay{g, mid, exit}
 	rest := make([]circuit.Target, 0, len(relays)-1)
 	for _, r := range relays[1:] {
 		rest = append(rest, circuit.TargetFromRelay(r))
