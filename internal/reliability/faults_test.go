@@ -415,3 +415,62 @@ func waitFingerprint(dataDir, old string, limit time.Duration) (string, error) {
 	}
 	return "", fmt.Errorf("no new fingerprint in %s after %v", dataDir, limit)
 }
+
+// TestPrimaryGuardIsTheOnlyExit gives the client a state file whose first
+// confirmed guard is exit0 and excludes every other exit: circuits must
+// then use exit0 as their exit through another guard (path-spec §2.2:
+// the exit is chosen first and the guard restricted to be compatible with
+// it, as C tor does). A client that picks its guard first can never use
+// its primary guard as exit; when the remaining exits are gone (dead,
+// excluded, or not allowing the port) it cannot build circuits at all.
+func TestPrimaryGuardIsTheOnlyExit(t *testing.T) {
+	n := testnet.Shared(t)
+	exits := n.Exits()
+	if len(exits) < 2 {
+		t.Skip("needs two exits")
+	}
+	only := exits[0]
+	srv, err := testnet.StartHTTPServer(1 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Format("2006-01-02T15:04:05")
+	state := fmt.Sprintf("Guard in=default rsa_id=%s nickname=%s sampled_on=%s sampled_idx=0 sampled_by=gotor listed=1 confirmed_on=%s confirmed_idx=0\n",
+		only.Fingerprint, only.Nickname, now, now)
+	if err := os.WriteFile(filepath.Join(dataDir, "state"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, logs := newClient(t, n, clientOpts{dataDir: dataDir, startTimeout: time.Minute, mutate: func(cfg *config.Config) {
+		for _, e := range exits[1:] {
+			cfg.ExcludeExitNodes = append(cfg.ExcludeExitNodes, "$"+e.Fingerprint)
+		}
+	}})
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		conn, err := c.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+		cancel()
+		if err != nil {
+			t.Fatalf("request %d: %v\n--- log ---\n%s", i, err, tail(logs.String(), 20))
+		}
+		_, p := circuitPath(t, c, conn)
+		conn.Close()
+		if !strings.EqualFold(p[2].Fingerprint, only.Fingerprint) {
+			t.Fatalf("circuit exits at %s, but every exit other than %s is excluded", p[2].Nickname, only.Nickname)
+		}
+		if strings.EqualFold(p[0].Fingerprint, only.Fingerprint) {
+			t.Fatalf("circuit uses %s as guard and exit", only.Nickname)
+		}
+		t.Logf("circuit %s -> %s -> %s", p[0].Nickname, p[1].Nickname, p[2].Nickname)
+		c.NewIdentity()
+	}
+	for _, g := range readGuardState(t, dataDir) {
+		if g.confirmedIdx == "0" && !strings.EqualFold(g.rsaID, only.Fingerprint) {
+			t.Fatalf("first confirmed guard changed from %s to %s: a restriction for one circuit must not demote the primary guard", only.Nickname, g.rsaID)
+		}
+	}
+}
