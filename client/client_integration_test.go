@@ -217,3 +217,32 @@ func TestHTTPTunnelPort(t *testing.T) {
 		t.Fatalf("1 MiB through the HTTP tunnel: sha256 mismatch (%d bytes)", len(body))
 	}
 }
+
+// When the application closes its SOCKS connection, gotor ends the stream
+// (as C tor does), instead of keeping it open at the exit.
+func TestSOCKSCloseEndsStream(t *testing.T) {
+	c, _, srv := shared(t)
+	before := len(c.Streams())
+	var conns []net.Conn
+	for i := 0; i < 20; i++ {
+		d, _ := proxy.SOCKS5("tcp", c.SocksAddrs()[0], nil, proxy.Direct)
+		conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+	}
+	if n := len(c.Streams()); n < before+20 {
+		t.Fatalf("%d streams open, want at least %d", n, before+20)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Streams()) > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(c.Streams()); n > before {
+		t.Fatalf("%d streams still open 10 s after their applications closed", n-before)
+	}
+}

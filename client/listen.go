@@ -72,8 +72,20 @@ func (h *listenerHandler) request(req *socks.Request) streamRequest {
 }
 
 func (h *listenerHandler) HandleConnect(ctx context.Context, req *socks.Request) (net.Conn, error) {
-	return h.c.openStream(ctx, h.request(req))
+	conn, err := h.c.openStream(ctx, h.request(req))
+	if err != nil {
+		return nil, err
+	}
+	return endOnEOF{conn}, nil
 }
+
+// endOnEOF ends the stream (RELAY_END, reason DONE) when the application
+// stops sending, as C tor does on EOF from a SOCKS client (tor-spec §6.3:
+// streams have no half-close). Without it a stream whose application went
+// away would live on at the exit until the server closed it.
+type endOnEOF struct{ net.Conn }
+
+func (e endOnEOF) CloseWrite() error { return e.Conn.Close() }
 
 func (h *listenerHandler) HandleResolve(ctx context.Context, req *socks.Request) (socks.ResolveAnswer, error) {
 	return h.c.resolve(ctx, h.request(req), req.Command == socks.CmdResolvePTR)
