@@ -269,6 +269,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"fresh circuits", b.freshCircuits},
 		{"bulk", b.bulk},
 		{"streams", b.manyStreams},
+		{"cold .onion", b.onionCold},
 		{"profile", b.profileGotor},
 		{"bootstrap restarts", b.bootstraps},
 	}

@@ -33,6 +33,7 @@ type results struct {
 	connects          [2][]time.Duration
 	freshConnects     [2][]time.Duration
 	builds            [2][]time.Duration
+	onion             [2][]time.Duration
 	buildFails        [2]int
 	metricsBuildSum   float64
 	metricsBuildCount float64
@@ -196,6 +197,9 @@ func (r *results) rows() []row {
 			return ms(r.builds[k], q), len(r.builds[k])
 		})
 	}
+	both("cold .onion, 50 KiB, time to first byte, median", "ms", "", func(k clientKind) (float64, int) {
+		return ms(r.onion[k], 0.5), len(r.onion[k])
+	})
 	bulkRows := func(label string, res [2][]bulkResult) {
 		both(label+", throughput", "MiB/s", "≥ 1.0", func(k clientKind) (float64, int) {
 			var v []float64
