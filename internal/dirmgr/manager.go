@@ -193,9 +193,12 @@ func (m *Manager) progress(p Progress) {
 			break
 		}
 	}
-	m.log.Info(p.String())
+	// The Progress callback's owner reports progress itself (the client
+	// logs it at notice, with its own circuit phases); log only without one.
 	if m.cfg.Progress != nil {
 		m.cfg.Progress(p)
+	} else {
+		m.log.Info(p.String())
 	}
 }
 
