@@ -122,7 +122,7 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	}
 	var last error
 	for attempt := 0; attempt < maxStreamAttempts; attempt++ {
-		att, err := c.circs.Attach(ctx, circmgr.Usage{Port: r.port}, key)
+		att, err := c.attach(ctx, circmgr.Usage{Port: r.port}, key)
 		if err != nil {
 			return nil, fmt.Errorf("client: no circuit: %w", err)
 		}
@@ -169,6 +169,29 @@ func sourceString(a netip.AddrPort) string {
 		return ""
 	}
 	return a.String()
+}
+
+// attach gets a circuit for a stream. When the circuit manager gives up
+// (its builds failed, e.g. through a relay that died but is still listed
+// as Running), the stream keeps waiting and asks again, as C tor keeps a
+// stream pending until SocksTimeout; ctx carries that deadline.
+func (c *Client) attach(ctx context.Context, u circmgr.Usage, key isolation.Key) (*circmgr.Attachment[*exitCircuit], error) {
+	backoff := 500 * time.Millisecond
+	for {
+		att, err := c.circs.Attach(ctx, u, key)
+		if err == nil || errors.Is(err, circmgr.ErrClosed) || ctx.Err() != nil {
+			return att, err
+		}
+		c.log.Debug("no circuit for a stream yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		if backoff < 4*time.Second {
+			backoff *= 2
+		}
+	}
 }
 
 // retryable reports whether a failed BEGIN is worth another circuit, as
@@ -243,7 +266,7 @@ func (c *Client) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	}
 	r.info.Epoch = c.circs.Epoch()
 	key := isolation.NewKey(r.info, r.flags)
-	att, err := c.circs.Attach(ctx, circmgr.Usage{}, key)
+	att, err := c.attach(ctx, circmgr.Usage{}, key)
 	if err != nil {
 		return socks.ResolveAnswer{}, fmt.Errorf("client: no circuit: %w", err)
 	}
