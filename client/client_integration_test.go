@@ -25,7 +25,12 @@ import (
 	"github.com/gotor/gotor/internal/testnet"
 )
 
-func TestMain(m *testing.M) { testnet.Main(m) }
+// The client package's shared network puts every node on its own
+// 127.N.0.1 address (its own /16), so these tests run with
+// EnforceDistinctSubnets on, as on the real network; the cmd/gotor and
+// examples tests use the one-address network with TestingTorNetwork's
+// defaults.
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{DistinctAddresses: true}) }
 
 var (
 	sharedOnce   sync.Once
@@ -42,6 +47,7 @@ func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config
 	cfg.DataDirectory = dataDir
 	cfg.DirAuthorities = n.DirAuthorityLines()
 	cfg.UseTestingTorNetwork()
+	cfg.EnforceDistinctSubnets = true
 	// Port 0: C tor's defaults. Port 1: destination isolation (the
 	// design's example 1). Port 2: per-application client-port isolation
 	// (example 3).
