@@ -6,9 +6,11 @@
 package cell
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Command is a cell command (tor-spec §3).
@@ -73,6 +75,31 @@ type Cell struct {
 	CircID  uint32
 	Command Command
 	Payload []byte
+
+	// buf is the payload storage of a pooled fixed-length cell (see
+	// Read and Release); nil for other cells.
+	buf *[PayloadLen]byte
+}
+
+// fixedPool recycles fixed-length cells read by Read: on the data path
+// nearly every cell is one, and allocating each (a Cell and its 509-byte
+// payload) used to make most of the garbage of a download.
+var fixedPool = sync.Pool{New: func() any {
+	c := &Cell{buf: new([PayloadLen]byte)}
+	c.Payload = c.buf[:]
+	return c
+}}
+
+// Release returns a cell obtained from Read to the pool once its owner
+// no longer uses it or any slice of its payload. It does nothing for
+// cells that are not pooled (variable-length cells, cells built by
+// callers). A cell must not be released twice.
+func (c *Cell) Release() {
+	if c == nil || c.buf == nil {
+		return
+	}
+	c.Payload = c.buf[:]
+	fixedPool.Put(c)
 }
 
 // Errors.
@@ -161,33 +188,58 @@ func Decode(b []byte, idLen int) (*Cell, int, error) {
 	return c, n + PayloadLen, nil
 }
 
-// Read reads one cell from r. The returned payload is freshly allocated.
+// Read reads one cell from r. The payload is the cell's own: it is not
+// shared with r's buffers. Fixed-length cells come from a pool; their
+// owner may hand them back with Release when done (not doing so is safe,
+// the cell is then garbage collected).
 func Read(r io.Reader, idLen int) (*Cell, error) {
 	var hdr [7]byte
-	h := hdr[:idLen+1]
-	if _, err := io.ReadFull(r, h); err != nil {
+	if err := readFull(r, hdr[:idLen+1]); err != nil {
 		return nil, err
 	}
-	c := &Cell{}
+	h := hdr[:]
+	var circID uint32
 	if idLen == 2 {
-		c.CircID = uint32(h[0])<<8 | uint32(h[1])
+		circID = uint32(h[0])<<8 | uint32(h[1])
 	} else {
-		c.CircID = uint32(h[0])<<24 | uint32(h[1])<<16 | uint32(h[2])<<8 | uint32(h[3])
+		circID = uint32(h[0])<<24 | uint32(h[1])<<16 | uint32(h[2])<<8 | uint32(h[3])
 	}
-	c.Command = Command(h[idLen])
-	l := PayloadLen
-	if c.Command.IsVariable() {
+	cmd := Command(h[idLen])
+	var c *Cell
+	if cmd.IsVariable() {
 		var lb [2]byte
-		if _, err := io.ReadFull(r, lb[:]); err != nil {
+		if err := readFull(r, lb[:]); err != nil {
 			return nil, unexpected(err)
 		}
-		l = int(lb[0])<<8 | int(lb[1])
+		c = &Cell{Payload: make([]byte, int(lb[0])<<8|int(lb[1]))}
+	} else {
+		c = fixedPool.Get().(*Cell)
 	}
-	c.Payload = make([]byte, l)
+	c.CircID, c.Command = circID, cmd
 	if _, err := io.ReadFull(r, c.Payload); err != nil {
+		c.Release()
 		return nil, unexpected(err)
 	}
 	return c, nil
+}
+
+// readFull is io.ReadFull into a small buffer without making it escape
+// when r is a *bufio.Reader (the channel's), so reading a cell header
+// allocates nothing.
+func readFull(r io.Reader, dst []byte) error {
+	if br, ok := r.(*bufio.Reader); ok {
+		b, err := br.Peek(len(dst))
+		copy(dst, b)
+		br.Discard(len(b))
+		if err != nil && len(b) > 0 {
+			return unexpected(err)
+		}
+		return err
+	}
+	tmp := make([]byte, len(dst))
+	_, err := io.ReadFull(r, tmp)
+	copy(dst, tmp)
+	return err
 }
 
 func unexpected(err error) error {

@@ -133,7 +133,9 @@ type Endpoint struct {
 	err error
 }
 
-// In returns the inbound cell queue.
+// In returns the inbound cell queue. Cells read from it belong to the
+// receiver, which may return them to the pool with cell.Release once
+// done with them.
 func (e *Endpoint) In() <-chan *cell.Cell { return e.in }
 
 // Channel returns the channel of the endpoint.
@@ -428,18 +430,21 @@ func (c *Channel) readLoop() {
 		if cl.CircID == 0 {
 			switch cl.Command {
 			case cell.PADDING, cell.VPADDING, cell.PADDING_NEGOTIATE:
+				cl.Release()
 				continue
 			case cell.VERSIONS, cell.CERTS, cell.AUTH_CHALLENGE, cell.NETINFO, cell.AUTHENTICATE, cell.AUTHORIZE:
 				c.fail(&ProtocolError{cl.Command.String() + " after handshake"})
 				return
 			default:
 				// Unknown channel-level commands are ignored.
+				cl.Release()
 				continue
 			}
 		}
 		switch cl.Command {
 		case cell.CREATED2, cell.CREATED_FAST, cell.CREATED, cell.RELAY, cell.RELAY_EARLY, cell.PADDING:
-			c.dispatch(cl)
+			c.dispatch(cl) // the circuit releases the cell
+			continue
 		case cell.DESTROY:
 			reason := cell.DestroyNone
 			if len(cl.Payload) > 0 {
@@ -458,14 +463,18 @@ func (c *Channel) readLoop() {
 		default:
 			// Ignore unknown commands (tor-spec §3: forward compatibility).
 		}
+		cl.Release()
 	}
 }
 
+// dispatch queues cl for its circuit, which then owns it (and releases
+// it, cell.Release, once handled).
 func (c *Channel) dispatch(cl *cell.Cell) {
 	c.mu.Lock()
 	e, ok := c.circs[cl.CircID]
 	if !ok {
 		c.mu.Unlock()
+		cl.Release()
 		return // late cell for a released circuit
 	}
 	select {
@@ -474,9 +483,11 @@ func (c *Channel) dispatch(cl *cell.Cell) {
 		return
 	default:
 	}
-	delete(c.circs, cl.CircID)
+	id := cl.CircID
+	cl.Release()
+	delete(c.circs, id)
 	e.err = ErrQueueOverflow
 	close(e.in)
 	c.mu.Unlock()
-	c.Send(&cell.Cell{CircID: cl.CircID, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyResourceLimit)}})
+	c.Send(&cell.Cell{CircID: id, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyResourceLimit)}})
 }

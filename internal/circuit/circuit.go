@@ -106,8 +106,9 @@ var (
 )
 
 // StreamHandler receives the relay messages of one stream. Its methods
-// run on the circuit's goroutine and must not block. Message data stays
-// valid after the call (each cell has its own buffer).
+// run on the circuit's goroutine and must not block. Message data is
+// valid only during the call: the cell is recycled afterwards, so a
+// handler copies what it keeps.
 type StreamHandler interface {
 	// HandleRelay handles one message. A non-nil error is a protocol
 	// violation (for instance a stream window overrun) and closes the
@@ -642,10 +643,13 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 // run is the circuit's reader goroutine.
 func (c *Circuit) run() {
 	for cl := range c.ep.In() {
-		if err := c.handleCell(cl); err != nil {
+		err := c.handleCell(cl)
+		cl.Release() // handlers copy what they keep
+		if err != nil {
 			c.closeWith(err, true)
 			// Drain nothing more: Release closed the queue.
-			for range c.ep.In() {
+			for cl := range c.ep.In() {
+				cl.Release()
 			}
 			return
 		}
@@ -753,6 +757,7 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			return &ProtocolError{Msg: msg.Command.String() + " with stream ID 0"}
 		}
 		if msg.Command >= 32 && msg.Command <= 40 {
+			msg.Data = append([]byte(nil), msg.Data...) // the cell is recycled
 			select {
 			case c.ctrl <- msg:
 				return nil

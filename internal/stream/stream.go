@@ -116,10 +116,9 @@ type Conn struct {
 	answers   []cell.ResolvedAnswer
 	ready     chan struct{} // closed on CONNECTED/RESOLVED/END/circuit death
 	err       error         // terminal read error
-	rbuf      [][]byte
-	rcells    int // cells in rbuf (partially read counts)
-	deliver   int // stream deliver window
-	pkg       int // stream package window
+	rbuf      recvBuf       // received data; rbuf.ncells counts partly read cells
+	deliver   int           // stream deliver window
+	pkg       int           // stream package window
 	// With congestion control (prop 324 §4) stream windows are replaced
 	// by XON/XOFF.
 	cc       bool
@@ -316,11 +315,10 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 			}
 		}
 		if len(msg.Data) > 0 {
-			s.rbuf = append(s.rbuf, msg.Data)
-			s.rcells++
+			s.rbuf.put(msg.Data) // a copy: the cell is recycled
 			signal(s.readable)
 		}
-		if s.cc && !s.xoffSent && s.rcells >= XoffCells {
+		if s.cc && !s.xoffSent && s.rbuf.ncells >= XoffCells {
 			s.xoffSent = true
 			s.mu.Unlock()
 			// A send failure means the circuit is going away anyway.
@@ -416,27 +414,15 @@ func (s *Conn) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, net.ErrClosed
 		}
-		if len(s.rbuf) > 0 {
-			n := 0
-			for n < len(p) && len(s.rbuf) > 0 {
-				k := copy(p[n:], s.rbuf[0])
-				n += k
-				if k == len(s.rbuf[0]) {
-					s.rbuf[0] = nil
-					s.rbuf = s.rbuf[1:]
-					s.rcells--
-				} else {
-					s.rbuf[0] = s.rbuf[0][k:]
-				}
+		if s.rbuf.n > 0 {
+			if len(p) == 0 {
+				s.mu.Unlock()
+				return 0, nil
 			}
+			n := s.rbuf.read(p)
 			sendme, xon := s.ackLocked()
 			s.mu.Unlock()
-			for range sendme {
-				s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.id})
-			}
-			if xon {
-				s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XON, StreamID: s.id, Data: (&cell.Xon{}).Encode()})
-			}
+			s.sendAcks(sendme, xon)
 			return n, nil
 		}
 		if s.st == stEnded {
@@ -452,6 +438,16 @@ func (s *Conn) Read(p []byte) (int, error) {
 		case <-s.closedCh:
 			return 0, net.ErrClosed
 		}
+	}
+}
+
+// sendAcks sends what ackLocked asked for.
+func (s *Conn) sendAcks(sendme int, xon bool) {
+	for range sendme {
+		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.id})
+	}
+	if xon {
+		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XON, StreamID: s.id, Data: (&cell.Xon{}).Encode()})
 	}
 }
 
@@ -473,14 +469,14 @@ func (s *Conn) ackLocked() (int, bool) {
 		return 0, false
 	}
 	if s.cc {
-		if s.xoffSent && s.rcells <= XonCells {
+		if s.xoffSent && s.rbuf.ncells <= XonCells {
 			s.xoffSent = false
 			return 0, true
 		}
 		return 0, false
 	}
 	n := 0
-	for StreamWindowStart-s.deliver-s.rcells >= StreamWindowIncrement {
+	for StreamWindowStart-s.deliver-s.rbuf.ncells >= StreamWindowIncrement {
 		s.deliver += StreamWindowIncrement
 		n++
 	}
@@ -576,7 +572,7 @@ func (s *Conn) Close() error {
 	}
 	s.closed = true
 	close(s.closedCh)
-	s.rbuf = nil
+	s.rbuf.reset()
 	s.mu.Unlock()
 	s.abort(cell.EndDone)
 	return nil

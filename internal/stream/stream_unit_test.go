@@ -15,7 +15,7 @@ import (
 	"github.com/gotor/gotor/internal/stream"
 )
 
-func fakeCirc(t *testing.T) (*circtest.FakeRelay, *circuit.Circuit) {
+func fakeCirc(t testing.TB) (*circtest.FakeRelay, *circuit.Circuit) {
 	t.Helper()
 	f := circtest.NewFakeRelay()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -35,7 +35,7 @@ func fakeCirc(t *testing.T) (*circtest.FakeRelay, *circuit.Circuit) {
 
 // nextMsg returns the next relay message from the client, skipping
 // circuit-level SENDMEs.
-func nextMsg(t *testing.T, f *circtest.FakeRelay) cell.Relay {
+func nextMsg(t testing.TB, f *circtest.FakeRelay) cell.Relay {
 	t.Helper()
 	for {
 		select {
@@ -60,7 +60,7 @@ func nextMsg(t *testing.T, f *circtest.FakeRelay) cell.Relay {
 }
 
 // open begins a stream and has the fake relay accept it.
-func open(t *testing.T, f *circtest.FakeRelay, c *circuit.Circuit) *stream.Conn {
+func open(t testing.TB, f *circtest.FakeRelay, c *circuit.Circuit) *stream.Conn {
 	t.Helper()
 	type res struct {
 		s   *stream.Conn

@@ -41,6 +41,8 @@ type FakeRelay struct {
 	hop    *torcrypto.RelayHop
 	circID uint32
 	done   chan struct{}
+
+	scratch [cell.PayloadLen]byte // AppendRelayCell, guarded by mu
 }
 
 // NewFakeRelay starts a fake relay and returns it with a client channel
@@ -158,6 +160,30 @@ func (f *FakeRelay) SendFromLaterHop(p *[cell.PayloadLen]byte) error {
 	id := f.circID
 	f.mu.Unlock()
 	b, _ := (&cell.Cell{CircID: id, Command: cell.RELAY, Payload: p[:]}).Encode(4)
+	_, err := f.conn.Write(b)
+	return err
+}
+
+// AppendRelayCell encrypts a relay message originated by the relay and
+// appends the encoded cell to dst, for tests and benchmarks that write
+// many cells at once with WriteRaw. Messages must be written in the
+// order they were encrypted.
+func (f *FakeRelay) AppendRelayCell(dst []byte, msg cell.Relay) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := &f.scratch
+	if err := cell.EncodeRelay(p, msg); err != nil {
+		return dst, err
+	}
+	f.hop.Originate(p)
+	c := cell.Cell{CircID: f.circID, Command: cell.RELAY, Payload: p[:]}
+	return c.Append(dst, 4)
+}
+
+// WriteRaw writes encoded cells to the client.
+func (f *FakeRelay) WriteRaw(b []byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	_, err := f.conn.Write(b)
 	return err
 }
