@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -86,6 +87,16 @@ func (h *listenerHandler) HandleConnect(ctx context.Context, req *socks.Request)
 type endOnEOF struct{ net.Conn }
 
 func (e endOnEOF) CloseWrite() error { return e.Conn.Close() }
+
+// WriteTo forwards to the stream's WriteTo, which io.Copy would not find
+// behind the embedded net.Conn: the SOCKS splice then copies stream data
+// to the application without a 32 KiB buffer per stream.
+func (e endOnEOF) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := e.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{e.Conn})
+}
 
 func (h *listenerHandler) HandleResolve(ctx context.Context, req *socks.Request) (socks.ResolveAnswer, error) {
 	return h.c.resolve(ctx, h.request(req), req.Command == socks.CmdResolvePTR)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -238,6 +239,27 @@ func (t *trackedConn) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	t.c.bytesIn.Add(uint64(n))
 	t.c.obs.metrics.AddTraffic(uint64(n), 0)
+	return n, err
+}
+
+// WriteTo lets io.Copy(dst, conn) use the stream's own WriteTo (no copy
+// buffer per stream) while still counting the bytes, which the promoted
+// stream.Conn.WriteTo would not.
+func (t *trackedConn) WriteTo(w io.Writer) (int64, error) {
+	return t.Conn.WriteTo(countingWriter{w, t})
+}
+
+// countingWriter counts the bytes a stream delivers through WriteTo as
+// trackedConn.Read does.
+type countingWriter struct {
+	w io.Writer
+	t *trackedConn
+}
+
+func (cw countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.t.c.bytesIn.Add(uint64(n))
+	cw.t.c.obs.metrics.AddTraffic(uint64(n), 0)
 	return n, err
 }
 

@@ -49,6 +49,9 @@ func benchReceive(b *testing.B, consume func(s *stream.Conn, n int64) error) {
 			window -= n
 			sent += n
 		}
+		// END (DONE) so that WriteTo returns.
+		buf, _ = f.AppendRelayCell(buf[:0], cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+		f.WriteRaw(buf)
 	}()
 	if err := consume(s, int64(b.N)*cell.RelayDataMax); err != nil {
 		b.Fatal(err)
@@ -61,5 +64,24 @@ func BenchmarkReceivePathRead(b *testing.B) {
 		buf := make([]byte, 32<<10)
 		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{io.LimitReader(s, n)}, buf)
 		return err
+	})
+}
+
+// countingDiscard is io.Discard that counts, without ReadFrom (as a
+// TCP connection's ReadFrom is not used when the source has WriteTo).
+type countingDiscard struct{ n int64 }
+
+func (d *countingDiscard) Write(p []byte) (int, error) { d.n += int64(len(p)); return len(p), nil }
+
+func BenchmarkReceivePathWriteTo(b *testing.B) {
+	benchReceive(b, func(s *stream.Conn, n int64) error {
+		var d countingDiscard
+		if _, err := io.Copy(&d, s); err != nil {
+			return err
+		}
+		if d.n != n {
+			b.Fatalf("got %d bytes, want %d", d.n, n)
+		}
+		return nil
 	})
 }

@@ -274,3 +274,35 @@ func TestDataAfterCloseIsDropped(t *testing.T) {
 		t.Fatal(err, c.Err())
 	}
 }
+
+func TestWriteToCopiesUntilEnd(t *testing.T) {
+	f, c := fakeCirc(t)
+	s := open(t, f, c)
+	type res struct {
+		n   int64
+		err error
+	}
+	var got bytes.Buffer
+	done := make(chan res, 1)
+	go func() {
+		n, err := s.WriteTo(&got)
+		done <- res{n, err}
+	}()
+	var want []byte
+	for i := range 120 {
+		d := bytes.Repeat([]byte{byte(i)}, 1+i*4%498)
+		want = append(want, d...)
+		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: d})
+	}
+	// Stream SENDMEs are sent for the cells WriteTo consumed.
+	for range 2 {
+		if m := nextMsg(t, f); m.Command != cell.RELAY_SENDME || m.StreamID != s.StreamID() {
+			t.Fatalf("got %+v, want stream SENDME", m)
+		}
+	}
+	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+	r := <-done
+	if r.err != nil || r.n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("WriteTo: %d bytes, %v; equal %v", r.n, r.err, bytes.Equal(got.Bytes(), want))
+	}
+}
