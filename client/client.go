@@ -198,7 +198,7 @@ func (c *Client) Start(ctx context.Context) error {
 	if err := c.startControl(); err != nil {
 		return err
 	}
-	if err := c.dir.Bootstrap(ctx); err != nil {
+	if err := c.bootstrapDir(ctx); err != nil {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
 	c.guards.SetNetDir(c.dir.NetDir())
@@ -405,4 +405,26 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Client
 		return nil, err
 	}
 	return c, nil
+}
+
+// bootstrapDir retries the directory bootstrap until it succeeds or ctx
+// ends, as C tor keeps trying: a network that is down at start-up must
+// not make the client give up.
+func (c *Client) bootstrapDir(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		err := c.dir.Bootstrap(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("directory bootstrap failed; retrying", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		if backoff < time.Minute {
+			backoff *= 2
+		}
+	}
 }

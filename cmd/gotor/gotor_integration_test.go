@@ -5,7 +5,6 @@ package main_test
 // applications reach the network through its SocksPort with curl.
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,16 +76,14 @@ func startGotor(t *testing.T, n *testnet.Network, extra string) *gotorProc {
 	if err := os.WriteFile(torrcPath, []byte(torrcText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-f", torrcPath, "--Log", "notice stdout")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
+	// The torrc is the one a C tor client uses, unchanged: gotor logs to
+	// the file it names (DATADIR/notice.log), where readiness shows.
+	cmd := exec.Command(bin, "-f", torrcPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &gotorProc{cmd: cmd, socks: fmt.Sprintf("127.0.0.1:%d", port)}
+	p := &gotorProc{cmd: cmd, socks: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(dir, "data", "notice.log")}
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -100,29 +97,7 @@ func startGotor(t *testing.T, n *testnet.Network, extra string) *gotorProc {
 			t.Error("gotor did not exit within 10 s of SIGINT")
 		}
 	})
-	ready := make(chan struct{})
-	var logMu sync.Mutex
-	var logBuf strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			logMu.Lock()
-			logBuf.WriteString(line + "\n")
-			logMu.Unlock()
-			if strings.Contains(line, "Bootstrapped 100%") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(90 * time.Second):
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("gotor did not bootstrap within 90 s; log:\n%s", logBuf.String())
-	}
+	waitFor(t, p.log, "Bootstrapped 100%", 90*time.Second)
 	return p
 }
 

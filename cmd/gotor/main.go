@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -77,12 +78,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	h, closeLogs, err := logging.New(cfg.Logs)
+	// As C tor does, the DataDirectory exists before logs are opened, so
+	// "Log notice file DATADIR/notice.log" works on a first start.
+	if cfg.DataDirectory != "" {
+		if err := os.MkdirAll(cfg.DataDirectory, 0o700); err != nil {
+			fmt.Fprintf(stderr, "gotor: DataDirectory: %v\n", err)
+			return 1
+		}
+	}
+	first, closeLogs, err := logging.New(cfg.Logs)
 	if err != nil {
 		fmt.Fprintf(stderr, "gotor: %v\n", err)
 		return 1
 	}
-	defer closeLogs()
+	h := logging.NewSwappable(first, closeLogs)
+	defer h.Close()
 	log := slog.New(h)
 	log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("gotor %s starting", version))
 
@@ -121,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			bar.done()
 			started = nil
 		case <-c.Reload():
-			reload(log, args, cfg)
+			reload(log, h, args, cfg)
 		case <-c.Shutdown():
 			log.Log(context.Background(), logging.LevelNotice, "Controller asked to shut down")
 			cancel()
@@ -130,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				reload(log, args, cfg)
+				reload(log, h, args, cfg)
 			default:
 				log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("Caught %v, shutting down cleanly", s))
 				cancel()
@@ -145,29 +155,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 // reload re-reads the configuration on SIGHUP. gotor cannot yet change a
 // running client's options, so it validates the new configuration and
 // names the options that changed and need a restart.
-func reload(log *slog.Logger, args []string, old *config.Config) {
+func reload(log *slog.Logger, h *logging.Swappable, args []string, old *config.Config) {
 	cfg, _, err := config.Load("", args)
 	if err != nil {
 		log.Warn("SIGHUP: configuration not reloaded", "err", err)
 		return
 	}
+	// Log lines take effect at once (files are reopened, which also
+	// serves log rotation).
+	if nh, closeFn, err := logging.New(cfg.Logs); err != nil {
+		log.Warn("SIGHUP: Log lines not applied", "err", err)
+	} else {
+		h.Swap(nh, closeFn)
+		old.Logs = cfg.Logs
+	}
+	// Everything else is fixed once the client runs: name what changed.
 	var changed []string
-	if fmt.Sprint(cfg.SocksPorts) != fmt.Sprint(old.SocksPorts) {
-		changed = append(changed, "SocksPort")
-	}
-	if fmt.Sprint(cfg.DirAuthorities) != fmt.Sprint(old.DirAuthorities) {
-		changed = append(changed, "DirAuthority")
-	}
-	if cfg.MaxCircuitDirtiness != old.MaxCircuitDirtiness {
-		changed = append(changed, "MaxCircuitDirtiness")
-	}
-	if fmt.Sprint(cfg.ExitNodes, cfg.EntryNodes, cfg.ExcludeNodes, cfg.ExcludeExitNodes) !=
-		fmt.Sprint(old.ExitNodes, old.EntryNodes, old.ExcludeNodes, old.ExcludeExitNodes) {
-		changed = append(changed, "ExitNodes/EntryNodes/ExcludeNodes/ExcludeExitNodes")
-	}
-	if cfg.IsolationLevel != old.IsolationLevel || cfg.IsolateDestinations != old.IsolateDestinations ||
-		cfg.IsolateSOCKSAuth != old.IsolateSOCKSAuth || cfg.IsolateClientPort != old.IsolateClientPort {
-		changed = append(changed, "isolation options")
+	nv, ov := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(old).Elem()
+	for i := 0; i < nv.NumField(); i++ {
+		name := nv.Type().Field(i).Name
+		if name != "Logs" && !reflect.DeepEqual(nv.Field(i).Interface(), ov.Field(i).Interface()) {
+			changed = append(changed, name)
+		}
 	}
 	if len(changed) == 0 {
 		log.Log(context.Background(), logging.LevelNotice, "SIGHUP: configuration re-read; nothing changed")

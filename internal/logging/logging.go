@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotor/gotor/config"
@@ -182,4 +183,88 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	}
 	n.group = name
 	return &n
+}
+
+// Swappable is a slog.Handler whose destinations can be replaced while
+// loggers built on it are in use (SIGHUP re-reads the Log lines and
+// reopens log files, which also serves log rotation).
+type Swappable struct {
+	cur atomic.Pointer[swapState]
+}
+
+type swapState struct {
+	h     slog.Handler
+	close func() error
+}
+
+// NewSwappable returns a Swappable writing to h; closeFn closes h's files.
+func NewSwappable(h slog.Handler, closeFn func() error) *Swappable {
+	s := &Swappable{}
+	s.cur.Store(&swapState{h, closeFn})
+	return s
+}
+
+// Swap installs h and closes the previous destinations.
+func (s *Swappable) Swap(h slog.Handler, closeFn func() error) {
+	old := s.cur.Swap(&swapState{h, closeFn})
+	if old != nil && old.close != nil {
+		old.close()
+	}
+}
+
+// Close closes the current destinations.
+func (s *Swappable) Close() error {
+	if st := s.cur.Load(); st != nil && st.close != nil {
+		return st.close()
+	}
+	return nil
+}
+
+// Enabled implements slog.Handler.
+func (s *Swappable) Enabled(ctx context.Context, l slog.Level) bool {
+	return s.cur.Load().h.Enabled(ctx, l)
+}
+
+// Handle implements slog.Handler.
+func (s *Swappable) Handle(ctx context.Context, r slog.Record) error {
+	return s.cur.Load().h.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler; the attributes follow later swaps.
+func (s *Swappable) WithAttrs(as []slog.Attr) slog.Handler {
+	return &derived{s: s, attrs: as}
+}
+
+// WithGroup implements slog.Handler; the group follows later swaps.
+func (s *Swappable) WithGroup(name string) slog.Handler {
+	return &derived{s: s, group: name}
+}
+
+type derived struct {
+	s      *Swappable
+	parent *derived
+	attrs  []slog.Attr
+	group  string
+}
+
+func (d *derived) handler() slog.Handler {
+	var h slog.Handler
+	if d.parent != nil {
+		h = d.parent.handler()
+	} else {
+		h = d.s.cur.Load().h
+	}
+	if d.group != "" {
+		return h.WithGroup(d.group)
+	}
+	return h.WithAttrs(d.attrs)
+}
+
+func (d *derived) Enabled(ctx context.Context, l slog.Level) bool  { return d.handler().Enabled(ctx, l) }
+func (d *derived) Handle(ctx context.Context, r slog.Record) error { return d.handler().Handle(ctx, r) }
+func (d *derived) WithAttrs(as []slog.Attr) slog.Handler {
+	return &derived{s: d.s, parent: d, attrs: as}
+}
+func (d *derived) WithGroup(name string) slog.Handler {
+	return &derived{s: d.s, parent: d, group: name}
 }
