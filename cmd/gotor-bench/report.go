@@ -461,7 +461,7 @@ func (r *results) svg() string {
 				}
 				x := px0 + v/xmax*pwi
 				fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", x, py0, x, py0+phi)
-				fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, py0+phi+14, strconv.FormatFloat(v, 'f', -1, 64))
+				fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, py0+phi+14, strconv.FormatFloat(v, 'g', 6, 64))
 			}
 			for i := 0; i <= 4; i++ {
 				y := py0 + phi - float64(i)/4*phi
