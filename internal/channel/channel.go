@@ -8,8 +8,10 @@
 // # Concurrency
 //
 // Each channel has exactly one reader goroutine. It reads cells and
-// dispatches them by circuit ID to the circuit's Endpoint, a bounded
-// queue (QueueLen cells). The reader never blocks on a circuit: if a
+// dispatches them by circuit ID to the circuit's Endpoint: to the
+// circuit's handler, called on the reader goroutine (Endpoint.SetHandler,
+// what package circuit uses: no goroutine hand-off per cell), or else to
+// a bounded queue (QueueLen cells). The reader never blocks on a circuit: if a
 // circuit's queue is full the cell is not queued, the circuit is torn
 // down locally (its Endpoint fails with ErrQueueOverflow) and a DESTROY
 // is sent. Circuit-level flow control (SENDME windows, tor-spec §7.3)
@@ -130,7 +132,21 @@ type Endpoint struct {
 	ch *Channel
 	in chan *cell.Cell
 	// guarded by ch.mu
-	err error
+	err     error
+	handler func(*cell.Cell)
+}
+
+// SetHandler makes the channel's reader goroutine hand this circuit's
+// cells to h directly, in order, instead of queueing them on In (In is
+// then only closed, with Err set, when the circuit ends). h owns each
+// cell. h runs on the reader goroutine, so it must not block on anything
+// but writes to this channel (which have a deadline): every other
+// circuit on the channel waits meanwhile. Set it before any cell can
+// arrive (before sending CREATE*).
+func (e *Endpoint) SetHandler(h func(*cell.Cell)) {
+	e.ch.mu.Lock()
+	e.handler = h
+	e.ch.mu.Unlock()
 }
 
 // In returns the inbound cell queue. Cells read from it belong to the
@@ -476,6 +492,11 @@ func (c *Channel) dispatch(cl *cell.Cell) {
 		c.mu.Unlock()
 		cl.Release()
 		return // late cell for a released circuit
+	}
+	if h := e.handler; h != nil {
+		c.mu.Unlock()
+		h(cl)
+		return
 	}
 	select {
 	case e.in <- cl:

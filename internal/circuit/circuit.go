@@ -5,12 +5,14 @@
 // §6.1 relay cell crypto layering, §7.3 circuit-level flow control with
 // prop 289 authenticated SENDMEs.
 //
-// Each circuit has one goroutine that drains its channel queue, removes
-// the relay crypto layers and dispatches relay messages: control
+// Each circuit's cells are handled on its channel's reader goroutine
+// (channel.Endpoint.SetHandler), which removes the relay crypto layers
+// and dispatches relay messages: control
 // messages (EXTENDED2, TRUNCATED, circuit SENDME) are handled here and
 // stream messages go to the StreamHandler attached for their stream ID
 // (package stream builds on this). That goroutine never blocks on the
-// application: handlers must not block.
+// application: handlers must not block. A small goroutine per circuit
+// waits for the endpoint's end (DESTROY, channel loss) to close it.
 package circuit
 
 import (
@@ -106,7 +108,7 @@ var (
 )
 
 // StreamHandler receives the relay messages of one stream. Its methods
-// run on the circuit's goroutine and must not block. Message data is
+// run on the channel reader goroutine and must not block. Message data is
 // valid only during the call: the cell is recycled afterwards, so a
 // handler copies what it keeps.
 type StreamHandler interface {
@@ -138,7 +140,7 @@ type Circuit struct {
 	sentDigests   [][20]byte
 	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
 
-	// Reader goroutine only.
+	// Channel reader goroutine only (handle).
 	deliverWindow int
 
 	extendMu sync.Mutex // one handshake at a time
@@ -270,6 +272,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 	}
 	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: reply, target: target}
 	c.pending = p
+	ep.SetHandler(c.handle)
 	go c.run()
 	if err := ep.Send(cmd, body); err != nil {
 		c.closeWith(err, false)
@@ -640,7 +643,24 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	return c.ep.Send(cmd, p[:])
 }
 
-// run is the circuit's reader goroutine.
+// handle processes one cell on the channel's reader goroutine (see
+// channel.Endpoint.SetHandler): decrypting and delivering relay cells
+// there, and sending circuit SENDMEs from there, saves a goroutine
+// hand-off per batch of cells, which on a loaded machine shows up as
+// round-trip time to the relays. Stream handlers never block; the only
+// blocking calls are writes to the channel (bounded by its write
+// deadline), as when the circuit goroutine did this.
+func (c *Circuit) handle(cl *cell.Cell) {
+	err := c.handleCell(cl)
+	cl.Release() // handlers copy what they keep
+	if err != nil {
+		c.closeWith(err, true)
+	}
+}
+
+// run waits for the end of the circuit's endpoint and closes the
+// circuit with its reason. (Cells are handled by handle; a cell queued
+// on In, which only a test would do, is handled here.)
 func (c *Circuit) run() {
 	for cl := range c.ep.In() {
 		err := c.handleCell(cl)
