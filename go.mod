@@ -2,6 +2,8 @@ module github.com/gotor/gotor
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	filippo.io/edwards25519 v1.2.0
 	github.com/prometheus/client_golang v1.23.2
