@@ -176,3 +176,35 @@ func TestIsolationOff(t *testing.T) {
 		t.Errorf("with isolation off, alice and bob used circuits %d and %d", x, y)
 	}
 }
+
+// The design's example 1, as written: IsolationLevel "destination" with
+// IsolateDestinations and prebuilding, on a plain SocksPort.
+func TestDesignExampleDestinationIsolation(t *testing.T) {
+	_, n, srv := shared(t)
+	cfg := testConfig(t, n, t.TempDir())
+	cfg.SocksPorts = cfg.SocksPorts[:1] // C tor's default flags only
+	cfg.IsolationLevel = "destination"
+	cfg.IsolateDestinations = true
+	cfg.EnableCircuitPrebuilding = true
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.New(cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	socks := c.SocksAddrs()[0]
+	a := openVia(t, socks, "", "", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	b := openVia(t, socks, "", "", fmt.Sprintf("gotor-test.example:%d", srv.Port))
+	a2 := openVia(t, socks, "", "", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	x, y, x2 := circuitOf(t, c, a), circuitOf(t, c, b), circuitOf(t, c, a2)
+	if x == y {
+		t.Errorf("two destinations share circuit %d", x)
+	}
+	if x != x2 {
+		t.Errorf("one destination used circuits %d and %d", x, x2)
+	}
+}
