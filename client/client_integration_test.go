@@ -173,13 +173,7 @@ func TestHTTPTunnelPort(t *testing.T) {
 	cfg := testConfig(t, n, t.TempDir())
 	cfg.SocksPorts = nil
 	cfg.HTTPTunnelPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := client.Open(ctx, cfg, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := openClient(t, cfg)
 	srv, err := testnet.StartHTTPServer(1 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -251,4 +245,18 @@ func TestSOCKSCloseEndsStream(t *testing.T) {
 	if n := len(c.Streams()); n > before {
 		t.Fatalf("%d streams still open 10 s after their applications closed", n-before)
 	}
+}
+
+// openClient starts a client with cfg for one test (bootstrapped within
+// two minutes) and stops it when the test ends.
+func openClient(t *testing.T, cfg *config.Config) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.Open(ctx, cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
 }

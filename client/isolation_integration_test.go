@@ -162,13 +162,7 @@ func TestIsolationOff(t *testing.T) {
 	cfg.IsolationLevel = "none"
 	cfg.IsolateSOCKSAuth = false
 	cfg.SocksPorts = cfg.SocksPorts[:1]
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := client.Open(ctx, cfg, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := openClient(t, cfg)
 	target := fmt.Sprintf("127.0.0.1:%d", srv.Port)
 	a := openVia(t, c.SocksAddrs()[0], "alice", "x", target)
 	b := openVia(t, c.SocksAddrs()[0], "bob", "y", target)

@@ -29,11 +29,7 @@ func TestExitNodesAndExcludeNodes(t *testing.T) {
 	cfg.ExcludeNodes = []string{"$" + middle}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Open(ctx, cfg, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := openClient(t, cfg)
 	for i := 0; i < 4; i++ {
 		conn, err := c.DialContext(client.WithIsolationToken(ctx, client.NewIsolationToken()), "tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
 		if err != nil {

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/net/proxy"
 
-	"github.com/gotor/gotor/client"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
 )
 
@@ -135,11 +134,7 @@ func TestOnionServiceClientAuth(t *testing.T) {
 	cfg := testConfig(t, n, filepath.Join(t.TempDir(), "data"))
 	cfg.SocksPorts = cfg.SocksPorts[:1]
 	cfg.ClientOnionAuthDir = authDir
-	c, err := client.Open(ctx, cfg, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := openClient(t, cfg)
 	body, err := fetchOnion(t, c.SocksAddrs()[0], svc.Hostname, "/", 2*time.Minute)
 	if err != nil {
 		t.Fatalf("with the client key: %v", err)
