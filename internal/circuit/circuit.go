@@ -138,7 +138,8 @@ type Circuit struct {
 	cc            bool
 	earlyLeft     int // RELAY_EARLY cells we may still send (tor-spec §5.6)
 	sentDigests   [][20]byte
-	windowOpen    chan struct{} // cap 1, signaled when packageWindow rises
+	windowOpen    chan struct{}         // cap 1, signaled when packageWindow rises
+	sendBuf       [cell.PayloadLen]byte // sendLocked's payload
 
 	// Channel reader goroutine only (handle).
 	deliverWindow int
@@ -615,8 +616,11 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	if len(hops) == 0 {
 		return errors.New("circuit: no hops")
 	}
-	var p [cell.PayloadLen]byte
-	if err := cell.EncodeRelay(&p, msg); err != nil {
+	// The scratch payload is reused under smu: a local array escapes
+	// through the crypto layers' interface calls (one allocation per
+	// cell sent), and ep.Send copies it out before returning.
+	p := &c.sendBuf
+	if err := cell.EncodeRelay(p, msg); err != nil {
 		return err
 	}
 	// EXTEND2 must travel in RELAY_EARLY; like C tor we also send the
@@ -631,7 +635,7 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	if cmd == cell.RELAY_EARLY {
 		c.earlyLeft--
 	}
-	d := hops.Encrypt(&p, len(hops)-1)
+	d := hops.Encrypt(p, len(hops)-1)
 	if data {
 		// prop 289: remember the digest of every cell that will make the
 		// exit send a SENDME (the 100th, 200th, ... since the last one).
