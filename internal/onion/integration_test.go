@@ -19,10 +19,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,54 +101,28 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startOnionService runs a C tor onion service on the network and returns
-// its address.
-func startOnionService(t *testing.T, n *testnet.Network, extra ...string) string {
-	return startOnionServiceTo(t, n, freePort(t), extra...)
+// startOnionService runs a C tor onion service on the network
+// (testnet.StartOnionService) and returns its address.
+func startOnionService(t *testing.T, n *testnet.Network) string {
+	return startOnionServiceTo(t, n, freePort(t))
 }
 
-func startOnionServiceTo(t *testing.T, n *testnet.Network, port int, extra ...string) string {
-	return startOnionServiceAuth(t, n, port, nil, extra...)
+func startOnionServiceTo(t *testing.T, n *testnet.Network, port int) string {
+	return startOnionServiceAuth(t, n, port, nil)
 }
 
 // startOnionServiceAuth also installs authorized client x25519 public
 // keys (rend-spec Appendix G.1.2 ".auth" files).
-func startOnionServiceAuth(t *testing.T, n *testnet.Network, port int, clients [][32]byte, extra ...string) string {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	hsdir := filepath.Join(dir, "hs")
-	os.MkdirAll(data, 0o700)
-	os.MkdirAll(filepath.Join(hsdir, "authorized_clients"), 0o700)
-	os.Chmod(hsdir, 0o700)
-	for i, pk := range clients {
-		line := "descriptor:x25519:" + b32NoPad.EncodeToString(pk[:]) + "\n"
-		os.WriteFile(filepath.Join(hsdir, "authorized_clients", fmt.Sprintf("c%d.auth", i)), []byte(line), 0o600)
-	}
-	torrc := n.ClientTorrc(data, freePort(t)) +
-		fmt.Sprintf("HiddenServiceDir %s\nHiddenServicePort 80 127.0.0.1:%d\nLog info file %s\n",
-			hsdir, port, filepath.Join(data, "info.log")) + strings.Join(extra, "\n") + "\n"
-	path := filepath.Join(dir, "torrc")
-	if err := os.WriteFile(path, []byte(torrc), 0o600); err != nil {
+func startOnionServiceAuth(t *testing.T, n *testnet.Network, port int, clients [][32]byte) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	svc, err := n.StartOnionService(ctx, port, clients...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("tor", "-f", path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for i := 0; i < 100; i++ {
-		if b, err := os.ReadFile(filepath.Join(hsdir, "hostname")); err == nil && len(b) > 0 {
-			t.Logf("onion service %s (logs in %s)", strings.TrimSpace(string(b)), data)
-			return strings.TrimSpace(string(b))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("onion service did not write its hostname")
-	return ""
+	t.Cleanup(svc.Stop)
+	t.Logf("onion service %s (HiddenServiceDir %s)", svc.Hostname, svc.Dir)
+	return svc.Hostname
 }
 
 func TestIntegrationFetchDescriptorFromCTorService(t *testing.T) {
