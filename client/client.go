@@ -3,398 +3,52 @@
 // for a SOCKS port, an HTTP CONNECT port and Go programs.
 //
 //	cfg := config.DefaultConfig()
-//	c, err := client.New(cfg, slog.Default())
+//	c, err := client.Open(ctx, cfg, slog.Default()) // returns once bootstrapped
 //	if err != nil { ... }
-//	if err := c.Start(ctx); err != nil { ... } // returns once bootstrapped
 //	defer c.Stop()
 //	conn, err := c.DialContext(ctx, "tcp", "example.com:80")
 //
-// Names are always resolved by the exit relay, never locally.
+// Names are always resolved by the exit relay, never locally. Errors
+// that a caller can act on are *Error values with a Kind.
 package client
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/gotor/gotor/config"
-	"github.com/gotor/gotor/internal/channel"
-	"github.com/gotor/gotor/internal/circmgr"
-	"github.com/gotor/gotor/internal/control"
-	"github.com/gotor/gotor/internal/dirmgr"
-	"github.com/gotor/gotor/internal/guard"
-	"github.com/gotor/gotor/internal/logging"
-	"github.com/gotor/gotor/internal/metrics"
-	"github.com/gotor/gotor/internal/onion"
-	"github.com/gotor/gotor/internal/path"
-	"github.com/gotor/gotor/internal/socks"
+	"github.com/gotor/gotor/internal/engine"
 )
 
-// Progress is a bootstrap progress report, as C tor logs it:
-// "Bootstrapped 45% (requesting_descriptors): Asking for relay descriptors".
-type Progress struct {
-	Percent int
-	Tag     string
-	Summary string
-}
-
-func (p Progress) String() string {
-	return fmt.Sprintf("Bootstrapped %d%% (%s): %s", p.Percent, p.Tag, p.Summary)
-}
-
-// Client is a running (or ready to start) Tor client. Create it with New.
+// Client is a running (or ready to start) Tor client. Create it with New
+// or Open.
 type Client struct {
+	e   *engine.Engine
 	cfg *config.Config
-	log *slog.Logger
-
-	dir    *dirmgr.Manager
-	chans  *channel.Manager
-	guards *guard.Manager
-	sel    *path.Selector
-	circs  *circmgr.Manager[*exitCircuit]
-
-	servers    []*socks.Server
-	listeners  []net.Listener
-	socksAddrs []string
-	httpAddrs  []string
-
-	mu        sync.Mutex
-	progress  Progress
-	progSubs  []chan Progress
-	started   bool
-	stopped   bool
-	cancelRun context.CancelFunc
-	wg        sync.WaitGroup
-
-	dirCircs dirCircuits
-	events   eventHub
-	obs      observer
-
-	onion        *onion.Client
-	onionAuth    *onion.ClientAuth
-	ctrl         *control.Server
-	metricsSrv   *metrics.Server
-	configFile   string
-	shutdownCh   chan struct{}
-	shutdownOnce sync.Once
-	reloadCh     chan struct{}
-	streams      streamTable
-	bytesIn      atomic.Uint64
-	bytesOut     atomic.Uint64
+	rt  *router
 }
 
 // New checks cfg and prepares a client; nothing touches the network until
-// Start. A nil logger discards logs.
+// Start. The client keeps its own copy of cfg: later changes to cfg do
+// not affect it. A nil cfg means config.DefaultConfig() (SocksPort
+// 127.0.0.1:9050, the real network); a nil logger discards logs.
 func New(cfg *config.Config, logger *slog.Logger) (*Client, error) {
 	if cfg == nil {
 		cfg = config.DefaultConfig()
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	c := &Client{cfg: cfg, log: logger, shutdownCh: make(chan struct{}), reloadCh: make(chan struct{}, 1)}
-	c.obs.metrics = metrics.New()
-	c.obs.metrics.Registry.MustRegister(newClassCollector(c))
-
-	var auths []dirmgr.Authority
-	for _, line := range cfg.DirAuthorities {
-		a, err := dirmgr.ParseDirAuthority(line)
-		if err != nil {
-			return nil, fmt.Errorf("client: DirAuthority %q: %w", line, err)
-		}
-		auths = append(auths, a)
-	}
-	if cfg.DataDirectory != "" {
-		if err := os.MkdirAll(cfg.DataDirectory, 0o700); err != nil {
-			return nil, fmt.Errorf("client: DataDirectory: %w", err)
-		}
-		_ = os.Chmod(cfg.DataDirectory, 0o700)
-	}
-
-	sel := path.New()
-	sel.EnforceDistinctSubnets = cfg.EnforceDistinctSubnets
-	sel.StrictNodes = cfg.StrictNodes
-	var err error
-	if sel.ExitNodes, err = nodeSet("ExitNodes", cfg.ExitNodes); err != nil {
-		return nil, err
-	}
-	if sel.EntryNodes, err = nodeSet("EntryNodes", cfg.EntryNodes); err != nil {
-		return nil, err
-	}
-	if sel.ExcludeNodes, err = nodeSet("ExcludeNodes", cfg.ExcludeNodes); err != nil {
-		return nil, err
-	}
-	if sel.ExcludeExitNodes, err = nodeSet("ExcludeExitNodes", cfg.ExcludeExitNodes); err != nil {
-		return nil, err
-	}
-	c.sel = sel
-
-	c.guards, err = guard.New(guard.Config{
-		DataDirectory:  cfg.DataDirectory,
-		EntryNodes:     sel.EntryNodes,
-		ExcludeNodes:   sel.ExcludeNodes,
-		NumEntryGuards: cfg.NumEntryGuards,
-		Logf:           func(f string, a ...any) { logger.Warn(fmt.Sprintf(f, a...)) },
-	})
+	cfg = cfg.Clone()
+	e, err := engine.New(cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("client: guards: %w", err)
+		return nil, err
 	}
-
-	c.chans = channel.NewManager()
-	c.dir, err = dirmgr.New(dirmgr.Config{
-		Authorities:       auths,
-		DataDir:           cfg.DataDirectory,
-		TestingTorNetwork: cfg.TestingTorNetwork,
-		Logger:            logger,
-		Progress:          c.setDirProgress,
-		DirDial:           c.dirDial,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("client: directory: %w", err)
-	}
-	if cfg.ClientOnionAuthDir != "" {
-		if c.onionAuth, err = onion.LoadClientAuthDir(cfg.ClientOnionAuthDir); err != nil {
-			return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
-		}
-	}
-	c.progress = Progress{Percent: 0, Tag: "starting", Summary: "Starting"}
+	c := &Client{e: e, cfg: cfg}
+	c.rt = newRouter(c)
 	return c, nil
 }
 
-func nodeSet(opt string, specs []string) (*path.NodeSet, error) {
-	if len(specs) == 0 {
-		return nil, nil
-	}
-	s, err := path.ParseNodeSet(specs...)
-	if err != nil {
-		return nil, fmt.Errorf("client: %s: %w", opt, err)
-	}
-	return s, nil
-}
-
-// Start bootstraps the client (directory, then circuits) and opens the
-// configured listeners. It returns once the client can carry streams, or
-// when ctx ends. The client keeps running after ctx ends; call Stop.
-func (c *Client) Start(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
-		return errors.New("client: already started")
-	}
-	c.started = true
-	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancelRun = cancel
-	c.mu.Unlock()
-
-	if err := c.startControl(); err != nil {
-		return err
-	}
-	if err := c.bootstrapDir(ctx); err != nil {
-		return fmt.Errorf("client: bootstrap: %w", err)
-	}
-	c.guards.SetNetDir(c.dir.NetDir())
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		_ = c.dir.Run(runCtx)
-	}()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.followNetDir(runCtx)
-	}()
-
-	c.circs = circmgr.New[*exitCircuit](circmgr.BuilderFunc[*exitCircuit](c.buildExitCircuit), circmgr.Config{
-		MaxCircuitDirtiness:      c.cfg.MaxCircuitDirtiness,
-		CircuitBuildTimeout:      c.cfg.CircuitBuildTimeout,
-		NewCircuitPeriod:         c.cfg.NewCircuitPeriod,
-		EnableCircuitPrebuilding: c.cfg.EnableCircuitPrebuilding,
-		Logger:                   c.log,
-		OnEvent:                  c.onCircEvent,
-	})
-
-	c.onion = onion.New(onion.Config{
-		Builder:        onionBuilder{c},
-		NetDir:         c.dir.NetDir,
-		TestingNetwork: c.cfg.TestingTorNetwork,
-		ClientAuth:     c.onionAuth,
-	})
-
-	if err := c.openListeners(); err != nil {
-		c.Stop()
-		return err
-	}
-
-	// Bootstrap ends when a first circuit can be built, as in C tor.
-	c.setProgress(Progress{Percent: 95, Tag: "circuit_create", Summary: "Establishing a Tor circuit"})
-	if err := c.firstCircuit(ctx); err != nil {
-		return fmt.Errorf("client: first circuit: %w", err)
-	}
-	c.setProgress(Progress{Percent: 100, Tag: "done", Summary: "Done"})
-	return nil
-}
-
-// firstCircuit makes sure a usable exit circuit exists.
-func (c *Client) firstCircuit(ctx context.Context) error {
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		err := c.circs.Ready(ctx, circmgr.Usage{Port: 80})
-		if err == nil {
-			return nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		c.log.Warn("building first circuit failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	return last
-}
-
-func (c *Client) followNetDir(ctx context.Context) {
-	ch, cancel := c.dir.Subscribe()
-	defer cancel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case nd, ok := <-ch:
-			if !ok {
-				return
-			}
-			c.guards.SetNetDir(nd)
-		}
-	}
-}
-
-// Stop closes listeners, circuits and channels, saves state and waits for
-// the client's goroutines. It is safe to call more than once.
-func (c *Client) Stop() error {
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return nil
-	}
-	c.stopped = true
-	cancel := c.cancelRun
-	subs := c.progSubs
-	c.progSubs = nil
-	c.mu.Unlock()
-
-	for _, ln := range c.listeners {
-		_ = ln.Close()
-	}
-	if c.ctrl != nil {
-		_ = c.ctrl.Close()
-	}
-	if c.metricsSrv != nil {
-		_ = c.metricsSrv.Close()
-	}
-	for _, s := range c.servers {
-		_ = s.Close()
-	}
-	if c.onion != nil {
-		_ = c.onion.Close()
-	}
-	if c.circs != nil {
-		_ = c.circs.Close()
-	}
-	if cancel != nil {
-		cancel()
-	}
-	c.chans.Close()
-	c.wg.Wait()
-	for _, s := range subs {
-		close(s)
-	}
-	return nil
-}
-
-// Bootstrap returns the latest bootstrap progress.
-func (c *Client) Bootstrap() Progress {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.progress
-}
-
-// ProgressEvents returns a channel that receives every later bootstrap
-// progress report; it is closed by Stop. Slow readers miss reports.
-func (c *Client) ProgressEvents() <-chan Progress {
-	ch := make(chan Progress, 16)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		close(ch)
-		return ch
-	}
-	c.progSubs = append(c.progSubs, ch)
-	return ch
-}
-
-func (c *Client) setDirProgress(p dirmgr.Progress) {
-	// The directory reports up to 100 when it has a usable NetDir; the
-	// client keeps the last phases for circuits, as C tor does.
-	if p.Percent >= 100 {
-		p.Percent = 90
-		p.Tag = "ap_handshake_done"
-		p.Summary = "Handshake finished with a relay to build circuits"
-	}
-	c.setProgress(Progress{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary})
-}
-
-func (c *Client) setProgress(p Progress) {
-	c.mu.Lock()
-	if p.Percent < c.progress.Percent {
-		c.mu.Unlock()
-		return
-	}
-	changed := p != c.progress
-	c.progress = p
-	subs := append([]chan Progress(nil), c.progSubs...)
-	c.mu.Unlock()
-	if !changed {
-		return
-	}
-	c.log.Log(context.Background(), logging.LevelNotice, p.String())
-	c.obs.metrics.SetBootstrap(p.Percent)
-	c.obs.publish(control.BootstrapEvent(control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}))
-	for _, s := range subs {
-		select {
-		case s <- p:
-		default:
-		}
-	}
-}
-
-// NewIdentity is NEWNYM: no existing circuit takes new streams, and new
-// streams are isolated from all earlier ones.
-func (c *Client) NewIdentity() {
-	if c.circs != nil {
-		c.circs.NewIdentity()
-	}
-}
-
-// Config returns the client's configuration. Do not modify it.
-func (c *Client) Config() *config.Config { return c.cfg }
-
-// Open is the one-call start: New and Start together. A nil cfg means
-// config.DefaultConfig() (SocksPort 127.0.0.1:9050, the real network).
-// Use ProxyURL, DialContext or HTTPClient on the result, and Stop it when
-// done.
+// Open is the one-call start: New and Start together. Use ProxyURL,
+// DialContext or HTTPClient on the result, and Stop it when done.
 func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Client, error) {
 	c, err := New(cfg, logger)
 	if err != nil {
@@ -407,24 +61,54 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Client
 	return c, nil
 }
 
-// bootstrapDir retries the directory bootstrap until it succeeds or ctx
-// ends, as C tor keeps trying: a network that is down at start-up must
-// not make the client give up.
-func (c *Client) bootstrapDir(ctx context.Context) error {
-	backoff := time.Second
-	for {
-		err := c.dir.Bootstrap(ctx)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		c.log.Warn("directory bootstrap failed; retrying", "in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		if backoff < time.Minute {
-			backoff *= 2
-		}
-	}
+// Start bootstraps the client (directory, then circuits) and opens the
+// configured listeners. It returns once the client can carry streams, or
+// when ctx ends. The client keeps running after ctx ends; call Stop.
+func (c *Client) Start(ctx context.Context) error { return c.e.Start(ctx) }
+
+// Stop closes listeners, circuits and channels, saves state and waits for
+// the client's goroutines. It is safe to call more than once.
+func (c *Client) Stop() error {
+	c.rt.closeIdle()
+	return c.e.Stop()
 }
+
+// Config returns a copy of the client's configuration.
+func (c *Client) Config() *config.Config { return c.cfg.Clone() }
+
+// Bootstrap returns the latest bootstrap progress.
+func (c *Client) Bootstrap() Progress { return Progress(c.e.Bootstrap()) }
+
+// ProgressEvents returns a channel that receives every later bootstrap
+// progress report; it is closed by Stop. Slow readers miss reports.
+func (c *Client) ProgressEvents() <-chan Progress {
+	in := c.e.ProgressEvents()
+	out := make(chan Progress, cap(in))
+	go func() {
+		defer close(out)
+		for p := range in {
+			select {
+			case out <- Progress(p):
+			default:
+			}
+		}
+	}()
+	return out
+}
+
+// NewIdentity is NEWNYM: no existing circuit takes new streams, new
+// streams are isolated from all earlier ones, and the idle connections
+// of HTTPClient are closed.
+func (c *Client) NewIdentity() {
+	c.e.NewIdentity()
+	c.rt.closeIdle()
+}
+
+// SocksAddrs lists the addresses of the open SOCKS listeners.
+func (c *Client) SocksAddrs() []string { return c.e.SocksAddrs() }
+
+// HTTPTunnelAddrs lists the addresses of the open HTTP CONNECT listeners.
+func (c *Client) HTTPTunnelAddrs() []string { return c.e.HTTPTunnelAddrs() }
+
+// ControlAddr is the control port's address, or nil without one.
+func (c *Client) ControlAddr() net.Addr { return c.e.ControlAddr() }

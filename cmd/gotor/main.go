@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gotor/gotor/client"
+	"github.com/gotor/gotor/internal/engine"
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/torrc"
@@ -96,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(h)
 	log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("gotor %s starting", version))
 
-	c, err := client.New(cfg, log)
+	c, err := engine.New(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
 		return 1
@@ -213,7 +213,7 @@ func newProgressBar(w io.Writer, logsThere bool) *progressBar {
 	return &progressBar{w: w, enabled: tty && !logsThere}
 }
 
-func (b *progressBar) update(p client.Progress) {
+func (b *progressBar) update(p engine.Progress) {
 	if !b.enabled {
 		return
 	}

@@ -1,4 +1,4 @@
-package client
+package engine
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,11 +8,11 @@ import (
 // class (the isolation flags of each circuit's first stream) at scrape
 // time, as gotor_circuits_by_isolation_class{class="..."}.
 type classCollector struct {
-	c    *Client
+	c    *Engine
 	desc *prometheus.Desc
 }
 
-func newClassCollector(c *Client) *classCollector {
+func newClassCollector(c *Engine) *classCollector {
 	return &classCollector{c: c, desc: prometheus.NewDesc("gotor_circuits_by_isolation_class",
 		"Open circuits bound to a stream, by the isolation flags of their first stream.", []string{"class"}, nil)}
 }

@@ -1,4 +1,4 @@
-package client
+package engine
 
 // Building exit circuits for the circuit manager: path-spec §2.2 (path
 // selection through internal/path), guard-spec §4 (first hop from the
@@ -36,7 +36,7 @@ func (e *exitCircuit) AllowsPort(port uint16) bool {
 func (e *exitCircuit) Close() error { return e.Circuit.Close() }
 
 // buildExitCircuit builds one circuit on a fresh path for u.
-func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCircuit, error) {
+func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCircuit, error) {
 	dir := c.dir.NetDir()
 	if dir == nil {
 		return nil, fmt.Errorf("no directory yet")
@@ -82,7 +82,7 @@ func (c *Client) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 // turn; the last EXTEND2 sends lastSpecs verbatim when given (an
 // introduction point's link specifiers). It returns once the guard
 // manager says the circuit may be used (guard-spec §4.9).
-func (c *Client) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.Attempt, rest []circuit.Target, lastSpecs []cell.LinkSpec) (*circuit.Circuit, error) {
+func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.Attempt, rest []circuit.Target, lastSpecs []cell.LinkSpec) (*circuit.Circuit, error) {
 	first := circuit.TargetFromRelay(g)
 	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
 	if err != nil {
@@ -141,7 +141,7 @@ type dirCircuits struct {
 // (guard-spec §4.6 "directory guards": one of the first primary guards),
 // the relay the directory manager named being the fallback when the
 // guards fail.
-func (c *Client) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
+func (c *Engine) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
 	if nd := c.dir.NetDir(); nd != nil && c.cfg.UseEntryGuards {
 		if g, att, err := c.guards.Pick(nd, guard.Usage{Dir: true}); err == nil {
 			conn, err := c.dirStream(ctx, g)
@@ -157,7 +157,7 @@ func (c *Client) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, erro
 }
 
 // dirStream opens a BEGIN_DIR stream to dir (see dirDial).
-func (c *Client) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
+func (c *Engine) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
 	target, haveNtor := c.ntorTarget(dir)
 	if !haveNtor {
 		if dir.ORPort == 0 || !dir.Addr.IsValid() {
@@ -181,7 +181,7 @@ func (c *Client) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, er
 	return s, nil
 }
 
-func (c *Client) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
+func (c *Engine) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
 	if dir.HasMicrodesc {
 		return circuit.TargetFromRelay(dir), true
 	}
@@ -196,7 +196,7 @@ func (c *Client) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
 	return circuit.TargetFromRelay(r), true
 }
 
-func (c *Client) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*circuit.Circuit, error) {
+func (c *Engine) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*circuit.Circuit, error) {
 	c.dirCircs.mu.Lock()
 	if c.dirCircs.circs == nil {
 		c.dirCircs.circs = map[[20]byte]*circuit.Circuit{}
@@ -235,7 +235,7 @@ func (c *Client) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*
 // logCircuitEnd logs why a circuit closed when a relay caused it: a
 // protocol violation at info level (C tor's LOG_PROTOCOL_WARN default),
 // DESTROY or TRUNCATED at debug. Local closes are not logged.
-func (c *Client) logCircuitEnd(g *netdir.Relay, err error) {
+func (c *Engine) logCircuitEnd(g *netdir.Relay, err error) {
 	var pe *circuit.ProtocolError
 	var de *circuit.DestroyedError
 	switch {

@@ -1,4 +1,4 @@
-package client
+package engine
 
 // Carrying application streams: tor-spec §6.2 (RELAY_BEGIN), path-spec
 // §2.2 (attaching streams to circuits, retrying on another circuit),
@@ -8,7 +8,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"github.com/gotor/gotor/internal/circmgr"
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/control"
+	"github.com/gotor/gotor/internal/errkind"
 	"github.com/gotor/gotor/internal/isolation"
 	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/socks"
@@ -75,7 +75,7 @@ func (t *streamTable) remove(id uint64) {
 }
 
 // Streams lists the open streams and the circuit each is on.
-func (c *Client) Streams() []StreamInfo {
+func (c *Engine) Streams() []StreamInfo {
 	c.streams.mu.Lock()
 	defer c.streams.mu.Unlock()
 	out := make([]StreamInfo, 0, len(c.streams.m))
@@ -103,17 +103,17 @@ const maxStreamAttempts = 3
 // RELAY_BEGIN before the stream is retried elsewhere (C tor: 10-15 s).
 const streamAttemptTimeout = 15 * time.Second
 
-var errNotStarted = errors.New("client: not started")
+var errNotStarted = errkind.New(errkind.NotRunning, errors.New("not started"))
 
 // openStream attaches a stream to a circuit compatible with its isolation
 // key and sends RELAY_BEGIN.
-func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, error) {
+func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, error) {
 	if c.circs == nil {
 		return nil, errNotStarted
 	}
 	if c.cfg.ClientRejectInternalAddresses {
 		if ip, err := netip.ParseAddr(r.host); err == nil && isInternal(ip) {
-			return nil, &socks.ReplyError{Code: 2, Err: fmt.Errorf("client: refusing internal address (ClientRejectInternalAddresses)")}
+			return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
 		}
 	}
 	r.info.Epoch = c.circs.Epoch()
@@ -125,7 +125,7 @@ func (c *Client) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	for attempt := 0; attempt < maxStreamAttempts; attempt++ {
 		att, err := c.attach(ctx, circmgr.Usage{Port: r.port}, key)
 		if err != nil {
-			return nil, fmt.Errorf("client: no circuit: %w", err)
+			return nil, errkind.New(errkind.NoCircuit, err)
 		}
 		actx, cancel := context.WithTimeout(ctx, streamAttemptTimeout)
 		s, err := stream.Begin(actx, att.Circuit.Circuit, r.host, r.port, r.begin)
@@ -176,7 +176,7 @@ func sourceString(a netip.AddrPort) string {
 // (its builds failed, e.g. through a relay that died but is still listed
 // as Running), the stream keeps waiting and asks again, as C tor keeps a
 // stream pending until SocksTimeout; ctx carries that deadline.
-func (c *Client) attach(ctx context.Context, u circmgr.Usage, key isolation.Key) (*circmgr.Attachment[*exitCircuit], error) {
+func (c *Engine) attach(ctx context.Context, u circmgr.Usage, key isolation.Key) (*circmgr.Attachment[*exitCircuit], error) {
 	backoff := 500 * time.Millisecond
 	for {
 		att, err := c.circs.Attach(ctx, u, key)
@@ -211,14 +211,9 @@ func retryable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, circuit.ErrClosed) || errors.As(err, &destroyed)
 }
 
-// mapStreamError gives an error the SOCKS reply code C tor would send.
-func mapStreamError(err error) error {
-	var end *stream.EndError
-	if errors.As(err, &end) {
-		return &socks.ReplyError{Code: socks.ReplyForEndReason(byte(end.Reason)), Err: err}
-	}
-	return err
-}
+// mapStreamError classifies a stream failure (its SOCKS reply is C
+// tor's for the RELAY_END reason, if any).
+func mapStreamError(err error) error { return errkind.Wrap(err) }
 
 func isInternal(ip netip.Addr) bool {
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()
@@ -228,7 +223,7 @@ func isInternal(ip netip.Addr) bool {
 // releases its circuit attachment on Close.
 type trackedConn struct {
 	*stream.Conn
-	c      *Client
+	c      *Engine
 	att    *circmgr.Attachment[*exitCircuit]
 	id     uint64
 	info   StreamInfo
@@ -282,7 +277,7 @@ func (t *trackedConn) Close() error {
 }
 
 // resolve answers a SOCKS RESOLVE or RESOLVE_PTR at an exit.
-func (c *Client) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.ResolveAnswer, error) {
+func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.ResolveAnswer, error) {
 	if c.circs == nil {
 		return socks.ResolveAnswer{}, errNotStarted
 	}
@@ -290,33 +285,33 @@ func (c *Client) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	key := isolation.NewKey(r.info, r.flags)
 	att, err := c.attach(ctx, circmgr.Usage{}, key)
 	if err != nil {
-		return socks.ResolveAnswer{}, fmt.Errorf("client: no circuit: %w", err)
+		return socks.ResolveAnswer{}, errkind.New(errkind.NoCircuit, err)
 	}
 	defer att.Release()
 	if ptr {
 		ip, err := netip.ParseAddr(r.host)
 		if err != nil {
-			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 1, Err: err}
+			return socks.ResolveAnswer{}, errkind.New(errkind.BadRequest, err)
 		}
 		names, err := stream.ResolvePTR(ctx, att.Circuit.Circuit, ip)
 		if err != nil {
-			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: err}
+			return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
 		}
 		if len(names) == 0 {
-			return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: errors.New("no name")}
+			return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, errors.New("no name"))
 		}
 		return socks.ResolveAnswer{Name: names[0]}, nil
 	}
 	addrs, err := stream.Resolve(ctx, att.Circuit.Circuit, r.host)
 	if err != nil {
-		return socks.ResolveAnswer{}, &socks.ReplyError{Code: 4, Err: err}
+		return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
 	}
 	return socks.ResolveAnswer{Addrs: addrs}, nil
 }
 
 // StreamOf returns the description of a stream that DialContext returned
 // (which circuit carries it, its isolation tag).
-func (c *Client) StreamOf(conn net.Conn) (StreamInfo, bool) {
+func (c *Engine) StreamOf(conn net.Conn) (StreamInfo, bool) {
 	tc, ok := conn.(*trackedConn)
 	if !ok || tc.c != c {
 		return StreamInfo{}, false

@@ -1,4 +1,4 @@
-package client
+package engine
 
 // SocksPort and HTTPTunnelPort listeners (tor(1) SocksPort,
 // HTTPTunnelPort; socks-extensions). Each listener has its own isolation
@@ -21,7 +21,7 @@ import (
 
 // listenerHandler serves one SocksPort or HTTPTunnelPort.
 type listenerHandler struct {
-	c            *Client
+	c            *Engine
 	id           uint32
 	flags        isolation.Flags
 	sessionGroup int
@@ -103,7 +103,7 @@ func (h *listenerHandler) HandleResolve(ctx context.Context, req *socks.Request)
 }
 
 // openListeners opens every SocksPort and HTTPTunnelPort.
-func (c *Client) openListeners() error {
+func (c *Engine) openListeners() error {
 	id := uint32(1)
 	var ports []struct {
 		p    config.PortConfig
@@ -178,14 +178,14 @@ func (c *Client) openListeners() error {
 
 // SocksAddrs returns the addresses the SOCKS listeners are bound to (with
 // "auto" ports resolved).
-func (c *Client) SocksAddrs() []string {
+func (c *Engine) SocksAddrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.socksAddrs...)
 }
 
 // HTTPTunnelAddrs returns the addresses of the HTTP CONNECT listeners.
-func (c *Client) HTTPTunnelAddrs() []string {
+func (c *Engine) HTTPTunnelAddrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.httpAddrs...)

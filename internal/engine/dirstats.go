@@ -1,4 +1,4 @@
-package client
+package engine
 
 // DirectoryStats counts the client's directory traffic since New: how
 // many consensus documents it downloaded and how many bootstraps used the
@@ -12,7 +12,7 @@ type DirectoryStats struct {
 }
 
 // DirectoryStats returns the directory traffic counters.
-func (c *Client) DirectoryStats() DirectoryStats {
+func (c *Engine) DirectoryStats() DirectoryStats {
 	s := c.dir.Stats()
 	return DirectoryStats{
 		ConsensusDownloads:   s.ConsensusDownloads,

@@ -1,4 +1,4 @@
-package client
+package engine
 
 // v3 onion services through the client's real circuits (rend-spec-v3
 // §2.2.6 descriptor fetch on 3-hop circuits, §3 introduction, §4
@@ -14,19 +14,19 @@ import (
 
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/errkind"
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/isolation"
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
-	"github.com/gotor/gotor/internal/socks"
 	"github.com/gotor/gotor/internal/stream"
 )
 
 // onionBuilder builds the circuits the onion client asks for: guard,
 // middle, then the requested last hop (HSDir, introduction point or
 // rendezvous point). These circuits never carry other traffic.
-type onionBuilder struct{ c *Client }
+type onionBuilder struct{ c *Engine }
 
 func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpose onion.Purpose) (onion.Circ, error) {
 	c := b.c
@@ -139,17 +139,14 @@ var onionSeed = maphash.MakeSeed()
 
 // dialOnion connects to an onion service; the stream's isolation key
 // decides which rendezvous circuits it may share.
-func (c *Client) dialOnion(ctx context.Context, r streamRequest, key isolation.Key) (net.Conn, error) {
+func (c *Engine) dialOnion(ctx context.Context, r streamRequest, key isolation.Key) (net.Conn, error) {
 	if c.onion == nil {
-		return nil, errors.New("client: onion services unavailable")
+		return nil, errkind.New(errkind.NotRunning, errors.New("onion services unavailable"))
 	}
 	iso := strconv.FormatUint(maphash.Comparable(onionSeed, key), 16)
 	conn, err := c.onion.DialIsolated(ctx, r.host, r.port, iso)
 	if err != nil {
-		if code, ok := onion.SOCKSReply(err); ok {
-			return nil, &socks.ReplyError{Code: code, Err: err}
-		}
-		return nil, err
+		return nil, errkind.Wrap(err)
 	}
 	return conn, nil
 }

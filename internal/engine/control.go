@@ -1,4 +1,4 @@
-package client
+package engine
 
 // The client side of the control port (control-spec) and the MetricsPort:
 // a control.Backend over the client's state, and the events that CIRC,
@@ -47,7 +47,7 @@ func (o *observer) publish(ev control.Event) {
 }
 
 // controlBackend implements control.Backend and control.EventSource.
-type controlBackend struct{ c *Client }
+type controlBackend struct{ c *Engine }
 
 func (b controlBackend) Subscribe(f func(control.Event)) func() {
 	o := &b.c.obs
@@ -253,7 +253,7 @@ func (b controlBackend) ConfigFile() string { return b.c.configFile }
 
 // onCircEventObserve turns circuit manager events into CIRC events and
 // metrics.
-func (c *Client) onCircEventObserve(e circmgr.Event) {
+func (c *Engine) onCircEventObserve(e circmgr.Event) {
 	o := &c.obs
 	o.mu.Lock()
 	if o.launched == nil {
@@ -303,14 +303,14 @@ func (c *Client) onCircEventObserve(e circmgr.Event) {
 }
 
 // streamStatus publishes a STREAM event.
-func (c *Client) streamStatus(s StreamInfo, status, reason string) {
+func (c *Engine) streamStatus(s StreamInfo, status, reason string) {
 	ev := streamEvent(s, status)
 	ev.Reason = reason
 	c.obs.publish(control.Event{Type: control.EventStream, Stream: &ev})
 }
 
 // startControl opens the ControlPort and the MetricsPort, if configured.
-func (c *Client) startControl() error {
+func (c *Engine) startControl() error {
 	cfg := c.cfg
 	for _, v := range cfg.ControlPort {
 		fields := strings.Fields(v)
@@ -379,7 +379,7 @@ func (c *Client) startControl() error {
 }
 
 // ControlAddr returns the control port's TCP address, or nil.
-func (c *Client) ControlAddr() net.Addr {
+func (c *Engine) ControlAddr() net.Addr {
 	if c.ctrl == nil {
 		return nil
 	}
@@ -391,28 +391,20 @@ func (c *Client) ControlAddr() net.Addr {
 	return nil
 }
 
-// MetricsAddr returns the MetricsPort address, or nil.
-func (c *Client) MetricsAddr() net.Addr {
-	if c.metricsSrv == nil {
-		return nil
-	}
-	return c.metricsSrv.Addr()
-}
-
 // SetConfigFile records the torrc path, for GETINFO config-file.
-func (c *Client) SetConfigFile(path string) { c.configFile = path }
+func (c *Engine) SetConfigFile(path string) { c.configFile = path }
 
 // Shutdown returns a channel closed when a controller asks gotor to shut
 // down (SIGNAL SHUTDOWN or HALT); the program should then call Stop.
-func (c *Client) Shutdown() <-chan struct{} { return c.shutdownCh }
+func (c *Engine) Shutdown() <-chan struct{} { return c.shutdownCh }
 
 // Reload returns a channel that receives when a controller sends SIGNAL
 // RELOAD.
-func (c *Client) Reload() <-chan struct{} { return c.reloadCh }
+func (c *Engine) Reload() <-chan struct{} { return c.reloadCh }
 
-func (c *Client) requestShutdown() { c.shutdownOnce.Do(func() { close(c.shutdownCh) }) }
+func (c *Engine) requestShutdown() { c.shutdownOnce.Do(func() { close(c.shutdownCh) }) }
 
-func (c *Client) requestReload() {
+func (c *Engine) requestReload() {
 	select {
 	case c.reloadCh <- struct{}{}:
 	default:

@@ -1,4 +1,4 @@
-package client
+package engine
 
 import (
 	"bufio"
@@ -25,7 +25,10 @@ func TestDirectoryRequestsUseDirectoryGuards(t *testing.T) {
 	cfg.SocksPorts = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := Open(ctx, cfg, nil)
+	c, err := New(cfg, nil)
+	if err == nil {
+		err = c.Start(ctx)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

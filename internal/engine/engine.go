@@ -1,0 +1,408 @@
+// Package engine is gotor's wiring: it builds the directory manager,
+// channels, guards, path selection, the circuit pool, the onion client,
+// the SOCKS and HTTP CONNECT listeners, the control port and metrics
+// from one config.Config, and runs them. The public package client is a
+// thin front over it; cmd/gotor uses it directly for daemon needs
+// (signals, reload, the config file).
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/circmgr"
+	"github.com/gotor/gotor/internal/control"
+	"github.com/gotor/gotor/internal/dirmgr"
+	"github.com/gotor/gotor/internal/guard"
+	"github.com/gotor/gotor/internal/logging"
+	"github.com/gotor/gotor/internal/metrics"
+	"github.com/gotor/gotor/internal/onion"
+	"github.com/gotor/gotor/internal/path"
+	"github.com/gotor/gotor/internal/socks"
+)
+
+// Progress is a bootstrap progress report, as C tor logs it:
+// "Bootstrapped 45% (requesting_descriptors): Asking for relay descriptors".
+type Progress struct {
+	Percent int
+	Tag     string
+	Summary string
+}
+
+func (p Progress) String() string {
+	return fmt.Sprintf("Bootstrapped %d%% (%s): %s", p.Percent, p.Tag, p.Summary)
+}
+
+// Engine is a running (or ready to start) Tor client. Create it with New.
+type Engine struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	dir    *dirmgr.Manager
+	chans  *channel.Manager
+	guards *guard.Manager
+	sel    *path.Selector
+	circs  *circmgr.Manager[*exitCircuit]
+
+	servers    []*socks.Server
+	listeners  []net.Listener
+	socksAddrs []string
+	httpAddrs  []string
+
+	mu        sync.Mutex
+	progress  Progress
+	progSubs  []chan Progress
+	started   bool
+	stopped   bool
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+
+	dirCircs dirCircuits
+	obs      observer
+
+	onion        *onion.Client
+	onionAuth    *onion.ClientAuth
+	ctrl         *control.Server
+	metricsSrv   *metrics.Server
+	configFile   string
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	reloadCh     chan struct{}
+	streams      streamTable
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+}
+
+// New checks cfg and prepares a client; nothing touches the network until
+// Start. A nil logger discards logs.
+func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
+	if cfg == nil {
+		cfg = config.DefaultConfig()
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := &Engine{cfg: cfg, log: logger, shutdownCh: make(chan struct{}), reloadCh: make(chan struct{}, 1)}
+	c.obs.metrics = metrics.New()
+	c.obs.metrics.Registry.MustRegister(newClassCollector(c))
+
+	var auths []dirmgr.Authority
+	for _, line := range cfg.DirAuthorities {
+		a, err := dirmgr.ParseDirAuthority(line)
+		if err != nil {
+			return nil, fmt.Errorf("client: DirAuthority %q: %w", line, err)
+		}
+		auths = append(auths, a)
+	}
+	if cfg.DataDirectory != "" {
+		if err := os.MkdirAll(cfg.DataDirectory, 0o700); err != nil {
+			return nil, fmt.Errorf("client: DataDirectory: %w", err)
+		}
+		_ = os.Chmod(cfg.DataDirectory, 0o700)
+	}
+
+	sel := path.New()
+	sel.EnforceDistinctSubnets = cfg.EnforceDistinctSubnets
+	sel.StrictNodes = cfg.StrictNodes
+	var err error
+	if sel.ExitNodes, err = nodeSet("ExitNodes", cfg.ExitNodes); err != nil {
+		return nil, err
+	}
+	if sel.EntryNodes, err = nodeSet("EntryNodes", cfg.EntryNodes); err != nil {
+		return nil, err
+	}
+	if sel.ExcludeNodes, err = nodeSet("ExcludeNodes", cfg.ExcludeNodes); err != nil {
+		return nil, err
+	}
+	if sel.ExcludeExitNodes, err = nodeSet("ExcludeExitNodes", cfg.ExcludeExitNodes); err != nil {
+		return nil, err
+	}
+	c.sel = sel
+
+	c.guards, err = guard.New(guard.Config{
+		DataDirectory:  cfg.DataDirectory,
+		EntryNodes:     sel.EntryNodes,
+		ExcludeNodes:   sel.ExcludeNodes,
+		NumEntryGuards: cfg.NumEntryGuards,
+		Logf:           func(f string, a ...any) { logger.Warn(fmt.Sprintf(f, a...)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: guards: %w", err)
+	}
+
+	c.chans = channel.NewManager()
+	c.dir, err = dirmgr.New(dirmgr.Config{
+		Authorities:       auths,
+		DataDir:           cfg.DataDirectory,
+		TestingTorNetwork: cfg.TestingTorNetwork,
+		Logger:            logger,
+		Progress:          c.setDirProgress,
+		DirDial:           c.dirDial,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: directory: %w", err)
+	}
+	if cfg.ClientOnionAuthDir != "" {
+		if c.onionAuth, err = onion.LoadClientAuthDir(cfg.ClientOnionAuthDir); err != nil {
+			return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
+		}
+	}
+	c.progress = Progress{Percent: 0, Tag: "starting", Summary: "Starting"}
+	return c, nil
+}
+
+func nodeSet(opt string, specs []string) (*path.NodeSet, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	s, err := path.ParseNodeSet(specs...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", opt, err)
+	}
+	return s, nil
+}
+
+// Start bootstraps the client (directory, then circuits) and opens the
+// configured listeners. It returns once the client can carry streams, or
+// when ctx ends. The client keeps running after ctx ends; call Stop.
+func (c *Engine) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return errors.New("client: already started")
+	}
+	c.started = true
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancelRun = cancel
+	c.mu.Unlock()
+
+	if err := c.startControl(); err != nil {
+		return err
+	}
+	if err := c.bootstrapDir(ctx); err != nil {
+		return fmt.Errorf("client: bootstrap: %w", err)
+	}
+	c.guards.SetNetDir(c.dir.NetDir())
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		_ = c.dir.Run(runCtx)
+	}()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.followNetDir(runCtx)
+	}()
+
+	c.circs = circmgr.New[*exitCircuit](circmgr.BuilderFunc[*exitCircuit](c.buildExitCircuit), circmgr.Config{
+		MaxCircuitDirtiness:      c.cfg.MaxCircuitDirtiness,
+		CircuitBuildTimeout:      c.cfg.CircuitBuildTimeout,
+		NewCircuitPeriod:         c.cfg.NewCircuitPeriod,
+		EnableCircuitPrebuilding: c.cfg.EnableCircuitPrebuilding,
+		Logger:                   c.log,
+		OnEvent:                  c.onCircEventObserve,
+	})
+
+	c.onion = onion.New(onion.Config{
+		Builder:        onionBuilder{c},
+		NetDir:         c.dir.NetDir,
+		TestingNetwork: c.cfg.TestingTorNetwork,
+		ClientAuth:     c.onionAuth,
+	})
+
+	if err := c.openListeners(); err != nil {
+		c.Stop()
+		return err
+	}
+
+	// Bootstrap ends when a first circuit can be built, as in C tor.
+	c.setProgress(Progress{Percent: 95, Tag: "circuit_create", Summary: "Establishing a Tor circuit"})
+	if err := c.firstCircuit(ctx); err != nil {
+		return fmt.Errorf("client: first circuit: %w", err)
+	}
+	c.setProgress(Progress{Percent: 100, Tag: "done", Summary: "Done"})
+	return nil
+}
+
+// firstCircuit makes sure a usable exit circuit exists.
+func (c *Engine) firstCircuit(ctx context.Context) error {
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		err := c.circs.Ready(ctx, circmgr.Usage{Port: 80})
+		if err == nil {
+			return nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Warn("building first circuit failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return last
+}
+
+func (c *Engine) followNetDir(ctx context.Context) {
+	ch, cancel := c.dir.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case nd, ok := <-ch:
+			if !ok {
+				return
+			}
+			c.guards.SetNetDir(nd)
+		}
+	}
+}
+
+// Stop closes listeners, circuits and channels, saves state and waits for
+// the client's goroutines. It is safe to call more than once.
+func (c *Engine) Stop() error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopped = true
+	cancel := c.cancelRun
+	subs := c.progSubs
+	c.progSubs = nil
+	c.mu.Unlock()
+
+	for _, ln := range c.listeners {
+		_ = ln.Close()
+	}
+	if c.ctrl != nil {
+		_ = c.ctrl.Close()
+	}
+	if c.metricsSrv != nil {
+		_ = c.metricsSrv.Close()
+	}
+	for _, s := range c.servers {
+		_ = s.Close()
+	}
+	if c.onion != nil {
+		_ = c.onion.Close()
+	}
+	if c.circs != nil {
+		_ = c.circs.Close()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	c.chans.Close()
+	c.wg.Wait()
+	for _, s := range subs {
+		close(s)
+	}
+	return nil
+}
+
+// Bootstrap returns the latest bootstrap progress.
+func (c *Engine) Bootstrap() Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.progress
+}
+
+// ProgressEvents returns a channel that receives every later bootstrap
+// progress report; it is closed by Stop. Slow readers miss reports.
+func (c *Engine) ProgressEvents() <-chan Progress {
+	ch := make(chan Progress, 16)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		close(ch)
+		return ch
+	}
+	c.progSubs = append(c.progSubs, ch)
+	return ch
+}
+
+func (c *Engine) setDirProgress(p dirmgr.Progress) {
+	// The directory reports up to 100 when it has a usable NetDir; the
+	// client keeps the last phases for circuits, as C tor does.
+	if p.Percent >= 100 {
+		p.Percent = 90
+		p.Tag = "ap_handshake_done"
+		p.Summary = "Handshake finished with a relay to build circuits"
+	}
+	c.setProgress(Progress{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary})
+}
+
+func (c *Engine) setProgress(p Progress) {
+	c.mu.Lock()
+	if p.Percent < c.progress.Percent {
+		c.mu.Unlock()
+		return
+	}
+	changed := p != c.progress
+	c.progress = p
+	subs := append([]chan Progress(nil), c.progSubs...)
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	c.log.Log(context.Background(), logging.LevelNotice, p.String())
+	c.obs.metrics.SetBootstrap(p.Percent)
+	c.obs.publish(control.BootstrapEvent(control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}))
+	for _, s := range subs {
+		select {
+		case s <- p:
+		default:
+		}
+	}
+}
+
+// NewIdentity is NEWNYM: no existing circuit takes new streams, and new
+// streams are isolated from all earlier ones.
+func (c *Engine) NewIdentity() {
+	if c.circs != nil {
+		c.circs.NewIdentity()
+	}
+}
+
+// Config returns the engine's configuration (its own copy, see New). Do
+// not modify it.
+func (c *Engine) Config() *config.Config { return c.cfg }
+
+// bootstrapDir retries the directory bootstrap until it succeeds or ctx
+// ends, as C tor keeps trying: a network that is down at start-up must
+// not make the client give up.
+func (c *Engine) bootstrapDir(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		err := c.dir.Bootstrap(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("directory bootstrap failed; retrying", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		if backoff < time.Minute {
+			backoff *= 2
+		}
+	}
+}
