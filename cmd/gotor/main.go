@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gotor/gotor/internal/engine"
 	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/engine"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/torrc"
 )

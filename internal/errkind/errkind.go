@@ -26,25 +26,25 @@ type Kind int
 // The kinds. Their numbering is part of client's public API (client
 // declares the same values); append, never reorder.
 const (
-	Other              Kind = iota // none of the below
-	NotRunning                     // the client is not started or was stopped
-	BadRequest                     // malformed address, port or network
-	NoCircuit                      // no circuit could be built for the stream
-	Timeout                        // the exit or the circuit did not answer in time
-	ExitPolicy                     // the exit's policy refuses the destination
-	ConnectionRefused              // the destination refused the connection
-	ResolveFailed                  // the exit could not resolve the name
-	HostUnreachable                // the exit has no route to the destination
-	StreamClosed                   // the exit or the circuit closed the stream
-	InternalAddress                // a private or loopback destination was refused locally
-	OnionDescNotFound              // no HSDir had the onion service's descriptor
-	OnionDescInvalid               // the onion service's descriptor did not verify or decrypt
-	OnionIntroFailed               // every introduction point failed
-	OnionRendFailed                // the rendezvous failed
-	OnionAuthRequired              // the service needs client authorization and none is configured
-	OnionAuthBad                   // the configured client authorization was refused
-	OnionBadAddress                // the .onion address is malformed
-	OnionIntroTimeout              // the introduction timed out
+	Other             Kind = iota // none of the below
+	NotRunning                    // the client is not started or was stopped
+	BadRequest                    // malformed address, port or network
+	NoCircuit                     // no circuit could be built for the stream
+	Timeout                       // the exit or the circuit did not answer in time
+	ExitPolicy                    // the exit's policy refuses the destination
+	ConnectionRefused             // the destination refused the connection
+	ResolveFailed                 // the exit could not resolve the name
+	HostUnreachable               // the exit has no route to the destination
+	StreamClosed                  // the exit or the circuit closed the stream
+	InternalAddress               // a private or loopback destination was refused locally
+	OnionDescNotFound             // no HSDir had the onion service's descriptor
+	OnionDescInvalid              // the onion service's descriptor did not verify or decrypt
+	OnionIntroFailed              // every introduction point failed
+	OnionRendFailed               // the rendezvous failed
+	OnionAuthRequired             // the service needs client authorization and none is configured
+	OnionAuthBad                  // the configured client authorization was refused
+	OnionBadAddress               // the .onion address is malformed
+	OnionIntroTimeout             // the introduction timed out
 	numKinds
 )
 
