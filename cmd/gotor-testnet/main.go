@@ -66,6 +66,8 @@ func main() {
 type netOpts struct {
 	relays, exits int
 	distinct      bool
+	latency       time.Duration
+	rate          int64
 	keep          bool
 	timeout       time.Duration
 	verbose       bool
@@ -77,6 +79,8 @@ func netFlags(fs *flag.FlagSet) *flag.FlagSet {
 	fs.IntVar(&nopts.relays, "relays", 3, "number of non-exit relays")
 	fs.IntVar(&nopts.exits, "exits", 2, "number of exit relays")
 	fs.BoolVar(&nopts.distinct, "distinct-addrs", false, "put each node on its own 127.N.0.1 address")
+	fs.DurationVar(&nopts.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms; a userspace proxy per ORPort)")
+	fs.Int64Var(&nopts.rate, "rate", 0, "bytes per second per direction of every ORPort link (0: unlimited)")
 	fs.BoolVar(&nopts.keep, "keep", false, "demo: keep the temporary directory")
 	fs.DurationVar(&nopts.timeout, "timeout", 120*time.Second, "how long to wait for the network to become ready")
 	fs.BoolVar(&nopts.verbose, "v", true, "print progress")
@@ -88,6 +92,8 @@ func (o netOpts) options() testnet.Options {
 		Relays:            o.relays,
 		Exits:             o.exits,
 		DistinctAddresses: o.distinct,
+		Latency:           o.latency,
+		LinkRate:          o.rate,
 		KeepDir:           o.keep,
 		ReadyTimeout:      o.timeout,
 	}
@@ -176,6 +182,9 @@ func cmdUp(args []string) error {
 	fmt.Printf("# %s/dirauthorities.txt\n%s\n", dir, dirAuths)
 	fmt.Printf("# %s/torrc.client\n%s\n", dir, clientTorrc)
 	fmt.Printf("# DNS responder for the exits: %s (%s -> 127.0.0.1)\n", n.DNS().Addr(), testnet.DefaultTestName)
+	if nopts.latency > 0 || nopts.rate > 0 {
+		fmt.Printf("# every ORPort link: %v one-way delay each direction, rate %d B/s (0: unlimited); DirPorts direct\n", nopts.latency, nopts.rate)
+	}
 	fmt.Printf("# network ready after %v. Try:\n#   tor -f %s/torrc.client\n# Ctrl-C or `gotor-testnet down %s` stops it.\n",
 		n.ReadyAfter.Round(time.Millisecond), dir, dir)
 	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(time.Now().Format(time.RFC3339)+"\n"), 0o644); err != nil {

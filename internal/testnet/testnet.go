@@ -57,6 +57,16 @@ type Options struct {
 	// reference client stay on 127.0.0.1.
 	DistinctAddresses bool
 
+	// Latency is the one-way delay of every ORPort link, in each
+	// direction: every node's ORPort is reached through a userspace delay
+	// proxy (delay.go), so relay-to-relay and client-to-guard connections
+	// carry it; DirPorts stay direct. A circuit's round trip then takes
+	// 2*Latency per hop.
+	Latency time.Duration
+	// LinkRate, when positive, limits each direction of every ORPort
+	// connection to this many bytes per second (through the same proxy).
+	LinkRate int64
+
 	// Extra torrc lines per node kind, appended to the generated torrc.
 	ExtraAuthorityTorrc []string
 	ExtraRelayTorrc     []string // non-exit relays
@@ -85,12 +95,15 @@ type NodeInfo struct {
 	Ed25519     string // Ed25519 master identity, base64 without padding (fingerprint-ed25519)
 	V3Ident     string // authorities only: v3 authority identity (certificate fingerprint), hex
 	Address     string // e.g. "127.0.0.1"
-	ORPort      int
+	ORPort      int    // advertised ORPort (the delay proxy's, with Options.Latency)
 	DirPort     int
-	DataDir     string
-	Pid         int
-	IsExit      bool
-	IsAuthority bool
+	// ListenORPort is the port tor itself listens on: ORPort, or behind
+	// the delay proxy another one.
+	ListenORPort int
+	DataDir      string
+	Pid          int
+	IsExit       bool
+	IsAuthority  bool
 }
 
 // ORAddr is Address:ORPort.
@@ -121,6 +134,7 @@ type Network struct {
 	ReadyAfter time.Duration
 
 	mu      sync.Mutex
+	proxies []*delayProxy // one per node with Options.Latency/LinkRate
 	nodes   []*node
 	clients []*RefClient
 	stopped bool
@@ -275,6 +289,12 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 			if nd.ORPort, err = freePort(nd.Address, false); err != nil {
 				return err
 			}
+			nd.ListenORPort = nd.ORPort
+			if opts.Latency > 0 || opts.LinkRate > 0 {
+				if err := n.addDelayProxy(nd); err != nil {
+					return err
+				}
+			}
 			if nd.DirPort, err = freePort(nd.Address, false); err != nil {
 				return err
 			}
@@ -365,7 +385,12 @@ func (n *Network) nodeTorrc(nd *node, exitFPs []string, resolv string) string {
 	w("ContactInfo gotor-testnet")
 	w("Address %s", nd.Address)
 	w("AddressDisableIPv6 1")
-	w("ORPort %s IPv4Only", nd.ORAddr())
+	if nd.ListenORPort != nd.ORPort {
+		w("ORPort %s NoListen IPv4Only", nd.ORAddr())
+		w("ORPort %s:%d NoAdvertise IPv4Only", nd.Address, nd.ListenORPort)
+	} else {
+		w("ORPort %s IPv4Only", nd.ORAddr())
+	}
 	w("DirPort %s", nd.DirAddr())
 	w("SocksPort 0")
 	w("AssumeReachable 1")
@@ -619,6 +644,12 @@ func (n *Network) Stop() error {
 		}
 	}
 	wg.Wait()
+	n.mu.Lock()
+	proxies := n.proxies
+	n.mu.Unlock()
+	for _, p := range proxies {
+		p.Close()
+	}
 	if n.dns != nil {
 		n.dns.Close()
 	}

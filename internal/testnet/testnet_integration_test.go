@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -179,5 +180,36 @@ func TestIntegrationKillNode(t *testing.T) {
 	}
 	if err := n.KillNode("nosuch"); err == nil {
 		t.Error("KillNode(nosuch) succeeded")
+	}
+}
+
+// TestIntegrationLinkLatency checks the delay proxies of the shared
+// network: each node listens behind its advertised ORPort, and a TLS
+// handshake with an ORPort (one round trip at least) takes at least twice
+// the one-way delay through the proxy. (A lower bound is a correctness
+// check; the numbers are logged, not bounded from above.)
+func TestIntegrationLinkLatency(t *testing.T) {
+	n := Shared(t)
+	handshake := func(addr string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) // a relay's link certificate is self-signed (tor-spec §2)
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		el := time.Since(start)
+		c.Close()
+		return el
+	}
+	for _, r := range n.Relays() {
+		if r.ListenORPort == r.ORPort || r.ListenORPort == 0 {
+			t.Fatalf("%s: advertised ORPort %d, listening at %d: no delay proxy", r.Nickname, r.ORPort, r.ListenORPort)
+		}
+		direct := handshake(fmt.Sprintf("%s:%d", r.Address, r.ListenORPort))
+		delayed := handshake(r.ORAddr())
+		if delayed < 2*sharedLatency {
+			t.Errorf("%s: TLS handshake through the delay proxy took %v, want >= %v", r.Nickname, delayed, 2*sharedLatency)
+		}
+		t.Logf("%s: TLS handshake direct %v, through the %v proxy %v", r.Nickname, direct.Round(10*time.Microsecond), sharedLatency, delayed.Round(10*time.Microsecond))
 	}
 }
