@@ -1,31 +1,30 @@
-// Directory HTTP requests: dir-spec §4 / §5 URLs and §6 ("General-use
-// HTTP URLs", compression: a ".z" suffix asks for deflate (zlib)
-// compression). Requests go over a caller-supplied connection (a DirPort
-// TCP connection, or later a BEGIN_DIR stream) as HTTP/1.0.
+// Directory requests: dir-spec §4 / §5 URLs and appendix B ("General-use
+// HTTP URLs": a ".z" suffix asks for deflate compression), sent by
+// internal/dirclient over a connection from the DialFunc (a BEGIN_DIR
+// stream, or a DirPort TCP connection), with hedged retries across
+// directories.
 
 package dirmgr
 
 import (
-	"bufio"
-	"bytes"
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
+	"github.com/gotor/gotor/internal/dirclient"
 	"github.com/gotor/gotor/internal/netdir"
 )
 
-// Limits on response sizes.
+// Limits on response bodies, decompressed, per document type. A
+// consensus of the real network is about 3.5 MB (2026); C tor refuses
+// any directory answer over 16 MB (MAX_DIR_DL_SIZE).
 const (
-	maxConsensusSize = 64 << 20
-	maxDocSize       = 16 << 20
+	maxConsensusSize = 16 << 20
+	maxCertsSize     = 1 << 20 // all nine authorities' certificates: 40 kB
+	maxMicrodescSize = 4 << 20 // a batch of 92: about 100 kB
 )
 
 // maxAttempts bounds the requests of one fetchAny (unless there are
@@ -51,19 +50,8 @@ func dirName(r *netdir.Relay) string {
 	return fmt.Sprintf("$%X", r.RSAID)
 }
 
-// HTTPError is a non-200 answer from a directory.
-type HTTPError struct {
-	Dir    string
-	Path   string
-	Status int
-	Reason string
-}
-
-func (e *HTTPError) Error() string {
-	return fmt.Sprintf("dirmgr: %s %s: HTTP %d %s", e.Dir, e.Path, e.Status, e.Reason)
-}
-
-// fetchOne sends GET path to dir and returns the decompressed body.
+// fetchOne sends GET path to dir and returns the decompressed body, at
+// most limit bytes.
 func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.requestTimeout)
 	defer cancel()
@@ -72,65 +60,16 @@ func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, 
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	host := netip.AddrPortFrom(dir.Addr, dir.DirPort).String()
-	req := "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nAccept-Encoding: deflate, identity\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		return nil, m.ctxErr(ctx, err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := dirclient.Get(ctx, conn, dirName(dir), dirclient.Request{
+		Path:           path,
+		Host:           netip.AddrPortFrom(dir.Addr, dir.DirPort).String(),
+		AcceptEncoding: []string{"deflate", "identity"},
+		MaxBody:        limit,
+	})
 	if err != nil {
-		return nil, m.ctxErr(ctx, fmt.Errorf("dirmgr: %s %s: %w", dirName(dir), path, err))
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, &HTTPError{Dir: dirName(dir), Path: path, Status: resp.StatusCode, Reason: resp.Status}
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, m.ctxErr(ctx, fmt.Errorf("dirmgr: %s %s: reading body: %w", dirName(dir), path, err))
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("dirmgr: %s %s: response larger than %d bytes", dirName(dir), path, limit)
-	}
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	compressed := enc == "deflate" || enc == "x-deflate" ||
-		(enc == "" && strings.HasSuffix(path, ".z") && len(raw) > 1 && raw[0] == 0x78)
-	switch {
-	case compressed:
-		zr, err := zlib.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("dirmgr: %s %s: deflate: %w", dirName(dir), path, err)
-		}
-		body, err := io.ReadAll(io.LimitReader(zr, limit+1))
-		// Tor may omit the zlib trailer on truncated responses; accept
-		// a clean body only.
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("dirmgr: %s %s: deflate: %w", dirName(dir), path, err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("dirmgr: %s %s: truncated deflate stream", dirName(dir), path)
-		}
-		if int64(len(body)) > limit {
-			return nil, fmt.Errorf("dirmgr: %s %s: response larger than %d bytes", dirName(dir), path, limit)
-		}
-		return body, nil
-	case enc == "" || enc == "identity":
-		return raw, nil
-	default:
-		return nil, fmt.Errorf("dirmgr: %s %s: unsupported Content-Encoding %q", dirName(dir), path, enc)
-	}
-}
-
-func (m *Manager) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
-	}
-	return err
+	return resp.Body, nil
 }
 
 // fetchAny fetches path from the directories in dirs, in order, until

@@ -396,7 +396,7 @@ func (m *Manager) fetchCerts(ctx context.Context, ids, sks [][20]byte, now time.
 	}
 	path := "/tor/keys/fp-sk/" + strings.Join(parts, "+") + ".z"
 	var texts []string
-	err := m.fetchAny(ctx, m.shuffled(m.auths), path, maxDocSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, m.shuffled(m.auths), path, maxCertsSize, func(dir *netdir.Relay, body []byte) error {
 		certs, perr := netdoc.ParseKeyCerts(string(body))
 		n, aerr := m.addCerts(certs, now)
 		if n == 0 {
@@ -534,7 +534,7 @@ func (m *Manager) fetchMicrodescBatch(ctx context.Context, dirs []*netdir.Relay,
 	}
 	path := "/tor/micro/d/" + strings.Join(names, "-") + ".z"
 	got := 0
-	err := m.fetchAny(ctx, dirs, path, maxDocSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, dirs, path, maxMicrodescSize, func(dir *netdir.Relay, body []byte) error {
 		mds, perr := netdoc.ParseMicrodescs(string(body))
 		n := 0
 		m.mu.Lock()

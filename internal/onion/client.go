@@ -6,7 +6,6 @@
 package onion
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gotor/gotor/internal/dirclient"
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/onion/hscell"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
@@ -385,9 +385,7 @@ func (c *Client) fetchFrom(ctx context.Context, hd *netdir.Relay, blinded [32]by
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	return HTTPGetDescriptor(conn, blinded)
+	return getDescriptor(ctx, conn, "HSDir "+hd.Nickname, blinded)
 }
 
 // DescriptorPath returns the HSDir URL path for a blinded key (rend-spec
@@ -396,31 +394,23 @@ func DescriptorPath(blinded [32]byte) string {
 	return "/tor/hs/3/" + base64.RawStdEncoding.EncodeToString(blinded[:])
 }
 
-// HTTPGetDescriptor performs the descriptor GET over a BEGIN_DIR stream.
-func HTTPGetDescriptor(conn io.ReadWriter, blinded [32]byte) ([]byte, error) {
-	req := "GET " + DescriptorPath(blinded) + " HTTP/1.0\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		return nil, err
+// getDescriptor performs the descriptor GET over a BEGIN_DIR stream. It
+// offers no Accept-Encoding: dir-spec §6.1 asks anonymous requests not
+// to advertise more than deflate, and descriptors are small
+// (hsdesc.MaxDescriptorSize bounds the body).
+func getDescriptor(ctx context.Context, conn io.ReadWriter, dir string, blinded [32]byte) ([]byte, error) {
+	resp, err := dirclient.Get(ctx, conn, dir, dirclient.Request{
+		Path:    DescriptorPath(blinded),
+		MaxBody: hsdesc.MaxDescriptorSize,
+	})
+	var de *dirclient.Error
+	if errors.As(err, &de) && de.Status == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, errNotFound
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("onion: HSDir answered %s", resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, hsdesc.MaxDescriptorSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > hsdesc.MaxDescriptorSize {
-		return nil, errors.New("onion: descriptor too large")
-	}
-	return body, nil
+	return resp.Body, nil
 }
 
 // PickRendezvousPoint picks uniformly among running, valid, fast relays

@@ -494,8 +494,7 @@ func checkRing(t *testing.T, ctx context.Context, b *realBuilder, nd *netdir.Net
 			return err
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(20 * time.Second))
-		_, err = HTTPGetDescriptor(conn, blinded)
+		_, err = getDescriptor(cctx, conn, "HSDir "+hd.Nickname, blinded)
 		return err
 	}
 	sched := hscrypto.ScheduleFor(nd, true)
