@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -165,7 +166,16 @@ func TestConnectRefusedReason(t *testing.T) {
 	if err == nil {
 		t.Fatal("dial to a closed port succeeded")
 	}
-	t.Logf("closed port: %v", err)
+	// The private network's C tor 0.4.9 exits answer a refused connect
+	// with RELAY_END reason MISC (seen here), which the client reports as
+	// a closed stream naming the reason.
+	if !errors.Is(err, client.ErrStreamClosed) || !strings.Contains(err.Error(), "MISC") {
+		t.Fatalf("closed port: %v, want kind %v with the exit's reason MISC", err, client.ErrStreamClosed)
+	}
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Addr != addr {
+		t.Fatalf("closed port: %v is not a *client.Error naming %s", err, addr)
+	}
 }
 
 func TestHTTPTunnelPort(t *testing.T) {

@@ -70,5 +70,10 @@ func publicError(err error, addr string) error {
 	if errors.As(err, &pe) {
 		return err
 	}
-	return &Error{Kind: ErrorKind(errkind.Of(err)), Addr: addr, Err: err}
+	cause := err
+	var ke *errkind.Error
+	if errors.As(err, &ke) && ke.Err != nil {
+		cause = ke.Err // its text already says the kind
+	}
+	return &Error{Kind: ErrorKind(errkind.Of(err)), Addr: addr, Err: cause}
 }
