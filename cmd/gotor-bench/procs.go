@@ -204,12 +204,6 @@ func (c *clientProc) stop() {
 	}
 }
 
-// cpuSeconds is utime+stime of the process from /proc/PID/stat.
-func cpuSeconds(pid int) (float64, error) {
-	u, s, err := cpuTimes(pid)
-	return u + s, err
-}
-
 // cpuTimes is utime and stime of the process from /proc/PID/stat.
 func cpuTimes(pid int) (user, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -349,8 +348,6 @@ func waitORPort(t *testing.T, addr string, limit time.Duration) {
 	}
 	t.Fatalf("%s not accepting connections after %v", addr, limit)
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 func mustAddrPort(t *testing.T, s string) netip.AddrPort {
 	t.Helper()

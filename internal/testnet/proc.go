@@ -112,27 +112,6 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-// stopPid stops a process the harness did not start itself (gotor-testnet
-// down): SIGTERM, then SIGKILL after grace. It reports whether the process
-// existed.
-func stopPid(pid int, grace time.Duration) bool {
-	if pid <= 1 {
-		return false
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return false
-	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	return true
-}
-
 // tailFile returns the last n lines of a file, for error messages.
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)

@@ -143,15 +143,6 @@ func (n *Network) startClientOnce(ctx context.Context) (*RefClient, error) {
 // SocksAddr is the client's SOCKS listener, e.g. "127.0.0.1:40123".
 func (c *RefClient) SocksAddr() string { return c.socksAddr }
 
-// Torrc is the torrc the client runs with.
-func (c *RefClient) Torrc() string { return c.torrc }
-
-// DataDir is the client's data directory (its log is notice.log there).
-func (c *RefClient) DataDir() string { return c.dataDir }
-
-// Pid is the client's process id.
-func (c *RefClient) Pid() int { return c.p.pid() }
-
 // Stop stops the client. Network.Stop stops it too.
 func (c *RefClient) Stop() error {
 	c.stopOnce.Do(func() {

@@ -106,13 +106,6 @@ func ParseAddress(host string) (Address, error) {
 	return parseLabel(label, fail)
 }
 
-// ParseLabel parses the bare 56-character label (no ".onion").
-func ParseLabel(label string) (Address, error) {
-	return parseLabel(label, func(err error) (Address, error) {
-		return Address{}, &AddressError{Input: label, Err: err}
-	})
-}
-
 func parseLabel(label string, fail func(error) (Address, error)) (Address, error) {
 	if len(label) != addrLen {
 		return fail(ErrBadLength)
