@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotor/gotor/internal/netdoc"
 	"github.com/gotor/gotor/internal/onion/hscell"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
 )
@@ -60,6 +61,9 @@ func (e *descError) Unwrap() []error {
 
 func invalid(msg string, err error) error { return &descError{ErrInvalid, msg, err} }
 
+// errBadKey: a key argument that is not 32 bytes of base64.
+var errBadKey = errors.New("hsdesc: key is not 32 bytes of base64")
+
 // Outer is the verified outer document (§2.4).
 type Outer struct {
 	Lifetime        time.Duration
@@ -88,46 +92,46 @@ func ParseOuter(doc []byte, blinded [32]byte, now time.Time) (*Outer, error) {
 	if len(doc) > MaxDescriptorSize {
 		return nil, invalid("descriptor too large", nil)
 	}
-	items, err := tokenize(string(doc))
+	items, err := tokenize("onion service descriptor", string(doc))
 	if err != nil {
 		return nil, invalid("outer document", err)
 	}
-	if len(items) == 0 || items[0].kw != "hs-descriptor" || len(items[0].args) < 1 {
+	if len(items) == 0 || items[0].Keyword != "hs-descriptor" || len(items[0].Args) < 1 {
 		return nil, invalid("missing hs-descriptor line", nil)
 	}
-	if items[0].args[0] != "3" {
-		return nil, invalid("unsupported descriptor version "+items[0].args[0], nil)
+	if items[0].Args[0] != "3" {
+		return nil, invalid("unsupported descriptor version "+items[0].Args[0], nil)
 	}
 	last := items[len(items)-1]
-	if last.kw != "signature" || len(last.args) < 1 {
+	if last.Keyword != "signature" || len(last.Args) < 1 {
 		return nil, invalid("signature must be last", nil)
 	}
 	o := &Outer{}
 	seen := map[string]bool{}
 	for _, it := range items[1 : len(items)-1] {
-		switch it.kw {
+		switch it.Keyword {
 		case "descriptor-lifetime", "descriptor-signing-key-cert", "revision-counter", "superencrypted", "signature", "hs-descriptor":
-			if seen[it.kw] {
-				return nil, invalid("duplicate "+it.kw, nil)
+			if seen[it.Keyword] {
+				return nil, invalid("duplicate "+it.Keyword, nil)
 			}
-			seen[it.kw] = true
+			seen[it.Keyword] = true
 		}
-		switch it.kw {
+		switch it.Keyword {
 		case "descriptor-lifetime":
-			if len(it.args) < 1 {
+			if len(it.Args) < 1 {
 				return nil, invalid("descriptor-lifetime", nil)
 			}
-			m, err := strconv.ParseUint(it.args[0], 10, 32)
+			m, err := strconv.ParseUint(it.Args[0], 10, 32)
 			// rend-spec says 30..720; like C tor, enforce only the maximum.
 			if err != nil || m == 0 || m > 720 {
 				return nil, invalid("descriptor-lifetime out of range", err)
 			}
 			o.Lifetime = time.Duration(m) * time.Minute
 		case "descriptor-signing-key-cert":
-			if it.objType != "ED25519 CERT" {
+			if !hasObject(&it, "ED25519 CERT") {
 				return nil, invalid("descriptor-signing-key-cert object", nil)
 			}
-			c, err := ParseCert(it.obj)
+			c, err := ParseCert(it.Object.Data)
 			if err != nil {
 				return nil, invalid("descriptor-signing-key-cert", err)
 			}
@@ -136,21 +140,21 @@ func ParseOuter(doc []byte, blinded [32]byte, now time.Time) (*Outer, error) {
 			}
 			o.SigningCert, o.SigningKey, o.BlindedKey = c, c.CertifiedKey, c.SigningKey
 		case "revision-counter":
-			if len(it.args) < 1 {
+			if len(it.Args) < 1 {
 				return nil, invalid("revision-counter", nil)
 			}
-			v, err := strconv.ParseUint(it.args[0], 10, 64)
+			v, err := strconv.ParseUint(it.Args[0], 10, 64)
 			if err != nil {
 				return nil, invalid("revision-counter", err)
 			}
 			o.RevisionCounter = v
 		case "superencrypted":
-			if it.objType != "MESSAGE" || len(it.obj) <= 16+32 {
+			if !hasObject(&it, "MESSAGE") || len(it.Object.Data) <= 16+32 {
 				return nil, invalid("superencrypted object", nil)
 			}
-			o.Superencrypted = it.obj
+			o.Superencrypted = it.Object.Data
 		case "hs-descriptor", "signature":
-			return nil, invalid(it.kw+" out of place", nil)
+			return nil, invalid(it.Keyword+" out of place", nil)
 		}
 	}
 	for _, kw := range []string{"descriptor-lifetime", "descriptor-signing-key-cert", "revision-counter", "superencrypted"} {
@@ -158,11 +162,11 @@ func ParseOuter(doc []byte, blinded [32]byte, now time.Time) (*Outer, error) {
 			return nil, invalid("missing "+kw, nil)
 		}
 	}
-	sig, err := decodeB64(last.args[0])
+	sig, err := netdoc.DecodeBase64(last.Args[0])
 	if err != nil || len(sig) != 64 {
 		return nil, invalid("signature encoding", err)
 	}
-	signed := append([]byte(sigPrefix), doc[:last.off]...)
+	signed := append([]byte(sigPrefix), doc[:last.Start]...)
 	if !ed25519.Verify(o.SigningKey[:], signed, sig) {
 		return nil, invalid("bad descriptor signature", nil)
 	}
@@ -198,35 +202,35 @@ func trimNUL(b []byte) string {
 }
 
 func parseFirstLayer(pt []byte) (*FirstLayer, error) {
-	items, err := tokenize(trimNUL(pt))
+	items, err := tokenize("descriptor first layer", trimNUL(pt))
 	if err != nil {
 		return nil, invalid("first layer plaintext", err)
 	}
 	f := &FirstLayer{}
 	var haveType, haveEph, haveEnc bool
 	for _, it := range items {
-		switch it.kw {
+		switch it.Keyword {
 		case "desc-auth-type":
-			if haveType || len(it.args) < 1 {
+			if haveType || len(it.Args) < 1 {
 				return nil, invalid("desc-auth-type", nil)
 			}
-			haveType, f.AuthType = true, it.args[0]
+			haveType, f.AuthType = true, it.Args[0]
 		case "desc-auth-ephemeral-key":
-			if haveEph || len(it.args) < 1 {
+			if haveEph || len(it.Args) < 1 {
 				return nil, invalid("desc-auth-ephemeral-key", nil)
 			}
-			k, err := decodeKey32(it.args[0])
+			k, err := decodeKey32(it.Args[0])
 			if err != nil {
 				return nil, invalid("desc-auth-ephemeral-key", err)
 			}
 			haveEph, f.EphemeralKey = true, k
 		case "auth-client":
-			if len(it.args) < 3 {
+			if len(it.Args) < 3 {
 				return nil, invalid("auth-client", nil)
 			}
-			id, e1 := decodeB64(it.args[0])
-			iv, e2 := decodeB64(it.args[1])
-			ck, e3 := decodeB64(it.args[2])
+			id, e1 := netdoc.DecodeBase64(it.Args[0])
+			iv, e2 := netdoc.DecodeBase64(it.Args[1])
+			ck, e3 := netdoc.DecodeBase64(it.Args[2])
 			if e1 != nil || e2 != nil || e3 != nil || len(id) != 8 || len(iv) != 16 || len(ck) != hscrypto.DescCookieLen {
 				return nil, invalid("auth-client fields", nil)
 			}
@@ -236,10 +240,10 @@ func parseFirstLayer(pt []byte) (*FirstLayer, error) {
 			copy(a.EncryptedCookie[:], ck)
 			f.AuthClients = append(f.AuthClients, a)
 		case "encrypted":
-			if haveEnc || it.objType != "MESSAGE" || len(it.obj) <= 16+32 {
+			if haveEnc || !hasObject(&it, "MESSAGE") || len(it.Object.Data) <= 16+32 {
 				return nil, invalid("encrypted object", nil)
 			}
-			haveEnc, f.Encrypted = true, it.obj
+			haveEnc, f.Encrypted = true, it.Object.Data
 		}
 	}
 	if !haveType || !haveEph || !haveEnc || len(f.AuthClients) == 0 {
@@ -299,7 +303,7 @@ func (o *Outer) DecryptSecondLayer(f *FirstLayer, subcred [32]byte, cookie *[hsc
 // ParseInner parses the second-layer plaintext and checks the intro point
 // certificates against the descriptor signing key.
 func ParseInner(pt []byte, signingKey [32]byte) (*Inner, error) {
-	items, err := tokenize(trimNUL(pt))
+	items, err := tokenize("descriptor inner layer", trimNUL(pt))
 	if err != nil {
 		return nil, invalid("inner plaintext", err)
 	}
@@ -321,14 +325,14 @@ func ParseInner(pt []byte, signingKey [32]byte) (*Inner, error) {
 		return nil
 	}
 	for _, it := range items {
-		if it.kw == "introduction-point" {
+		if it.Keyword == "introduction-point" {
 			if err := finish(); err != nil {
 				return nil, err
 			}
-			if len(it.args) < 1 {
+			if len(it.Args) < 1 {
 				return nil, invalid("introduction-point", nil)
 			}
-			raw, err := decodeB64(it.args[0])
+			raw, err := netdoc.DecodeBase64(it.Args[0])
 			if err != nil {
 				return nil, invalid("introduction-point link specifiers", err)
 			}
@@ -340,43 +344,43 @@ func ParseInner(pt []byte, signingKey [32]byte) (*Inner, error) {
 			continue
 		}
 		if cur == nil {
-			switch it.kw {
+			switch it.Keyword {
 			case "create2-formats":
 				if haveCreate2 {
 					return nil, invalid("duplicate create2-formats", nil)
 				}
 				haveCreate2 = true
-				for _, a := range it.args {
+				for _, a := range it.Args {
 					if v, err := strconv.Atoi(a); err == nil {
 						in.Create2Formats = append(in.Create2Formats, v)
 					}
 				}
 			case "intro-auth-required":
-				in.IntroAuthRequired = append(in.IntroAuthRequired, it.args...)
+				in.IntroAuthRequired = append(in.IntroAuthRequired, it.Args...)
 			case "single-onion-service":
 				in.SingleOnion = true
 			case "flow-control":
-				in.FlowControl = strings.Join(it.args, " ")
+				in.FlowControl = strings.Join(it.Args, " ")
 			}
 			continue
 		}
-		switch it.kw {
+		switch it.Keyword {
 		case "onion-key":
-			if len(it.args) >= 2 && it.args[0] == "ntor" {
+			if len(it.Args) >= 2 && it.Args[0] == "ntor" {
 				if curSeen["onion-key"] {
 					return nil, invalid("duplicate onion-key ntor", nil)
 				}
-				k, err := decodeKey32(it.args[1])
+				k, err := decodeKey32(it.Args[1])
 				if err != nil {
 					return nil, invalid("onion-key", err)
 				}
 				cur.OnionKey, curSeen["onion-key"] = k, true
 			}
 		case "auth-key":
-			if curSeen["auth-key"] || it.objType != "ED25519 CERT" {
+			if curSeen["auth-key"] || !hasObject(&it, "ED25519 CERT") {
 				return nil, invalid("auth-key", nil)
 			}
-			c, err := ParseCert(it.obj)
+			c, err := ParseCert(it.Object.Data)
 			if err != nil {
 				return nil, invalid("auth-key cert", err)
 			}
@@ -387,21 +391,21 @@ func ParseInner(pt []byte, signingKey [32]byte) (*Inner, error) {
 			}
 			cur.AuthKeyCert, cur.AuthKey, curSeen["auth-key"] = c, c.CertifiedKey, true
 		case "enc-key":
-			if len(it.args) >= 2 && it.args[0] == "ntor" {
+			if len(it.Args) >= 2 && it.Args[0] == "ntor" {
 				if curSeen["enc-key"] {
 					return nil, invalid("duplicate enc-key ntor", nil)
 				}
-				k, err := decodeKey32(it.args[1])
+				k, err := decodeKey32(it.Args[1])
 				if err != nil {
 					return nil, invalid("enc-key", err)
 				}
 				cur.EncKey, curSeen["enc-key"] = k, true
 			}
 		case "enc-key-cert":
-			if curSeen["enc-key-cert"] || it.objType != "ED25519 CERT" {
+			if curSeen["enc-key-cert"] || !hasObject(&it, "ED25519 CERT") {
 				return nil, invalid("enc-key-cert", nil)
 			}
-			c, err := ParseCert(it.obj)
+			c, err := ParseCert(it.Object.Data)
 			if err != nil {
 				return nil, invalid("enc-key-cert", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gotor/gotor/internal/onion/hscrypto"
+	"github.com/gotor/gotor/internal/realdocs"
 )
 
 func h32(t testing.TB, s string) (a [32]byte) {
@@ -103,5 +104,60 @@ func TestRealDescriptorClientAuth(t *testing.T) {
 	}
 	if len(d.IntroPoints) != 3 {
 		t.Fatalf("%d intro points", len(d.IntroPoints))
+	}
+}
+
+// signerOf returns the key that signed the first certificate object
+// labelled ED25519 CERT after keyword kw in doc.
+func signerOf(t *testing.T, kind, doc, kw string) [32]byte {
+	t.Helper()
+	items, err := tokenize(kind, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Keyword == kw && hasObject(&it, "ED25519 CERT") {
+			c, err := ParseCert(it.Object.Data)
+			if err != nil || !c.HasSigningKey {
+				t.Fatalf("%s cert: %v", kw, err)
+			}
+			return c.SigningKey
+		}
+	}
+	t.Fatalf("no %s certificate", kw)
+	return [32]byte{}
+}
+
+// Real descriptors from ../shared/realdocs/data: stem's v3 descriptor
+// (decrypted with the blinded key its signing-key certificate names) and
+// the decrypted inner layers of stem and arti (one with pow-params).
+func TestRealDocuments(t *testing.T) {
+	doc := realdocs.Read(t, "hsdesc/stem-hidden_service_v3.txt")
+	addr, err := hscrypto.ParseAddress("sltib6sxkuxh2scmtuvd5w2g7pahnzkovefxpo4e4ptnkzl5kkq5h2ad.onion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blinded := signerOf(t, "outer", doc, "descriptor-signing-key-cert")
+	d, err := Decode([]byte(doc), blinded, hscrypto.Subcredential(addr.PubKey, blinded), nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.IntroPoints) != 4 {
+		t.Errorf("stem descriptor: %d introduction points, want 4", len(d.IntroPoints))
+	}
+	for name, want := range map[string]int{
+		"hsdesc/stem-hidden_service_v3_inner_layer.txt": 4,
+		"hsdesc/arti-hsdesc-inner.txt":                  3,
+		"hsdesc/arti-hsdesc-inner-pow-v1.txt":           3,
+	} {
+		pt := realdocs.Read(t, name)
+		in, err := ParseInner([]byte(pt), signerOf(t, name, pt, "auth-key"))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(in.IntroPoints) != want || len(in.Create2Formats) == 0 {
+			t.Errorf("%s: %d introduction points, create2-formats %v", name, len(in.IntroPoints), in.Create2Formats)
+		}
 	}
 }
