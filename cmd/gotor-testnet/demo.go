@@ -85,6 +85,9 @@ func cmdDemo(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 
+	if err := ensureTor(); err != nil {
+		return err
+	}
 	fmt.Println("== starting a private Tor network on 127.0.0.1 (C tor authorities, relays and exits)")
 	start := time.Now()
 	n, err := testnet.Start(ctx, nopts.options())
