@@ -108,15 +108,6 @@ var (
 	ErrPayloadSize = errors.New("cell: payload too large")
 )
 
-// CircIDLen returns the circuit ID width for a link protocol version
-// (tor-spec §3: 2 bytes for versions < 4, else 4).
-func CircIDLen(linkProto int) int {
-	if linkProto < 4 {
-		return 2
-	}
-	return 4
-}
-
 // Append appends the encoding of c to dst, with circuit IDs of idLen
 // bytes (2 or 4).
 func (c *Cell) Append(dst []byte, idLen int) ([]byte, error) {

@@ -218,15 +218,6 @@ type PaddingNegotiate struct {
 	ITOHighMillis uint16
 }
 
-// Encode returns the PADDING_NEGOTIATE payload.
-func (p *PaddingNegotiate) Encode() []byte {
-	cmd := byte(1)
-	if p.Start {
-		cmd = 2
-	}
-	return []byte{0, cmd, byte(p.ITOLowMillis >> 8), byte(p.ITOLowMillis), byte(p.ITOHighMillis >> 8), byte(p.ITOHighMillis)}
-}
-
 // DecodePaddingNegotiate parses a PADDING_NEGOTIATE payload.
 func DecodePaddingNegotiate(b []byte) (*PaddingNegotiate, error) {
 	s := cryptobyte.String(b)
