@@ -8,19 +8,13 @@
 // # Concurrency
 //
 // Each channel has exactly one reader goroutine. It reads cells and
-// dispatches them by circuit ID to the circuit's Endpoint: to the
-// circuit's handler, called on the reader goroutine (Endpoint.SetHandler,
-// what package circuit uses: no goroutine hand-off per cell), or else to
-// a bounded queue (QueueLen cells). The reader never blocks on a circuit: if a
-// circuit's queue is full the cell is not queued, the circuit is torn
-// down locally (its Endpoint fails with ErrQueueOverflow) and a DESTROY
-// is sent. Circuit-level flow control (SENDME windows, tor-spec §7.3)
-// limits a compliant relay to 1000 DATA cells in flight per circuit, and
-// circuits drain their queue on their own goroutine without blocking on
-// the application (stream buffers are themselves bounded by stream
-// windows), so an overflow means the peer violated flow control or the
-// process is pathologically starved; either way only that circuit is
-// lost and every other circuit on the channel keeps flowing.
+// dispatches them by circuit ID to the circuit's Endpoint, whose handler
+// it calls directly (no queue, no goroutine hand-off per cell). Handlers
+// must not block on anything but writes to this channel: every other
+// circuit on the channel waits meanwhile. An endpoint's end (a DESTROY
+// from the relay, the channel closing) is reported once to its ended
+// callback, from the reader goroutine or from whichever goroutine failed
+// the channel, never with the channel's lock held.
 //
 // Writes are serialized by a mutex; every write has a deadline
 // (WriteTimeout) so a peer that stops reading fails the channel instead
@@ -49,9 +43,6 @@ var supportedVersions = []uint16{4, 5}
 
 // Tunables.
 var (
-	// QueueLen is the capacity of each circuit's inbound queue. It
-	// exceeds the 1000-cell circuit window plus control traffic.
-	QueueLen = 2048
 	// WriteTimeout bounds a single cell write.
 	WriteTimeout = 60 * time.Second
 	// HandshakeTimeout bounds the link handshake when ctx has no deadline.
@@ -95,9 +86,7 @@ func (e *DestroyError) Error() string {
 
 // Errors.
 var (
-	ErrClosed        = errors.New("channel: closed")
-	ErrQueueOverflow = errors.New("channel: circuit inbound queue overflow")
-	ErrCircReleased  = errors.New("channel: circuit released")
+	ErrClosed = errors.New("channel: closed")
 )
 
 // ProtocolError reports a link protocol violation by the relay.
@@ -124,45 +113,17 @@ type Channel struct {
 	done   chan struct{}
 }
 
-// Endpoint is one circuit's attachment to a channel: its ID and inbound
-// queue. In is closed when the circuit is destroyed by the relay, the
-// channel closes, or the queue overflows; Err then says why.
+// Endpoint is one circuit's attachment to a channel: its ID and the
+// callbacks the reader goroutine calls for it.
 type Endpoint struct {
-	ID uint32
-	ch *Channel
-	in chan *cell.Cell
-	// guarded by ch.mu
-	err     error
-	handler func(*cell.Cell)
+	ID     uint32
+	ch     *Channel
+	handle func(*cell.Cell)
+	ended  func(error)
 }
-
-// SetHandler makes the channel's reader goroutine hand this circuit's
-// cells to h directly, in order, instead of queueing them on In (In is
-// then only closed, with Err set, when the circuit ends). h owns each
-// cell. h runs on the reader goroutine, so it must not block on anything
-// but writes to this channel (which have a deadline): every other
-// circuit on the channel waits meanwhile. Set it before any cell can
-// arrive (before sending CREATE*).
-func (e *Endpoint) SetHandler(h func(*cell.Cell)) {
-	e.ch.mu.Lock()
-	e.handler = h
-	e.ch.mu.Unlock()
-}
-
-// In returns the inbound cell queue. Cells read from it belong to the
-// receiver, which may return them to the pool with cell.Release once
-// done with them.
-func (e *Endpoint) In() <-chan *cell.Cell { return e.in }
 
 // Channel returns the channel of the endpoint.
 func (e *Endpoint) Channel() *Channel { return e.ch }
-
-// Err returns why In was closed (nil while open).
-func (e *Endpoint) Err() error {
-	e.ch.mu.Lock()
-	defer e.ch.mu.Unlock()
-	return e.err
-}
 
 // Send sends a cell on this circuit.
 func (e *Endpoint) Send(cmd cell.Command, payload []byte) error {
@@ -170,7 +131,8 @@ func (e *Endpoint) Send(cmd cell.Command, payload []byte) error {
 }
 
 // Release detaches the circuit from the channel; if destroy is true a
-// DESTROY with reason is sent first. It is idempotent.
+// DESTROY with reason is sent. The ended callback is not called. It is
+// idempotent.
 func (e *Endpoint) Release(destroy bool, reason cell.DestroyReason) {
 	c := e.ch
 	c.mu.Lock()
@@ -178,8 +140,6 @@ func (e *Endpoint) Release(destroy bool, reason cell.DestroyReason) {
 	live := ok && cur == e
 	if live {
 		delete(c.circs, e.ID)
-		e.err = ErrCircReleased
-		close(e.in)
 	}
 	c.mu.Unlock()
 	if live && destroy {
@@ -363,8 +323,13 @@ func (c *Channel) NumCircuits() int {
 }
 
 // NewEndpoint allocates a circuit ID (with the high bit set: we are
-// the initiator, tor-spec §5.1.1) and its inbound queue.
-func (c *Channel) NewEndpoint() (*Endpoint, error) {
+// the initiator, tor-spec §5.1.1). The reader goroutine hands each cell
+// of the circuit to handle, which owns it (and may return it to the pool
+// with cell.Release once done). ended is called once, with the reason,
+// if the circuit ends other than by Release: a DESTROY from the relay
+// (*DestroyError) or the channel closing. Neither may block (see the
+// package doc); ended may run before NewEndpoint returns.
+func (c *Channel) NewEndpoint(handle func(*cell.Cell), ended func(error)) (*Endpoint, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -377,7 +342,7 @@ func (c *Channel) NewEndpoint() (*Endpoint, error) {
 		if _, used := c.circs[id]; used {
 			continue
 		}
-		e := &Endpoint{ID: id, ch: c, in: make(chan *cell.Cell, QueueLen)}
+		e := &Endpoint{ID: id, ch: c, handle: handle, ended: ended}
 		c.circs[id] = e
 		return e, nil
 	}
@@ -426,14 +391,14 @@ func (c *Channel) fail(err error) {
 	}
 	c.closed = true
 	c.err = err
-	for id, e := range c.circs {
-		e.err = err
-		close(e.in)
-		delete(c.circs, id)
-	}
+	circs := c.circs
+	c.circs = map[uint32]*Endpoint{}
 	close(c.done)
 	c.mu.Unlock()
 	c.conn.Close()
+	for _, e := range circs {
+		e.ended(err)
+	}
 }
 
 func (c *Channel) readLoop() {
@@ -467,12 +432,14 @@ func (c *Channel) readLoop() {
 				reason = cell.DestroyReason(cl.Payload[0])
 			}
 			c.mu.Lock()
-			if e, ok := c.circs[cl.CircID]; ok {
+			e, ok := c.circs[cl.CircID]
+			if ok {
 				delete(c.circs, cl.CircID)
-				e.err = &DestroyError{Reason: reason}
-				close(e.in)
 			}
 			c.mu.Unlock()
+			if ok {
+				e.ended(&DestroyError{Reason: reason})
+			}
 		case cell.CREATE, cell.CREATE2, cell.CREATE_FAST:
 			// We are a client: refuse circuits.
 			c.Send(&cell.Cell{CircID: cl.CircID, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyProtocol)}})
@@ -483,32 +450,14 @@ func (c *Channel) readLoop() {
 	}
 }
 
-// dispatch queues cl for its circuit, which then owns it (and releases
-// it, cell.Release, once handled).
+// dispatch hands cl to its circuit's handler, which then owns it.
 func (c *Channel) dispatch(cl *cell.Cell) {
 	c.mu.Lock()
 	e, ok := c.circs[cl.CircID]
+	c.mu.Unlock()
 	if !ok {
-		c.mu.Unlock()
 		cl.Release()
 		return // late cell for a released circuit
 	}
-	if h := e.handler; h != nil {
-		c.mu.Unlock()
-		h(cl)
-		return
-	}
-	select {
-	case e.in <- cl:
-		c.mu.Unlock()
-		return
-	default:
-	}
-	id := cl.CircID
-	cl.Release()
-	delete(c.circs, id)
-	e.err = ErrQueueOverflow
-	close(e.in)
-	c.mu.Unlock()
-	c.Send(&cell.Cell{CircID: id, Command: cell.DESTROY, Payload: []byte{byte(cell.DestroyResourceLimit)}})
+	e.handle(cl)
 }

@@ -169,91 +169,115 @@ func writeCell(t *testing.T, c net.Conn, id uint32, cmd cell.Command, payload []
 	}
 }
 
-func TestSlowCircuitDoesNotBlockOthers(t *testing.T) {
-	old := QueueLen
-	QueueLen = 8
-	defer func() { QueueLen = old }()
-	ch, peer := fakePeer(t)
-	slow, _ := ch.NewEndpoint()
-	fast, _ := ch.NewEndpoint()
-	if slow.ID&0x80000000 == 0 || fast.ID&0x80000000 == 0 || slow.ID == fast.ID {
-		t.Fatalf("bad circuit IDs %#x %#x", slow.ID, fast.ID)
-	}
-	got := make(chan *cell.Cell, 100)
-	go func() {
-		for c := range fast.In() {
-			got <- c
-		}
-	}()
-	// DESTROY for the slow circuit comes back to the peer: read it.
-	destroyed := make(chan cell.DestroyReason, 1)
-	go func() {
-		for {
-			c, err := cell.Read(peer, 4)
-			if err != nil {
-				return
-			}
-			if c.Command == cell.DESTROY && c.CircID == slow.ID {
-				destroyed <- cell.DestroyReason(c.Payload[0])
-			}
-		}
-	}()
-	// The slow circuit is never read, so its queue fills after QueueLen
-	// cells; the fast one is read as it goes (one cell in flight, so a
-	// loaded machine cannot overflow its queue too), and must keep
-	// receiving while the slow one is full and then destroyed.
-	for i := 0; i < 20; i++ {
-		writeCell(t, peer, slow.ID, cell.RELAY, nil)
-		writeCell(t, peer, fast.ID, cell.RELAY, nil)
-		select {
-		case <-got:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("fast circuit got only %d cells", i)
-		}
-	}
-	n := 0
-	for range slow.In() {
-		n++
-	}
-	if n != QueueLen || !errors.Is(slow.Err(), ErrQueueOverflow) {
-		t.Fatalf("slow circuit: %d cells, err %v", n, slow.Err())
-	}
-	select {
-	case r := <-destroyed:
-		if r != cell.DestroyResourceLimit {
-			t.Fatalf("reason %v", r)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no DESTROY sent for the overflowing circuit")
-	}
+// endpoint records what the reader goroutine hands one circuit.
+type endpoint struct {
+	*Endpoint
+	cells chan *cell.Cell
+	ended chan error
 }
 
-func TestDestroyAndCloseFailEndpoints(t *testing.T) {
-	ch, peer := fakePeer(t)
-	go func() { // drain client writes
+func newEndpoint(t *testing.T, ch *Channel) *endpoint {
+	t.Helper()
+	e := &endpoint{cells: make(chan *cell.Cell, 100), ended: make(chan error, 2)}
+	var err error
+	e.Endpoint, err = ch.NewEndpoint(func(c *cell.Cell) { e.cells <- c }, func(err error) { e.ended <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *endpoint) waitEnded(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-e.ended:
+		select {
+		case err2 := <-e.ended:
+			t.Fatalf("ended twice: %v, then %v", err, err2)
+		default:
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("endpoint not ended")
+	}
+	return nil
+}
+
+// drain reads and discards what the client writes to the peer.
+func drain(peer net.Conn) {
+	go func() {
 		for {
 			if _, err := cell.Read(peer, 4); err != nil {
 				return
 			}
 		}
 	}()
-	a, _ := ch.NewEndpoint()
-	b, _ := ch.NewEndpoint()
-	writeCell(t, peer, a.ID, cell.DESTROY, []byte{byte(cell.DestroyFinished)})
-	for range a.In() {
+}
+
+// The reader hands each circuit its own cells, in order; cells for an
+// unknown or released circuit are dropped without touching the others.
+func TestCellsReachTheirCircuit(t *testing.T) {
+	ch, peer := fakePeer(t)
+	drain(peer)
+	a, b := newEndpoint(t, ch), newEndpoint(t, ch)
+	if a.ID&0x80000000 == 0 || b.ID&0x80000000 == 0 || a.ID == b.ID {
+		t.Fatalf("bad circuit IDs %#x %#x", a.ID, b.ID)
 	}
+	for i := range 10 {
+		writeCell(t, peer, a.ID, cell.RELAY, []byte{byte(i)})
+		writeCell(t, peer, b.ID, cell.RELAY, []byte{byte(100 + i)})
+		writeCell(t, peer, 0x80000001, cell.RELAY, nil) // no such circuit
+	}
+	for i := range 10 {
+		for _, e := range []*endpoint{a, b} {
+			want := byte(i)
+			if e == b {
+				want += 100
+			}
+			select {
+			case c := <-e.cells:
+				if c.CircID != e.ID || c.Payload[0] != want {
+					t.Fatalf("circuit %#x got cell %#x %d, want %d", e.ID, c.CircID, c.Payload[0], want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("circuit %#x: cell %d missing", e.ID, i)
+			}
+		}
+	}
+	a.Release(true, cell.DestroyFinished)
+	writeCell(t, peer, a.ID, cell.RELAY, nil) // late cell: dropped
+	writeCell(t, peer, b.ID, cell.RELAY, nil)
+	select {
+	case <-b.cells:
+	case <-time.After(5 * time.Second):
+		t.Fatal("circuit b stopped receiving after a's release")
+	}
+	if len(a.cells) != 0 || len(a.ended) != 0 {
+		t.Fatal("released circuit got a cell or an end")
+	}
+	if n := ch.NumCircuits(); n != 1 {
+		t.Fatalf("%d circuits", n)
+	}
+}
+
+func TestDestroyAndCloseEndEndpoints(t *testing.T) {
+	ch, peer := fakePeer(t)
+	drain(peer)
+	a, b := newEndpoint(t, ch), newEndpoint(t, ch)
+	writeCell(t, peer, a.ID, cell.DESTROY, []byte{byte(cell.DestroyFinished)})
 	var de *DestroyError
-	if !errors.As(a.Err(), &de) || de.Reason != cell.DestroyFinished {
-		t.Fatalf("got %v", a.Err())
+	if err := a.waitEnded(t); !errors.As(err, &de) || de.Reason != cell.DestroyFinished {
+		t.Fatalf("got %v", err)
 	}
 	peer.Close()
-	for range b.In() {
-	}
-	if b.Err() == nil {
+	if err := b.waitEnded(t); err == nil {
 		t.Fatal("no error after channel close")
 	}
 	<-ch.Done()
-	if _, err := ch.NewEndpoint(); err == nil {
+	if len(a.ended) != 0 {
+		t.Fatal("destroyed endpoint ended again by the channel's close")
+	}
+	if _, err := ch.NewEndpoint(func(*cell.Cell) {}, func(error) {}); err == nil {
 		t.Fatal("endpoint on a closed channel")
 	}
 }

@@ -34,6 +34,7 @@ type hopCrypto interface {
 
 type miniCirc struct {
 	ep      *channel.Endpoint
+	in      chan *cell.Cell // the endpoint's cells, for read
 	mu      sync.Mutex
 	hops    []hopCrypto
 	ctrl    chan cell.Relay
@@ -56,11 +57,12 @@ func buildMini(ctx context.Context, mgr *channel.Manager, path []circuit.Target,
 	if err != nil {
 		return nil, err
 	}
-	ep, err := ch.NewEndpoint()
+	m := &miniCirc{in: make(chan *cell.Cell, 2048), ctrl: make(chan cell.Relay, 32), streams: map[uint16]*miniStream{}, nextSID: 1, done: make(chan struct{})}
+	ep, err := ch.NewEndpoint(m.queue, func(err error) { m.fail(fmt.Errorf("minicirc: endpoint ended: %w", err)) })
 	if err != nil {
 		return nil, err
 	}
-	m := &miniCirc{ep: ep, ctrl: make(chan cell.Relay, 32), streams: map[uint16]*miniStream{}, nextSID: 1, done: make(chan struct{})}
+	m.ep = ep
 	hs, err := torcrypto.NewNtorClient(rand.Reader, first.RSAID, first.NtorKey)
 	if err != nil {
 		return nil, err
@@ -70,10 +72,12 @@ func buildMini(ctx context.Context, mgr *channel.Manager, path []circuit.Target,
 		return nil, err
 	}
 	select {
-	case cl, ok := <-ep.In():
-		if !ok || cl.Command != cell.CREATED2 {
+	case <-m.done:
+		return nil, m.err
+	case cl := <-m.in:
+		if cl.Command != cell.CREATED2 {
 			ep.Release(true, 0)
-			return nil, fmt.Errorf("minicirc: no CREATED2: %v", ep.Err())
+			return nil, fmt.Errorf("minicirc: %v instead of CREATED2", cl.Command)
 		}
 		reply, err := cell.DecodeCreated2(cl.Payload)
 		if err != nil {
@@ -160,8 +164,24 @@ func (m *miniCirc) fail(err error) {
 	m.mu.Unlock()
 }
 
+// queue is the endpoint's handler: it runs on the channel's reader
+// goroutine and must not block.
+func (m *miniCirc) queue(cl *cell.Cell) {
+	select {
+	case m.in <- cl:
+	default:
+		m.fail(errors.New("minicirc: inbound queue overflow"))
+	}
+}
+
 func (m *miniCirc) read() {
-	for cl := range m.ep.In() {
+	for {
+		var cl *cell.Cell
+		select {
+		case cl = <-m.in:
+		case <-m.done:
+			return
+		}
 		switch cl.Command {
 		case cell.RELAY:
 		case cell.DESTROY:
@@ -227,7 +247,6 @@ func (m *miniCirc) read() {
 			m.smu.Unlock()
 		}
 	}
-	m.fail(fmt.Errorf("minicirc: endpoint closed: %v", m.ep.Err()))
 }
 
 func (m *miniCirc) recvCtrl(ctx context.Context, want ...byte) (cell.Relay, error) {

@@ -1,0 +1,156 @@
+package circuit
+
+// Dispatch of inbound cells (tor-spec §5, §6.1): CREATED2/CREATED_FAST
+// complete the pending handshake; relay cells are decrypted, recognized
+// by one hop, and handed to the circuit (stream 0: EXTENDED2, TRUNCATED,
+// SENDME, DROP, onion service messages) or to their stream.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gotor/gotor/internal/cell"
+)
+
+// ControlQueueLen bounds the queue of stream-0 messages awaiting
+// ReceiveControl; a relay that overflows it violates the protocol.
+const ControlQueueLen = 32
+
+// ReceiveControl returns the next circuit-level (stream 0) relay
+// message that the circuit does not handle itself: the onion service
+// messages (RELAY commands 32-40: INTRO_ESTABLISHED, RENDEZVOUS2, ...).
+// Other unknown stream-0 commands are dropped, as C tor does.
+func (c *Circuit) ReceiveControl(ctx context.Context) (cell.Relay, error) {
+	select {
+	case m := <-c.ctrl:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-c.ctrl:
+		return m, nil
+	case <-c.done:
+		return cell.Relay{}, c.Err()
+	case <-ctx.Done():
+		return cell.Relay{}, ctx.Err()
+	}
+}
+
+// handle is the endpoint's cell handler: it processes one cell on the
+// channel's reader goroutine (see channel.Channel.NewEndpoint).
+// Decrypting and delivering relay cells there, and sending circuit
+// SENDMEs from there, saves a goroutine hand-off per batch of cells,
+// which on a loaded machine shows up as round-trip time to the relays.
+// Stream handlers never block; the only blocking calls are writes to the
+// channel (bounded by its write deadline).
+func (c *Circuit) handle(cl *cell.Cell) {
+	err := c.handleCell(cl)
+	cl.Release() // handlers copy what they keep
+	if err != nil {
+		c.closeWith(err, true)
+	}
+}
+
+func (c *Circuit) handleCell(cl *cell.Cell) error {
+	switch cl.Command {
+	case cell.CREATED2, cell.CREATED_FAST:
+		c.mu.Lock()
+		p := c.pending
+		if p == nil || p.cmd != cl.Command {
+			c.mu.Unlock()
+			return &ProtocolError{Msg: "unexpected " + cl.Command.String()}
+		}
+		c.pending = nil
+		c.mu.Unlock()
+		hdata := cl.Payload // CREATED_FAST: Y | KH
+		if cl.Command == cell.CREATED2 {
+			var err error
+			if hdata, err = cell.DecodeCreated2(cl.Payload); err != nil {
+				return &ProtocolError{Msg: err.Error()}
+			}
+		}
+		return c.completeHop(p, hdata)
+	case cell.RELAY:
+		return c.handleRelay(cl)
+	case cell.RELAY_EARLY:
+		return &ProtocolError{Msg: "inbound RELAY_EARLY"} // tor-spec §5.6: MUST close
+	case cell.PADDING:
+		return nil
+	}
+	return &ProtocolError{Msg: "unexpected " + cl.Command.String() + " on circuit"}
+}
+
+func (c *Circuit) handleRelay(cl *cell.Cell) error {
+	if len(cl.Payload) != cell.PayloadLen {
+		return &ProtocolError{Msg: "short relay cell"}
+	}
+	p := (*[cell.PayloadLen]byte)(cl.Payload)
+	hops := c.layers()
+	hop, digest, err := hops.Decrypt(p)
+	if err != nil {
+		return &ProtocolError{Msg: err.Error()}
+	}
+	msg, err := cell.DecodeRelay(p[:])
+	if err != nil {
+		return &ProtocolError{Msg: err.Error()}
+	}
+	last := len(hops) - 1
+	if msg.StreamID == 0 {
+		switch msg.Command {
+		case cell.RELAY_EXTENDED2:
+			c.mu.Lock()
+			pd := c.pending
+			if pd == nil || pd.cmd != cell.RELAY || hop != last {
+				c.mu.Unlock()
+				return &ProtocolError{Msg: "unexpected EXTENDED2"}
+			}
+			c.pending = nil
+			c.mu.Unlock()
+			hdata, err := cell.DecodeCreated2(msg.Data)
+			if err != nil {
+				return &ProtocolError{Msg: err.Error()}
+			}
+			return c.completeHop(pd, hdata)
+		case cell.RELAY_TRUNCATED:
+			reason := cell.DestroyNone
+			if len(msg.Data) > 0 {
+				reason = cell.DestroyReason(msg.Data[0])
+			}
+			return &DestroyedError{Reason: reason, Truncated: true, Hop: hop}
+		case cell.RELAY_SENDME:
+			return c.handleCircSendme(msg, hop, last)
+		case cell.RELAY_DROP:
+			return nil
+		case cell.RELAY_BEGIN, cell.RELAY_DATA, cell.RELAY_END, cell.RELAY_CONNECTED,
+			cell.RELAY_RESOLVE, cell.RELAY_RESOLVED, cell.RELAY_BEGIN_DIR:
+			return &ProtocolError{Msg: msg.Command.String() + " with stream ID 0"}
+		}
+		if msg.Command >= 32 && msg.Command <= 40 {
+			msg.Data = append([]byte(nil), msg.Data...) // the cell is recycled
+			select {
+			case c.ctrl <- msg:
+				return nil
+			default:
+				return &ProtocolError{Msg: "control message queue overflow"}
+			}
+		}
+		return nil // unknown commands are dropped (tor-spec §6.1)
+	}
+	switch msg.Command {
+	case cell.RELAY_DATA:
+		if err := c.delivered(digest); err != nil {
+			return err
+		}
+	case cell.RELAY_BEGIN, cell.RELAY_BEGIN_DIR, cell.RELAY_RESOLVE, cell.RELAY_EXTEND2, cell.RELAY_EXTEND:
+		return &ProtocolError{Msg: msg.Command.String() + " sent to a client"}
+	}
+	c.mu.Lock()
+	h := c.streams[msg.StreamID]
+	c.mu.Unlock()
+	if h != nil {
+		if err := h.HandleRelay(msg); err != nil {
+			return &ProtocolError{Msg: fmt.Sprintf("stream %d: %v", msg.StreamID, err), Err: err}
+		}
+	}
+	return nil
+}
