@@ -45,10 +45,7 @@ func resolve(ctx context.Context, circ *circuit.Circuit, query string) ([]Answer
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
-		s.mu.Lock()
-		s.sentEnd = true // a resolve stream needs no END
-		s.mu.Unlock()
-		s.abort(cell.EndMisc)
+		s.abort(cell.EndMisc, false) // a resolve stream needs no END
 		return nil, ctx.Err()
 	}
 	s.mu.Lock()

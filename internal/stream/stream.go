@@ -96,13 +96,35 @@ func (a Addr) Network() string { return "tor" }
 
 func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))) }
 
-type state int
+// state is where a stream is in its life (tor-spec §6.2-§6.4).
+//
+//	stConnecting -> stOpen            CONNECTED
+//	stOpen       -> stWriteClosed     CloseWrite
+//	any but stClosed -> stEnded       END sent or received, RESOLVED, circuit gone
+//	any          -> stClosed          Close
+type state uint8
 
 const (
+	// stConnecting: BEGIN, BEGIN_DIR or RESOLVE sent; waiting for
+	// CONNECTED, RESOLVED or END.
 	stConnecting state = iota
+	// stOpen: CONNECTED received; data flows both ways.
 	stOpen
-	stEnded // END received or circuit gone
+	// stWriteClosed: open, but CloseWrite was called: data is still
+	// received. Tor has no half-close, so the exit is not told.
+	stWriteClosed
+	// stEnded: no more cells will be sent or accepted. Buffered data can
+	// still be read; then reads return err.
+	stEnded
+	// stClosed: Close was called; everything fails with net.ErrClosed.
+	stClosed
 )
+
+// receiving reports whether DATA from the exit is accepted.
+func (st state) receiving() bool { return st == stOpen || st == stWriteClosed }
+
+// over reports whether the stream is ended or closed.
+func (st state) over() bool { return st >= stEnded }
 
 // Conn is an open stream. It implements net.Conn.
 type Conn struct {
@@ -114,19 +136,16 @@ type Conn struct {
 	st        state
 	connected *cell.Connected
 	answers   []cell.ResolvedAnswer
-	ready     chan struct{} // closed on CONNECTED/RESOLVED/END/circuit death
+	ready     chan struct{} // closed on leaving stConnecting
 	err       error         // terminal read error
 	rbuf      recvBuf       // received data; rbuf.ncells counts partly read cells
 	deliver   int           // stream deliver window
 	pkg       int           // stream package window
 	// With congestion control (prop 324 §4) stream windows are replaced
-	// by XON/XOFF.
+	// by XON/XOFF: cc is fixed when the stream is made.
 	cc       bool
 	xoffSent bool // we told the exit to stop
 	paused   bool // the exit told us to stop
-	wclosed  bool
-	closed   bool
-	sentEnd  bool
 
 	readable   chan struct{} // cap 1
 	windowOpen chan struct{} // cap 1
@@ -165,20 +184,6 @@ func Begin(ctx context.Context, circ *circuit.Circuit, host string, port uint16,
 	return open(ctx, circ, cell.RELAY_BEGIN, body, Addr{Host: host, Port: port})
 }
 
-// Dial is Begin with a "host:port" address, as net.Dialer takes it
-// (IPv6 literals in brackets).
-func Dial(ctx context.Context, circ *circuit.Circuit, address string, flags Flags) (*Conn, error) {
-	host, ps, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, err
-	}
-	port, err := strconv.ParseUint(ps, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("stream: bad port in %q", address)
-	}
-	return Begin(ctx, circ, host, uint16(port), flags)
-}
-
 // BeginDir opens a directory stream to the circuit's last hop with
 // RELAY_BEGIN_DIR; the returned conn speaks HTTP to that relay's
 // directory server.
@@ -202,7 +207,7 @@ func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, bod
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
-		s.abort(cell.EndMisc)
+		s.abort(cell.EndMisc, true)
 		return nil, ctx.Err()
 	}
 	s.mu.Lock()
@@ -213,20 +218,20 @@ func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, bod
 	return s, nil
 }
 
-// abort sends END (once) and detaches.
-func (s *Conn) abort(reason Reason) {
+// abort ends the stream from our side and detaches it, sending END
+// with reason if end is set and the stream was not already over.
+func (s *Conn) abort(reason Reason, end bool) {
 	s.mu.Lock()
-	send := !s.sentEnd && s.st != stEnded
-	s.sentEnd = true
-	if s.st != stEnded {
-		s.st = stEnded
-		if s.err == nil {
-			s.err = net.ErrClosed
-		}
-	}
+	send := end && !s.st.over()
+	s.endLocked(net.ErrClosed)
 	s.mu.Unlock()
-	// Detach first: cells still in flight for this stream are then
-	// dropped by the circuit (tor-spec §6.3 lets them arrive after END).
+	s.detach(send, reason)
+}
+
+// detach unregisters the stream from its circuit, then sends END if
+// send is set. Detaching first makes the circuit drop cells still in
+// flight for this stream (tor-spec §6.3 lets them arrive after END).
+func (s *Conn) detach(send bool, reason Reason) {
 	s.circ.DetachStream(s.id)
 	if send {
 		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
@@ -256,14 +261,8 @@ func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 func (s *Conn) HandleRelay(msg cell.Relay) error {
 	s.mu.Lock()
 	id := s.id
-	if s.sentEnd {
-		// We ended the stream (or it ended): cells the exit sent before
-		// it saw our END may still arrive; drop them.
-		s.mu.Unlock()
-		return nil
-	}
-	if s.st == stEnded {
-		// Closed on our side (abort) and not yet detached: the exit may
+	if s.st.over() {
+		// Ended or closed on our side and not yet detached: the exit may
 		// have sent these cells before it saw our END (the stream is
 		// half-closed, tor-spec §6.3). Drop them, as C tor does, rather
 		// than tear down the circuit and every other stream on it.
@@ -303,7 +302,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		s.circ.DetachStream(id)
 		return nil
 	case cell.RELAY_DATA:
-		if s.st != stOpen {
+		if !s.st.receiving() {
 			violation = "DATA on a stream that is not open"
 			break
 		}
@@ -360,8 +359,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		if s.st == stOpen && e.Reason == cell.EndDone {
 			err = io.EOF
 		}
-		s.endLocked(err)
-		s.sentEnd = true // no END in reply to END
+		s.endLocked(err) // no END in reply to END
 		s.mu.Unlock()
 		s.circ.DetachStream(id)
 		return nil
@@ -375,15 +373,16 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 	// The circuit closes (and DESTROYs) on a protocol violation, which
 	// also ends this stream; no END is needed.
 	err := &ProtocolError{violation}
-	s.sentEnd = true
 	s.endLocked(err)
 	s.mu.Unlock()
 	s.circ.DetachStream(id)
 	return err
 }
 
+// endLocked moves the stream to stEnded with err as its read error,
+// waking every waiter. It does nothing if the stream is already over.
 func (s *Conn) endLocked(err error) {
-	if s.st == stEnded {
+	if s.st.over() {
 		return
 	}
 	wasConnecting := s.st == stConnecting
@@ -401,7 +400,6 @@ func (s *Conn) endLocked(err error) {
 // CircuitClosed implements circuit.StreamHandler.
 func (s *Conn) CircuitClosed(err error) {
 	s.mu.Lock()
-	s.sentEnd = true
 	s.endLocked(fmt.Errorf("stream: circuit closed: %w", err))
 	s.mu.Unlock()
 }
@@ -410,7 +408,7 @@ func (s *Conn) CircuitClosed(err error) {
 func (s *Conn) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
-		if s.closed {
+		if s.st == stClosed {
 			s.mu.Unlock()
 			return 0, net.ErrClosed
 		}
@@ -451,7 +449,7 @@ func (s *Conn) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		s.mu.Lock()
-		if s.closed {
+		if s.st == stClosed {
 			s.mu.Unlock()
 			return total, net.ErrClosed
 		}
@@ -468,7 +466,7 @@ func (s *Conn) WriteTo(w io.Writer) (int64, error) {
 				n += m
 			}
 			s.mu.Lock()
-			if !s.closed {
+			if s.st != stClosed {
 				s.rbuf.consume(n)
 			}
 			sendme, xon := s.ackLocked()
@@ -523,7 +521,7 @@ const (
 // cells the application has consumed and not yet acknowledged) or, with
 // congestion control, whether to send XON.
 func (s *Conn) ackLocked() (int, bool) {
-	if s.st != stOpen {
+	if !s.st.receiving() {
 		return 0, false
 	}
 	if s.cc {
@@ -562,10 +560,10 @@ func (s *Conn) Write(p []byte) (int, error) {
 	for n < len(p) {
 		s.mu.Lock()
 		switch {
-		case s.closed:
+		case s.st == stClosed:
 			s.mu.Unlock()
 			return n, net.ErrClosed
-		case s.wclosed:
+		case s.st == stWriteClosed:
 			s.mu.Unlock()
 			return n, errors.New("stream: write after CloseWrite")
 		case s.st == stEnded:
@@ -616,7 +614,9 @@ func (s *Conn) writeCtxErr(dl <-chan struct{}) error {
 // sent to the exit; reads continue until the exit ends the stream.
 func (s *Conn) CloseWrite() error {
 	s.mu.Lock()
-	s.wclosed = true
+	if s.st == stOpen {
+		s.st = stWriteClosed
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -624,15 +624,17 @@ func (s *Conn) CloseWrite() error {
 // Close ends the stream with RELAY_END (reason DONE) if still open.
 func (s *Conn) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.st == stClosed {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	send := !s.st.over()
+	s.endLocked(net.ErrClosed)
+	s.st = stClosed
 	close(s.closedCh)
 	s.rbuf.reset()
 	s.mu.Unlock()
-	s.abort(cell.EndDone)
+	s.detach(send, cell.EndDone)
 	return nil
 }
 
