@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/realdocs"
 )
 
 func readTestdata(t testing.TB, name string) string {
@@ -61,6 +63,12 @@ func TestTokenizerErrors(t *testing.T) {
 		{"a\nb\n-----BEGIN X-----\n!!!!\n-----END X-----\n", 3},
 		{"a\nb", 2},
 		{"a\nb\x01c\n", 2},
+		{"a\nb \x7f\n", 2},         // DEL
+		{"a\nb \xc3\n", 2},         // truncated UTF-8
+		{"a\nb \xff\xfe\n", 2},     // invalid UTF-8
+		{"a\nb \xc2\x85\n", 2},     // U+0085, a C1 control
+		{"a\nb \xed\xa0\x80\n", 2}, // a UTF-16 surrogate
+		{"a\nb c\rd\n", 2},         // CR
 	} {
 		tk := NewTokenizer("test", tc.src)
 		for {
@@ -314,5 +322,60 @@ func TestPortPolicy(t *testing.T) {
 	var zero netdir.PortPolicy
 	if zero.Allows(80) || zero.AllowsAny() {
 		t.Error("zero policy allows")
+	}
+}
+
+// Real server descriptors (stem's, arti's, a C tor bridge's cache file)
+// parse, UTF-8 contact lines included (issue 17 item 12).
+func TestRealServerDescriptors(t *testing.T) {
+	files := realdocs.Glob(t, "serverdescs/*.txt")
+	if len(files) < 10 {
+		t.Fatalf("%d server descriptor files", len(files))
+	}
+	utf8Contacts := 0
+	for _, name := range files {
+		ds, err := ParseServerDescs(FromCacheFile(realdocs.Read(t, name)))
+		if err != nil || len(ds) == 0 {
+			t.Errorf("%s: %d descriptors, %v", name, len(ds), err)
+			continue
+		}
+		for _, d := range ds {
+			if !utf8.ValidString(d.Contact) {
+				t.Errorf("%s: contact %q", name, d.Contact)
+			}
+			if strings.IndexFunc(d.Contact, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+				utf8Contacts++
+				t.Logf("%s: %s: contact %s", name, d.Nickname, d.Contact)
+			}
+		}
+	}
+	d, err := ParseServerDesc(FromCacheFile(realdocs.Read(t, "serverdescs/stem-non-ascii_descriptor.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "1024D/04D2E818 Lénaïc Huard <lenaic dot huard AT laposte dot net>"; d.Contact != want {
+		t.Errorf("contact %q, want %q", d.Contact, want)
+	}
+	if utf8Contacts == 0 {
+		t.Error("no UTF-8 contact line seen")
+	}
+}
+
+// A consensus whose dir-source contact line is UTF-8 parses (one such
+// line made every consensus unusable).
+func TestConsensusUTF8Contact(t *testing.T) {
+	src := readTestdata(t, "consensus-microdesc.txt")
+	i := strings.Index(src, "\ncontact ")
+	if i < 0 {
+		t.Fatal("no contact line")
+	}
+	j := strings.IndexByte(src[i+1:], '\n')
+	src = src[:i] + "\ncontact Jörg Müller <jörg@example.org> 日本" + src[i+1+j:]
+	c, err := ParseConsensus(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sources[0].Contact != "Jörg Müller <jörg@example.org> 日本" {
+		t.Errorf("contact %q", c.Sources[0].Contact)
 	}
 }

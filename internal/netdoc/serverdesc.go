@@ -34,6 +34,7 @@ type ServerDesc struct {
 	HasFingerprint      bool
 	NtorOnionKey        [32]byte
 	Platform            string
+	Contact             string // free text, UTF-8
 	Protocols           string
 	Published           time.Time
 
@@ -84,7 +85,7 @@ func ParseServerDesc(src string) (*ServerDesc, error) {
 		case "router":
 			return nil, errf(doc, it.Line, "router not at start")
 		case "identity-ed25519", "master-key-ed25519", "bandwidth", "platform", "published",
-			"fingerprint", "ntor-onion-key", "family", "proto", "router-signature":
+			"fingerprint", "ntor-onion-key", "family", "proto", "contact", "router-signature":
 			if seen[it.Keyword] {
 				return nil, errf(doc, it.Line, "%s appears more than once", it.Keyword)
 			}
@@ -117,6 +118,8 @@ func ParseServerDesc(src string) (*ServerDesc, error) {
 			}
 		case "platform":
 			d.Platform = strings.Join(it.Args, " ")
+		case "contact":
+			d.Contact = strings.Join(it.Args, " ")
 		case "proto":
 			d.Protocols = strings.Join(it.Args, " ")
 		case "published":

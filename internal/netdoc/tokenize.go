@@ -1,8 +1,9 @@
 // Package netdoc parses Tor directory documents.
 //
 // This file implements the generic document meta-format of dir-spec §1.2
-// ("Document meta-format"): keyword lines with whitespace-separated
-// arguments, each optionally followed by one PEM-like object
+// ("Document meta-format"), with UTF-8 text (see checkText): keyword
+// lines with whitespace-separated arguments, each optionally followed by
+// one PEM-like object
 // ("-----BEGIN X-----" base64 "-----END X-----"). Every item records its
 // line number and byte offsets so that parsers can report errors by line
 // and compute signed digests over exact byte ranges (dir-spec §1.3).
@@ -13,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is a parse error at a line of a document (1-based; 0 when the
@@ -187,11 +190,9 @@ func (t *Tokenizer) Next() (it Item, ok bool) {
 		t.err = errf(t.doc, it.Line, "invalid keyword line %q", truncate(line))
 		return Item{}, false
 	}
-	for i := 0; i < len(line); i++ {
-		if c := line[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
-			t.err = errf(t.doc, it.Line, "non-printable character in keyword line")
-			return Item{}, false
-		}
+	if msg := checkText(line); msg != "" {
+		t.err = errf(t.doc, it.Line, "%s in keyword line", msg)
+		return Item{}, false
 	}
 	it.Args = splitArgs(line[kwEnd:])
 	it.End = t.pos
@@ -206,6 +207,35 @@ func (t *Tokenizer) Next() (it Item, ok bool) {
 		it.End = t.pos
 	}
 	return it, true
+}
+
+// checkText checks the characters of a keyword line. dir-spec §1.2 asks
+// for printing ASCII, but relays write UTF-8 into free-text items
+// ("contact", "platform") and authorities copy their contact line into
+// every consensus, so, as C tor and arti do, any valid UTF-8 is taken.
+// Invalid UTF-8 and control characters (C0 other than tab, DEL, C1) are
+// refused: they have no place in a document and could forge log or
+// control-port lines. It returns "" or what is wrong.
+func checkText(s string) string {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if (c < 0x20 && c != '\t') || c == 0x7f {
+				return "control character"
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return "invalid UTF-8"
+		}
+		if unicode.IsControl(r) {
+			return "control character"
+		}
+		i += n
+	}
+	return ""
 }
 
 func truncate(s string) string {
