@@ -17,7 +17,7 @@ func (c *Config) Clone() *Config {
 	out.EntryNodes = slices.Clone(c.EntryNodes)
 	out.ExcludeNodes = slices.Clone(c.ExcludeNodes)
 	out.ExcludeExitNodes = slices.Clone(c.ExcludeExitNodes)
-	out.ControlPort = slices.Clone(c.ControlPort)
+	out.ControlPorts = slices.Clone(c.ControlPorts)
 	out.HashedControlPassword = slices.Clone(c.HashedControlPassword)
 	out.MetricsPortPolicy = slices.Clone(c.MetricsPortPolicy)
 	out.Logs = slices.Clone(c.Logs)

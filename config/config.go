@@ -113,16 +113,16 @@ type Config struct {
 	// ClientOnly: gotor is always a client; kept for torrc compatibility.
 	ClientOnly bool
 
-	// ControlPort are the control listeners ("9051", "127.0.0.1:9051",
-	// "auto"), raw torrc values with their flags.
-	ControlPort []string
+	// ControlPorts are the control listeners (torrc ControlPort).
+	ControlPorts []ControlPortConfig
 	// CookieAuthentication enables control-port cookie authentication.
 	CookieAuthentication bool
 	// CookieAuthFile overrides DataDirectory/control_auth_cookie.
 	CookieAuthFile string
 	// HashedControlPassword are "16:HEX" S2K password hashes.
 	HashedControlPassword []string
-	// MetricsPort is the Prometheus listener ("127.0.0.1:9035"), "" for
+	// MetricsPort is the Prometheus listener, IP:PORT ("127.0.0.1:9035"; Load
+	// accepts C tor's forms and writes this one), "" for
 	// none; MetricsPortPolicy lists C tor "accept/reject ADDR" rules.
 	MetricsPort       string
 	MetricsPortPolicy []string
@@ -333,14 +333,14 @@ func (c *Config) Validate() error {
 	if c.NumEntryGuards < 0 {
 		bad("NumEntryGuards %d: must not be negative", c.NumEntryGuards)
 	}
-	for _, cp := range c.ControlPort {
-		if _, err := parseListenAddr(strings.Fields(cp)[0], "127.0.0.1"); err != nil {
+	for _, cp := range c.ControlPorts {
+		if err := cp.validate(); err != nil {
 			bad("ControlPort %q: %v", cp, err)
 		}
 	}
 	if c.MetricsPort != "" {
-		if _, err := parseListenAddr(strings.Fields(c.MetricsPort)[0], "127.0.0.1"); err != nil {
-			bad("MetricsPort %q: %v", c.MetricsPort, err)
+		if a, err := ParseListenAddr(c.MetricsPort, "127.0.0.1"); err != nil || a != c.MetricsPort {
+			bad("MetricsPort %q: want IP:PORT (%v)", c.MetricsPort, err)
 		}
 	}
 	for _, l := range c.Logs {

@@ -104,7 +104,7 @@ func TestTestnetTorrc(t *testing.T) {
 	if len(c.DirAuthorities) != 2 || !strings.HasPrefix(c.DirAuthorities[1], "auth1 ") {
 		t.Errorf("DirAuthorities %q", c.DirAuthorities)
 	}
-	if !reflect.DeepEqual(c.ControlPort, []string{"19051"}) || !c.CookieAuthentication || !c.ClientOnly {
+	if !reflect.DeepEqual(c.ControlPorts, []ControlPortConfig{{Addr: "127.0.0.1:19051"}}) || !c.CookieAuthentication || !c.ClientOnly {
 		t.Errorf("control %+v", c)
 	}
 	if !reflect.DeepEqual(c.ExitNodes, []string{"$" + fp1, "$" + fp2}) || c.MaxCircuitDirtiness != 10*time.Minute {
@@ -253,7 +253,7 @@ func TestOptions(t *testing.T) {
 			return c.SafeSocks && c.NumEntryGuards == 3 && !c.UseEntryGuards && !c.EnforceDistinctSubnets
 		}},
 		{"ControlPort 0\nMetricsPort 127.0.0.1:9035\nMetricsPortPolicy accept 127.0.0.1\nHashedControlPassword 16:ABCD\nCookieAuthFile /x/cookie\n", func(c *Config) bool {
-			return len(c.ControlPort) == 0 && c.MetricsPort == "127.0.0.1:9035" && c.MetricsPortPolicy[0] == "accept 127.0.0.1" &&
+			return len(c.ControlPorts) == 0 && c.MetricsPort == "127.0.0.1:9035" && c.MetricsPortPolicy[0] == "accept 127.0.0.1" &&
 				c.HashedControlPassword[0] == "16:ABCD" && c.CookieAuthFile == "/x/cookie"
 		}},
 		{"Log [handshake]debug [*]notice-warn syslog\nl info file /var/log/tor log.txt\n", func(c *Config) bool {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -324,19 +322,13 @@ var options = map[string]option{
 	},
 	"ControlPort": {
 		list:  true,
-		reset: func(c *Config) { c.ControlPort = nil },
+		reset: func(c *Config) { c.ControlPorts = nil },
 		set: func(c *Config, _ *loadState, _ torrc.Line, v string) error {
-			f := strings.Fields(v)
-			if len(f) == 0 || f[0] == "0" {
-				return nil
+			p, ok, err := parseControlPort(v)
+			if err == nil && ok {
+				c.ControlPorts = append(c.ControlPorts, p)
 			}
-			if !strings.HasPrefix(f[0], "unix:") {
-				if _, err := parseListenAddr(f[0], "127.0.0.1"); err != nil {
-					return err
-				}
-			}
-			c.ControlPort = append(c.ControlPort, v)
-			return nil
+			return err
 		},
 	},
 	"CookieAuthFile":     stringOpt(func(c *Config) *string { return &c.CookieAuthFile }, nil),
@@ -355,7 +347,7 @@ var options = map[string]option{
 				c.MetricsPort = ""
 				return nil
 			}
-			a, err := parseListenAddr(f[0], "127.0.0.1")
+			a, err := ParseListenAddr(f[0], "127.0.0.1")
 			if err != nil {
 				return err
 			}
@@ -628,36 +620,6 @@ func expandHome(p string) string {
 // parseListenAddr parses C tor's listener address forms: "PORT", "auto",
 // "ADDR:PORT", "ADDR:auto", "[IPv6]:PORT"; ADDR is an IP address or
 // "localhost". It returns "host:port" (port 0 for auto).
-func parseListenAddr(s, defHost string) (string, error) {
-	if strings.EqualFold(s, "auto") {
-		return net.JoinHostPort(defHost, "0"), nil
-	}
-	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
-		return net.JoinHostPort(defHost, strconv.FormatUint(n, 10)), nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("cannot parse address %q", s)
-	}
-	if strings.EqualFold(port, "auto") {
-		port = "0"
-	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return "", fmt.Errorf("bad port in %q", s)
-	}
-	if n == 0 && port != "0" {
-		return "", fmt.Errorf("address %q has no port", s)
-	}
-	if strings.EqualFold(host, "localhost") {
-		host = "127.0.0.1"
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return "", fmt.Errorf("address %q is not an IP address", host)
-	}
-	return net.JoinHostPort(a.String(), strconv.FormatUint(n, 10)), nil
-}
 
 // ParsePortConfig parses a SocksPort or HTTPTunnelPort value: an address
 // ("9050", "127.0.0.1:9050", "[::1]:9050", "auto") and C tor's flags. It
@@ -677,7 +639,7 @@ func ParsePortConfig(v string) (*PortConfig, []string, error) {
 	if strings.HasPrefix(f[0], "unix:") {
 		return nil, nil, errors.New("unix socket listeners are not supported by gotor")
 	}
-	addr, err := parseListenAddr(f[0], "127.0.0.1")
+	addr, err := ParseListenAddr(f[0], "127.0.0.1")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -124,13 +124,11 @@ func (b controlBackend) Listeners(kind string) []string {
 	case "httptunnel":
 		return b.c.HTTPTunnelAddrs()
 	case "control":
-		if b.c.ctrl != nil {
-			var out []string
-			for _, a := range b.c.ctrl.Addrs() {
-				out = append(out, a.String())
-			}
-			return out
+		var out []string
+		for _, a := range b.c.controlAddrs() {
+			out = append(out, a.String())
 		}
+		return out
 	case "metrics":
 		if b.c.metricsSrv != nil {
 			return []string{b.c.metricsSrv.Addr().String()}
@@ -153,7 +151,11 @@ func (b controlBackend) GetConf(key string) ([]string, error) {
 	case "maxcircuitdirtiness":
 		return []string{strconv.Itoa(int(cfg.MaxCircuitDirtiness / time.Second))}, nil
 	case "controlport":
-		return cfg.ControlPort, nil
+		var out []string
+		for _, p := range cfg.ControlPorts {
+			out = append(out, p.String())
+		}
+		return out, nil
 	case "cookieauthentication":
 		return []string{boolStr(cfg.CookieAuthentication)}, nil
 	case "testingtornetwork":
@@ -312,46 +314,32 @@ func (c *Engine) streamStatus(s StreamInfo, status, reason string) {
 // startControl opens the ControlPort and the MetricsPort, if configured.
 func (c *Engine) startControl() error {
 	cfg := c.cfg
-	for _, v := range cfg.ControlPort {
-		fields := strings.Fields(v)
-		if len(fields) == 0 || fields[0] == "0" {
-			continue
-		}
+	for _, p := range cfg.ControlPorts {
 		ccfg := control.Config{
-			CookieAuthentication:  cfg.CookieAuthentication,
-			CookieAuthFile:        cfg.CookieAuthFile,
-			DataDirectory:         cfg.DataDirectory,
-			HashedControlPassword: cfg.HashedControlPassword,
-			AllowNullAuth:         !cfg.CookieAuthentication && len(cfg.HashedControlPassword) == 0,
-			Logger:                c.log,
-		}
-		addr := fields[0]
-		switch {
-		case strings.HasPrefix(addr, "unix:"):
-			ccfg.UnixSocket = strings.Trim(strings.TrimPrefix(addr, "unix:"), `"`)
-		case strings.EqualFold(addr, "auto"):
-			ccfg.ListenAddr = "127.0.0.1:0"
-		default:
-			if _, err := strconv.Atoi(addr); err == nil {
-				addr = "127.0.0.1:" + addr
-			}
-			ccfg.ListenAddr = addr
+			CookieAuthentication:    cfg.CookieAuthentication,
+			CookieAuthFile:          cfg.CookieAuthFile,
+			DataDirectory:           cfg.DataDirectory,
+			HashedControlPassword:   cfg.HashedControlPassword,
+			AllowNullAuth:           !cfg.CookieAuthentication && len(cfg.HashedControlPassword) == 0,
+			Logger:                  c.log,
+			ListenAddr:              p.Addr,
+			UnixSocket:              p.Unix,
+			UnixSocketGroupWritable: p.GroupWritable,
 		}
 		if ccfg.AllowNullAuth {
 			c.log.Warn("ControlPort without CookieAuthentication or HashedControlPassword: any local program can control gotor")
 		}
 		srv, err := control.New(ccfg, controlBackend{c})
 		if err != nil {
-			return fmt.Errorf("client: ControlPort %s: %w", v, err)
+			return fmt.Errorf("ControlPort %s: %w", p, err)
 		}
 		if err := srv.Start(); err != nil {
-			return fmt.Errorf("client: ControlPort %s: %w", v, err)
+			return fmt.Errorf("ControlPort %s: %w", p, err)
 		}
-		c.ctrl = srv
+		c.ctrls = append(c.ctrls, srv)
 		for _, a := range srv.Addrs() {
 			c.log.Info("Opened Control listener on " + a.String())
 		}
-		break // one control server; further ControlPort lines are not supported yet
 	}
 	if cfg.MetricsPort != "" {
 		pol, err := metrics.ParsePolicy(cfg.MetricsPortPolicy...)
@@ -361,11 +349,7 @@ func (c *Engine) startControl() error {
 		if len(cfg.MetricsPortPolicy) == 0 {
 			pol = nil
 		}
-		addr := strings.Fields(cfg.MetricsPort)[0]
-		if _, err := strconv.Atoi(addr); err == nil {
-			addr = "127.0.0.1:" + addr
-		}
-		srv, err := metrics.NewServer(metrics.ServerConfig{Addr: addr, Policy: pol, Logger: c.log}, c.obs.metrics)
+		srv, err := metrics.NewServer(metrics.ServerConfig{Addr: cfg.MetricsPort, Policy: pol, Logger: c.log}, c.obs.metrics)
 		if err != nil {
 			return fmt.Errorf("client: MetricsPort: %w", err)
 		}
@@ -378,12 +362,18 @@ func (c *Engine) startControl() error {
 	return nil
 }
 
+// controlAddrs lists the addresses of every control listener.
+func (c *Engine) controlAddrs() []net.Addr {
+	var out []net.Addr
+	for _, s := range c.ctrls {
+		out = append(out, s.Addrs()...)
+	}
+	return out
+}
+
 // ControlAddr returns the control port's TCP address, or nil.
 func (c *Engine) ControlAddr() net.Addr {
-	if c.ctrl == nil {
-		return nil
-	}
-	for _, a := range c.ctrl.Addrs() {
+	for _, a := range c.controlAddrs() {
 		if _, ok := a.(*net.TCPAddr); ok {
 			return a
 		}

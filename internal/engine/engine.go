@@ -71,7 +71,7 @@ type Engine struct {
 
 	onion        *onion.Client
 	onionAuth    *onion.ClientAuth
-	ctrl         *control.Server
+	ctrls        []*control.Server
 	metricsSrv   *metrics.Server
 	configFile   string
 	shutdownCh   chan struct{}
@@ -291,8 +291,8 @@ func (c *Engine) Stop() error {
 	for _, ln := range c.listeners {
 		_ = ln.Close()
 	}
-	if c.ctrl != nil {
-		_ = c.ctrl.Close()
+	for _, s := range c.ctrls {
+		_ = s.Close()
 	}
 	if c.metricsSrv != nil {
 		_ = c.metricsSrv.Close()

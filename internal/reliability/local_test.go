@@ -58,7 +58,7 @@ func localClient(t *testing.T) (*client.Client, *logBuffer, string, *testnet.HTT
 		cfg.UseTestingTorNetwork()
 		cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
 		cfg.HTTPTunnelPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
-		cfg.ControlPort = []string{"auto"}
+		cfg.ControlPorts = []config.ControlPortConfig{{Addr: "127.0.0.1:0"}}
 		cfg.CookieAuthentication = true
 		c, err := client.New(cfg, slog.New(slog.NewTextHandler(local.logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 		if err != nil {
