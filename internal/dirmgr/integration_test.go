@@ -228,12 +228,20 @@ func TestIntegrationRefusals(t *testing.T) {
 		t.Fatalf("consensus has %d signatures, want 3", len(c.Signatures))
 	}
 
-	t.Run("bad signature byte", func(t *testing.T) {
-		bad := flipSignatureByte(t, text)
+	t.Run("one bad signature of three", func(t *testing.T) {
+		// Two of three authorities are a majority: the consensus is
+		// accepted, the bad signature logged (as C tor does).
+		bad := flipSignatureByte(t, text, 0)
+		if _, err := m.VerifyConsensus(ctx, bad, now); err != nil {
+			t.Fatalf("one bad signature of three: %v", err)
+		}
+	})
+	t.Run("two bad signatures of three", func(t *testing.T) {
+		bad := flipSignatureByte(t, flipSignatureByte(t, text, 0), 1)
 		_, err := m.VerifyConsensus(ctx, bad, now)
 		t.Logf("error: %v", err)
-		if !errors.Is(err, netdoc.ErrBadSignature) {
-			t.Fatalf("got %v, want ErrBadSignature", err)
+		if !errors.Is(err, netdoc.ErrBadSignature) || !errors.Is(err, netdoc.ErrTooFewSignatures) {
+			t.Fatalf("got %v, want ErrBadSignature and ErrTooFewSignatures", err)
 		}
 	})
 	t.Run("one of three signatures", func(t *testing.T) {
@@ -253,10 +261,17 @@ func TestIntegrationRefusals(t *testing.T) {
 	})
 }
 
-// flipSignatureByte changes one byte of the first directory-signature's
+// flipSignatureByte changes one byte of the k-th directory-signature's
 // signature (one base64 character of its object).
-func flipSignatureByte(t *testing.T, text string) string {
+func flipSignatureByte(t *testing.T, text string, k int) string {
 	i := strings.Index(text, "\ndirectory-signature ")
+	for ; k > 0 && i >= 0; k-- {
+		j := strings.Index(text[i+1:], "\ndirectory-signature ")
+		if j < 0 {
+			t.Fatal("too few directory-signatures")
+		}
+		i += 1 + j
+	}
 	if i < 0 {
 		t.Fatal("no directory-signature")
 	}

@@ -332,10 +332,14 @@ func (m *Manager) verifyConsensus(ctx context.Context, text string, now time.Tim
 		if ferr := m.fetchCerts(ctx, st.MissingID, st.MissingCert, now); ferr != nil {
 			m.log.Debug("fetching key certificates", "err", ferr)
 		}
-		_, err = c.Verify(m.v3ids, m.validCerts(now))
+		st, err = c.Verify(m.v3ids, m.validCerts(now))
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, bad := range st.BadErrs {
+		// Enough others signed validly (C tor logs these too).
+		m.log.Warn("ignoring a bad consensus signature", "err", bad)
 	}
 	return c, nil
 }

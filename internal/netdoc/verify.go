@@ -17,7 +17,9 @@ import (
 // errors.Is.
 var (
 	// ErrBadSignature: a directory-signature from a configured authority,
-	// made with a key we hold a valid certificate for, did not verify.
+	// made with a key we hold a valid certificate for, did not verify
+	// (wrapped with ErrTooFewSignatures, or in SignatureStatus.BadErrs
+	// of an accepted consensus).
 	ErrBadSignature = errors.New("netdoc: consensus has a bad signature")
 	// ErrTooFewSignatures: fewer than a majority of the configured
 	// authorities signed validly.
@@ -49,18 +51,23 @@ func (c *Consensus) CheckTime(now time.Time, skew, tolerance time.Duration) erro
 
 // SignatureStatus summarises a Verify run.
 type SignatureStatus struct {
-	Good        int        // configured authorities with a valid signature
-	Bad         int        // signatures that failed verification
+	Good        int        // distinct configured authorities with a valid signature
+	Bad         int        // signatures by configured authorities that failed verification
+	BadErrs     []error    // one error per bad signature (wrapping ErrBadSignature), to log
 	MissingCert [][20]byte // signing-key digests we lack a certificate for, with identity
 	MissingID   [][20]byte // identity of authorities whose certificate is missing
 }
 
 // Verify checks the consensus signatures against the configured
 // authorities (v3 identity fingerprints) and their key certificates,
-// which must already have been verified with KeyCert.Verify. It succeeds
-// when more than half of the configured authorities signed validly and
-// no signature from a configured authority with a known certificate is
-// bad.
+// which must already have been verified with KeyCert.Verify. As C tor
+// (networkstatus_check_consensus_signature), it succeeds when more than
+// half of the configured authorities, each counted once, signed
+// validly; signatures by other identities are ignored, and bad
+// signatures by configured authorities are reported in the status
+// (BadErrs, for the caller to log) but do not outvote the good ones.
+// When too few are good, the error wraps ErrTooFewSignatures and, if
+// any signature was bad, ErrBadSignature.
 func (c *Consensus) Verify(authorities [][20]byte, certs []*KeyCert) (SignatureStatus, error) {
 	var st SignatureStatus
 	trusted := make(map[[20]byte]bool, len(authorities))
@@ -73,7 +80,6 @@ func (c *Consensus) Verify(authorities [][20]byte, certs []*KeyCert) (SignatureS
 		byKey[certKey{kc.Fingerprint, kc.SigningKeyDigest}] = kc
 	}
 	good := map[[20]byte]bool{}
-	var firstBad error
 	for _, sig := range c.Signatures {
 		if !trusted[sig.Identity] {
 			continue
@@ -95,22 +101,18 @@ func (c *Consensus) Verify(authorities [][20]byte, certs []*KeyCert) (SignatureS
 		}
 		if err := rsa.VerifyPKCS1v15(kc.SigningKey, crypto.Hash(0), digest, sig.Signature); err != nil {
 			st.Bad++
-			if firstBad == nil {
-				firstBad = fmt.Errorf("%w: line %d: %s signature by authority %X does not verify",
-					ErrBadSignature, sig.Line, sig.Algorithm, sig.Identity)
-			}
+			st.BadErrs = append(st.BadErrs, fmt.Errorf("%w: line %d: %s signature by authority %X does not verify",
+				ErrBadSignature, sig.Line, sig.Algorithm, sig.Identity))
 			continue
 		}
 		good[sig.Identity] = true
 	}
 	st.Good = len(good)
-	if firstBad != nil {
-		return st, firstBad
-	}
 	need := len(trusted)/2 + 1
 	if st.Good < need {
-		return st, fmt.Errorf("%w: %d of %d authorities signed validly, need %d (%d signatures lack a certificate)",
-			ErrTooFewSignatures, st.Good, len(trusted), need, len(st.MissingCert))
+		err := fmt.Errorf("%w: %d of %d authorities signed validly, need %d (%d bad, %d lack a certificate)",
+			ErrTooFewSignatures, st.Good, len(trusted), need, st.Bad, len(st.MissingCert))
+		return st, errors.Join(append([]error{err}, st.BadErrs...)...)
 	}
 	return st, nil
 }
