@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/gotor/gotor/client"
 	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/itest"
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -31,7 +31,9 @@ import (
 // EnforceDistinctSubnets on, as on the real network; the cmd/gotor and
 // examples tests use the one-address network with TestingTorNetwork's
 // defaults.
-func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{DistinctAddresses: true}) }
+func TestMain(m *testing.M) {
+	testnet.Main(m, testnet.Options{DistinctAddresses: true, SharedSubnetPair: true})
+}
 
 var (
 	sharedOnce   sync.Once
@@ -42,12 +44,9 @@ var (
 
 // testConfig is a gotor config for the shared network, with a SOCKS port
 // on a free port.
-func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config {
+func testConfig(t testing.TB, n *testnet.Network) *config.Config {
 	t.Helper()
-	cfg := config.DefaultConfig()
-	cfg.DataDirectory = dataDir
-	cfg.DirAuthorities = n.DirAuthorityLines()
-	cfg.UseTestingTorNetwork()
+	cfg := itest.Config(t, n)
 	cfg.EnforceDistinctSubnets = true
 	// Port 0: C tor's defaults. Port 1: destination isolation (the
 	// design's example 1). Port 2: per-application client-port isolation
@@ -61,13 +60,6 @@ func testConfig(t testing.TB, n *testnet.Network, dataDir string) *config.Config
 	return cfg
 }
 
-func logger(t testing.TB) *slog.Logger {
-	if testing.Verbose() && os.Getenv("GOTOR_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // shared returns one bootstrapped gotor client for the package's tests.
 func shared(t *testing.T) (*client.Client, *testnet.Network, *testnet.HTTPServer) {
 	t.Helper()
@@ -78,8 +70,9 @@ func shared(t *testing.T) (*client.Client, *testnet.Network, *testnet.HTTPServer
 			sharedErr = err
 			return
 		}
-		cfg := testConfig(t, n, filepath.Join(dir, "data"))
-		c, err := client.New(cfg, logger(t))
+		cfg := testConfig(t, n)
+		cfg.DataDirectory = filepath.Join(dir, "data") // outlives the first test
+		c, err := client.New(cfg, itest.Logger())
 		if err != nil {
 			sharedErr = err
 			return
@@ -180,10 +173,10 @@ func TestConnectRefusedReason(t *testing.T) {
 
 func TestHTTPTunnelPort(t *testing.T) {
 	n := testnet.Shared(t)
-	cfg := testConfig(t, n, t.TempDir())
+	cfg := testConfig(t, n)
 	cfg.SocksPorts = nil
 	cfg.HTTPTunnelPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
-	c := openClient(t, cfg)
+	c := itest.Open(t, cfg, nil)
 	srv, err := testnet.StartHTTPServer(1 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -255,18 +248,4 @@ func TestSOCKSCloseEndsStream(t *testing.T) {
 	if n := len(c.Streams()); n > before {
 		t.Fatalf("%d streams still open 10 s after their applications closed", n-before)
 	}
-}
-
-// openClient starts a client with cfg for one test (bootstrapped within
-// two minutes) and stops it when the test ends.
-func openClient(t *testing.T, cfg *config.Config) *client.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := client.Open(ctx, cfg, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	return c
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"golang.org/x/net/proxy"
 
 	"github.com/gotor/gotor/client"
@@ -158,11 +160,11 @@ func TestIsolationTokens(t *testing.T) {
 // SOCKS ports included: different users then share a circuit.
 func TestIsolationOff(t *testing.T) {
 	_, n, srv := shared(t)
-	cfg := testConfig(t, n, t.TempDir())
+	cfg := testConfig(t, n)
 	cfg.IsolationLevel = "none"
 	cfg.IsolateSOCKSAuth = false
 	cfg.SocksPorts = cfg.SocksPorts[:1]
-	c := openClient(t, cfg)
+	c := itest.Open(t, cfg, nil)
 	target := fmt.Sprintf("127.0.0.1:%d", srv.Port)
 	a := openVia(t, c.SocksAddrs()[0], "alice", "x", target)
 	b := openVia(t, c.SocksAddrs()[0], "bob", "y", target)
@@ -175,14 +177,14 @@ func TestIsolationOff(t *testing.T) {
 // IsolateDestinations and prebuilding, on a plain SocksPort.
 func TestDesignExampleDestinationIsolation(t *testing.T) {
 	_, n, srv := shared(t)
-	cfg := testConfig(t, n, t.TempDir())
+	cfg := testConfig(t, n)
 	cfg.SocksPorts = cfg.SocksPorts[:1] // C tor's default flags only
 	cfg.IsolationLevel = "destination"
 	cfg.IsolateDestinations = true
 	cfg.EnableCircuitPrebuilding = true
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.New(cfg, logger(t))
+	c, err := client.New(cfg, itest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,12 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/itest"
 
 	"golang.org/x/net/proxy"
 
@@ -21,11 +22,11 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	runtime.GC()
 	before := runtime.NumGoroutine()
 
-	cfg := testConfig(t, n, filepath.Join(t.TempDir(), "data"))
+	cfg := testConfig(t, n)
 	cfg.SocksPorts = cfg.SocksPorts[:1]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Open(ctx, cfg, logger(t))
+	c, err := client.Open(ctx, cfg, itest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

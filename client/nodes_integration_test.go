@@ -3,9 +3,10 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/itest"
 
 	"github.com/gotor/gotor/client"
 )
@@ -23,13 +24,13 @@ func TestExitNodesAndExcludeNodes(t *testing.T) {
 			break
 		}
 	}
-	cfg := testConfig(t, n, filepath.Join(t.TempDir(), "data"))
+	cfg := testConfig(t, n)
 	cfg.SocksPorts = cfg.SocksPorts[:1]
 	cfg.ExitNodes = []string{"$" + want.Fingerprint}
 	cfg.ExcludeNodes = []string{"$" + middle}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := openClient(t, cfg)
+	c := itest.Open(t, cfg, nil)
 	for i := 0; i < 4; i++ {
 		conn, err := c.DialContext(client.WithIsolationToken(ctx, client.NewIsolationToken()), "tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"encoding/base32"
 
 	"golang.org/x/crypto/curve25519"
@@ -131,10 +133,10 @@ func TestOnionServiceClientAuth(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(authDir, "svc.auth_private"), []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(t, n, filepath.Join(t.TempDir(), "data"))
+	cfg := testConfig(t, n)
 	cfg.SocksPorts = cfg.SocksPorts[:1]
 	cfg.ClientOnionAuthDir = authDir
-	c := openClient(t, cfg)
+	c := itest.Open(t, cfg, nil)
 	body, err := fetchOnion(t, c.SocksAddrs()[0], svc.Hostname, "/", 2*time.Minute)
 	if err != nil {
 		t.Fatalf("with the client key: %v", err)

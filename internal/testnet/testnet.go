@@ -56,6 +56,11 @@ type Options struct {
 	// selection's /16 rule can be exercised. The DNS responder and the
 	// reference client stay on 127.0.0.1.
 	DistinctAddresses bool
+	// SharedSubnetPair (with DistinctAddresses) puts the first exit in
+	// the /16 of the node before it, a non-exit relay (127.N.0.1 and
+	// 127.N.1.1), so that path selection's /16 rule has a pair to keep
+	// apart.
+	SharedSubnetPair bool
 
 	// Latency is the one-way delay of every ORPort link, in each
 	// direction: every node's ORPort is reached through a userspace delay
@@ -279,6 +284,9 @@ func startOnce(ctx context.Context, opts Options) (_ *Network, err error) {
 			nd.Address = "127.0.0.1"
 			if opts.DistinctAddresses {
 				nd.Address = fmt.Sprintf("127.%d.0.1", len(n.nodes)+1)
+				if opts.SharedSubnetPair && kind == "exit" && i == 0 && len(n.nodes) > 0 && n.nodes[len(n.nodes)-1].kind == "relay" {
+					nd.Address = fmt.Sprintf("127.%d.1.1", len(n.nodes))
+				}
 			}
 			nd.DataDir = filepath.Join(n.dir, nd.Nickname)
 			os.RemoveAll(nd.DataDir) // stale keys and state from an earlier run in opts.Dir
