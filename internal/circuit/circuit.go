@@ -96,7 +96,7 @@ type Circuit struct {
 
 	mu       sync.Mutex
 	pending  *pendingHS
-	streams  map[uint16]StreamHandler
+	streams  map[uint16]attached
 	nextSID  uint16
 	err      error
 	done     chan struct{}
@@ -151,8 +151,8 @@ func (c *Circuit) closeWith(err error, destroy bool) {
 		reason = cell.DestroyProtocol
 	}
 	ep.Release(destroy, reason)
-	for _, h := range streams {
-		h.CircuitClosed(err)
+	for _, a := range streams {
+		a.h.CircuitClosed(err)
 	}
 }
 
@@ -167,15 +167,15 @@ func (c *Circuit) ended(err error) {
 	if !ok {
 		return
 	}
-	for _, h := range streams {
-		h.CircuitClosed(err)
+	for _, a := range streams {
+		a.h.CircuitClosed(err)
 	}
 }
 
 // markClosed records err as the reason the circuit closed, fails a
 // pending handshake and returns the endpoint and the streams that were
 // attached; ok is false if the circuit was already closed.
-func (c *Circuit) markClosed(err error) (ep *channel.Endpoint, streams map[uint16]StreamHandler, ok bool) {
+func (c *Circuit) markClosed(err error) (ep *channel.Endpoint, streams map[uint16]attached, ok bool) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -184,7 +184,7 @@ func (c *Circuit) markClosed(err error) (ep *channel.Endpoint, streams map[uint1
 	c.err = err
 	ep = c.ep
 	streams = c.streams
-	c.streams = map[uint16]StreamHandler{}
+	c.streams = map[uint16]attached{}
 	p := c.pending
 	c.pending = nil
 	close(c.done)

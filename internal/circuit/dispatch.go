@@ -126,6 +126,12 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 			return &ProtocolError{Msg: msg.Command.String() + " with stream ID 0"}
 		}
 		if msg.Command >= 32 && msg.Command <= 40 {
+			// Onion service messages (rend-spec-v3): only the circuit's
+			// last hop, the introduction or rendezvous point, sends them
+			// (C tor rend_process_relay_cell: layer_hint == cpath->prev).
+			if hop != last {
+				return &ProtocolError{Msg: fmt.Sprintf("onion service message %d from hop %d of %d", msg.Command, hop+1, last+1)}
+			}
 			msg.Data = append([]byte(nil), msg.Data...) // the cell is recycled
 			select {
 			case c.ctrl <- msg:
@@ -145,12 +151,18 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 		return &ProtocolError{Msg: msg.Command.String() + " sent to a client"}
 	}
 	c.mu.Lock()
-	h := c.streams[msg.StreamID]
+	a, ok := c.streams[msg.StreamID]
 	c.mu.Unlock()
-	if h != nil {
-		if err := h.HandleRelay(msg); err != nil {
-			return &ProtocolError{Msg: fmt.Sprintf("stream %d: %v", msg.StreamID, err), Err: err}
-		}
+	if !ok {
+		return nil
+	}
+	if hop != a.hop {
+		// A guard or middle speaking for the exit's stream (or, on a
+		// rendezvous circuit, for the onion service).
+		return &ProtocolError{Msg: fmt.Sprintf("%v for stream %d from hop %d; the stream is at hop %d", msg.Command, msg.StreamID, hop+1, a.hop+1)}
+	}
+	if err := a.h.HandleRelay(msg); err != nil {
+		return &ProtocolError{Msg: fmt.Sprintf("stream %d: %v", msg.StreamID, err), Err: err}
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 		earlyLeft:     MaxRelayEarly,
 		deliverWindow: CircWindowStart,
 		windowOpen:    make(chan struct{}, 1),
-		streams:       map[uint16]StreamHandler{},
+		streams:       map[uint16]attached{},
 		ctrl:          make(chan cell.Relay, ControlQueueLen),
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),

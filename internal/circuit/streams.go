@@ -2,7 +2,10 @@ package circuit
 
 // Streams attached to a circuit: stream ID allocation (tor-spec §6.2:
 // IDs are chosen by the client, 0 is the circuit itself) and the
-// handlers that receive each stream's relay messages.
+// handlers that receive each stream's relay messages. Each stream
+// belongs to the hop it was opened to (the last hop when it attached):
+// only that hop may send its messages (C tor relay_lookup_conn with
+// edge_uses_cpath; arti keeps a stream map per hop).
 
 import (
 	"errors"
@@ -27,8 +30,16 @@ type StreamHandler interface {
 	CircuitClosed(err error)
 }
 
-// AttachStream allocates a stream ID and registers h for its messages.
+// attached is a stream attached to the circuit.
+type attached struct {
+	h   StreamHandler
+	hop int // the hop the stream is opened to, 0-based
+}
+
+// AttachStream allocates a stream ID and registers h for its messages,
+// which only the circuit's current last hop may send.
 func (c *Circuit) AttachStream(h StreamHandler) (uint16, error) {
+	hop := len(c.layers()) - 1
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -41,7 +52,7 @@ func (c *Circuit) AttachStream(h StreamHandler) (uint16, error) {
 			continue
 		}
 		if _, used := c.streams[id]; !used {
-			c.streams[id] = h
+			c.streams[id] = attached{h: h, hop: hop}
 			return id, nil
 		}
 	}

@@ -4,6 +4,7 @@
 package circtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"net"
 	"sync"
@@ -186,4 +187,67 @@ func (f *FakeRelay) WriteRaw(b []byte) error {
 	defer f.wmu.Unlock()
 	_, err := f.conn.Write(b)
 	return err
+}
+
+// LaterHop is a hop beyond a FakeRelay, held by the test: the client
+// reaches it through the fake relay as its next hop, with keys shared
+// through Circuit.ExtendVirtual. Tests use it as an exit (or onion
+// service) while the FakeRelay plays a hostile guard that can forge
+// cells of its own.
+type LaterHop struct {
+	f   *FakeRelay
+	mu  sync.Mutex
+	hop *torcrypto.RelayHop
+}
+
+// ExtendLaterHop adds a hop with fresh random keys to c, whose first hop
+// is f, and returns its far end.
+func (f *FakeRelay) ExtendLaterHop(c *circuit.Circuit) (*LaterHop, error) {
+	keys := make([]byte, torcrypto.RelayKeyMaterialLen)
+	rand.Read(keys)
+	client, err := torcrypto.NewHop(bytes.NewReader(keys))
+	if err != nil {
+		return nil, err
+	}
+	relay, err := torcrypto.NewRelayHop(bytes.NewReader(keys))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ExtendVirtual(client); err != nil {
+		return nil, err
+	}
+	return &LaterHop{f: f, hop: relay}, nil
+}
+
+// SendRelay originates msg at the later hop and sends it to the client
+// through the fake relay.
+func (h *LaterHop) SendRelay(msg cell.Relay) error {
+	var p [cell.PayloadLen]byte
+	if err := cell.EncodeRelay(&p, msg); err != nil {
+		return err
+	}
+	// Both layers and the write in order: the fake relay's SendFromLaterHop
+	// keeps its own order; the later hop's lock keeps this hop's.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hop.Originate(&p)
+	return h.f.SendFromLaterHop(&p)
+}
+
+// Receive decrypts a cell the client sent that the fake relay did not
+// recognize (r.Recognized false: the relay's layer is already removed)
+// and reports whether the later hop recognizes it.
+func (h *LaterHop) Receive(r Received) (cell.Relay, bool) {
+	if r.Recognized || (r.Cell.Command != cell.RELAY && r.Cell.Command != cell.RELAY_EARLY) || len(r.Cell.Payload) != cell.PayloadLen {
+		return cell.Relay{}, false
+	}
+	p := (*[cell.PayloadLen]byte)(r.Cell.Payload)
+	h.mu.Lock()
+	ok, _ := h.hop.Receive(p)
+	h.mu.Unlock()
+	if !ok {
+		return cell.Relay{}, false
+	}
+	m, err := cell.DecodeRelay(p[:])
+	return m, err == nil
 }
