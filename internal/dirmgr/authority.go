@@ -180,10 +180,15 @@ func isAuthFlag(s string) bool {
 	return false
 }
 
-// The real network's directory authorities, from C tor's auth_dirs.inc.
+// The real network's directory authorities, as in C tor's
+// src/app/config/auth_dirs.inc of 2024-2026 (tor26 moved to a new
+// address and identity in 2024, faravahar returned in 2025), checked
+// against the dir-source and router entries of the public consensus of
+// 2026-06-27 (../shared/realdocs) and arti's default v3 identities
+// (crates/tor-dircommon/src/authority.rs).
 var defaultAuthorityLines = []string{
 	"moria1 orport=9201 v3ident=F533C81CEF0BC0267857C99B2F471ADF249FA232 128.31.0.39:9231 1A25C6358DB91342AA51720A5038B72742732498",
-	"tor26 orport=443 v3ident=14C131DFC5C6F93646BE72FA1401C02A8DF2E8B4 ipv6=[2001:858:2:2:aabb:0:563b:1526]:443 86.59.21.38:80 847B 1F85 0344 D787 6491 A548 92F9 0493 4E4E B85D",
+	"tor26 orport=443 v3ident=2F3DF9CA0E5D36F2685A2DA67184EB8DCB8CBA8C ipv6=[2a02:16a8:662:2203::1]:443 217.196.147.77:80 FAA4 BCA4 A6AC 0FB4 CA2F 8AD5 A11D 9E12 2BA8 94F6",
 	"dizum orport=443 v3ident=E8A9C45EDE6D711294FADF8E7951F4DE6CA56B58 45.66.35.11:80 7EA6 EAD6 FD83 083C 538F 4403 8BBF A077 587D D755",
 	"Serge orport=9001 bridge 66.111.2.131:9030 BA44 A889 E64B 93FA A2B1 14E0 2C2A 279A 8555 C533",
 	"gabelmoo orport=443 v3ident=ED03BB616EB2F60BEC80151114BB25CEF515B226 ipv6=[2001:638:a000:4140::ffff:189]:443 131.188.40.189:80 F204 4413 DAC2 E02E 3D6B CF47 35A1 9BCA 1DE9 7281",
@@ -191,6 +196,7 @@ var defaultAuthorityLines = []string{
 	"maatuska orport=80 v3ident=49015F787433103580E3B66A1707A00E60F2D15B ipv6=[2001:67c:289c::9]:80 171.25.193.9:443 BD6A 8292 55CB 08E6 6FBE 7D37 4836 3586 E46B 3810",
 	"longclaw orport=443 v3ident=23D15D965BC35114467363C165C4F724B64B4F66 199.58.81.140:80 74A9 1064 6BCE EFBC D2E8 74FC 1DC9 9743 0F96 8145",
 	"bastet orport=443 v3ident=27102BC123E7AF1D4741AE047E160C91ADC76B21 ipv6=[2620:13:4000:6000::1000:118]:443 204.13.164.118:80 24E2 F139 121D 4394 C54B 5BCC 368B 3B41 1857 C413",
+	"faravahar orport=443 v3ident=70849B868D606BAECFB6128C5E3D782029AA394F 216.218.219.41:80 E3E4 2D35 F801 C9D5 AB23 584E 0025 D56F E2B3 3396",
 }
 
 // DefaultAuthorities returns the Tor network's directory authorities
@@ -207,44 +213,59 @@ func DefaultAuthorities() []Authority {
 	return out
 }
 
-// Fallback is a fallback directory mirror (reachable by ORPort, so only
-// over BEGIN_DIR).
+// Fallback is a fallback directory mirror (dir-spec §5.1). The built-in
+// ones are reached on their ORPort (BEGIN_DIR, so only with a DirDial);
+// a torrc FallbackDir line also names a DirPort.
 type Fallback struct {
-	Addr netip.AddrPort // IPv4 ORPort
-	ID   [20]byte       // RSA identity
-	IPv6 netip.AddrPort
+	Addr    netip.AddrPort // IPv4 ORPort
+	DirPort uint16         // 0 if unknown
+	ID      [20]byte       // RSA identity
+	IPv6    netip.AddrPort
 }
 
 // Relay returns a netdir.Relay describing the fallback, for dialing.
 func (f *Fallback) Relay() *netdir.Relay {
 	return &netdir.Relay{
-		RSAID:  f.ID,
-		Addr:   f.Addr.Addr(),
-		ORPort: f.Addr.Port(),
-		IPv6:   f.IPv6,
-		Flags:  netdir.FlagV2Dir | netdir.FlagRunning | netdir.FlagValid,
+		RSAID:   f.ID,
+		Addr:    f.Addr.Addr(),
+		ORPort:  f.Addr.Port(),
+		DirPort: f.DirPort,
+		IPv6:    f.IPv6,
+		Flags:   netdir.FlagV2Dir | netdir.FlagRunning | netdir.FlagValid,
 	}
 }
 
 //go:embed fallback_dirs.txt
 var fallbackData string
 
-// ParseFallback parses one fallback line: "IPv4 orport=N id=HEX
-// [ipv6=[addr]:port]".
+// ParseFallback parses a fallback: a line of C tor's fallback_dirs.inc,
+// "IPv4 orport=N id=HEX [ipv6=[addr]:port]", or a torrc FallbackDir line,
+// "[FallbackDir] IPv4:dirport orport=N id=HEX [weight=N] [ipv6=[addr]:port]"
+// (tor manual; C tor's parse_dir_fallback_line).
 func ParseFallback(line string) (Fallback, error) {
 	var fb Fallback
 	f := strings.Fields(line)
+	if len(f) > 0 && strings.EqualFold(f[0], "FallbackDir") {
+		f = f[1:]
+	}
 	if len(f) < 3 {
 		return fb, fmt.Errorf("dirmgr: fallback: too few fields")
 	}
 	ip, err := netip.ParseAddr(f[0])
-	if err != nil || !ip.Is4() {
-		return fb, fmt.Errorf("dirmgr: fallback: bad address %q", f[0])
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(f[0])
+		if perr != nil || ap.Port() == 0 {
+			return fb, fmt.Errorf("dirmgr: fallback: bad address %q", f[0])
+		}
+		ip, fb.DirPort = ap.Addr(), ap.Port()
+	}
+	if !ip.Is4() {
+		return fb, fmt.Errorf("dirmgr: fallback: bad IPv4 address %q", f[0])
 	}
 	var port uint64
 	for _, tok := range f[1:] {
 		k, v, _ := strings.Cut(tok, "=")
-		switch k {
+		switch strings.ToLower(k) {
 		case "orport":
 			if port, err = strconv.ParseUint(v, 10, 16); err != nil || port == 0 {
 				return fb, fmt.Errorf("dirmgr: fallback: bad orport %q", v)
@@ -257,10 +278,16 @@ func ParseFallback(line string) (Fallback, error) {
 			fb.ID = id
 		case "ipv6":
 			ap, err := netip.ParseAddrPort(v)
-			if err != nil {
+			if err != nil || !ap.Addr().Is6() {
 				return fb, fmt.Errorf("dirmgr: fallback: bad ipv6 %q", v)
 			}
 			fb.IPv6 = ap
+		case "weight":
+			if w, err := strconv.ParseFloat(v, 64); err != nil || w < 0 {
+				return fb, fmt.Errorf("dirmgr: fallback: bad weight %q", v)
+			}
+		default:
+			return fb, fmt.Errorf("dirmgr: fallback: unknown field %q", tok)
 		}
 	}
 	if port == 0 || fb.ID == ([20]byte{}) {
@@ -270,7 +297,9 @@ func ParseFallback(line string) (Fallback, error) {
 	return fb, nil
 }
 
-// DefaultFallbacks returns C tor's default fallback directory mirrors.
+// DefaultFallbacks returns the built-in fallback directory mirrors (C
+// tor uses them with the built-in authorities only: not when DirAuthority
+// lines are set, nor with UseDefaultFallbackDirs 0).
 func DefaultFallbacks() []Fallback {
 	var out []Fallback
 	for l := range strings.SplitSeq(fallbackData, "\n") {

@@ -1,7 +1,10 @@
 // On-disk directory cache (dir-spec §5: clients keep the latest
 // consensus, authority certificates and microdescriptors so that a
 // restart need not download them again). Files live in DataDir (mode
-// 0700) and are replaced atomically.
+// 0700) and are replaced atomically. They have C tor's names, and a C
+// tor DataDirectory is read as well: its CRLF line ends (cached-certs
+// on Windows), '@' annotation lines and microdescriptor journal
+// (cached-microdescs.new) are understood (netdoc.FromCacheFile).
 
 package dirmgr
 
@@ -21,6 +24,9 @@ const (
 	fileConsensus  = "cached-microdesc-consensus"
 	fileCerts      = "cached-certs"
 	fileMicrodescs = "cached-microdescs"
+	// fileMicrodescsJournal is C tor's journal of microdescriptors
+	// added since it last rewrote cached-microdescs; gotor reads it only.
+	fileMicrodescsJournal = "cached-microdescs.new"
 )
 
 type cache struct{ dir string }
@@ -35,12 +41,14 @@ func openCache(dir string) (*cache, error) {
 	return &cache{dir: dir}, nil
 }
 
+// read returns the documents in the file name ("" if it does not
+// exist), as served (netdoc.FromCacheFile).
 func (c *cache) read(name string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(c.dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	return string(b), err
+	return netdoc.FromCacheFile(string(b)), err
 }
 
 func (c *cache) write(name, data string) error {
@@ -84,12 +92,17 @@ func (m *Manager) loadCache() error {
 			errs = append(errs, aerr)
 		}
 	}
-	if text, err := m.cache.read(fileMicrodescs); err != nil {
-		errs = append(errs, err)
-	} else if text != "" {
+	for _, name := range []string{fileMicrodescs, fileMicrodescsJournal} {
+		text, err := m.cache.read(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if text == "" {
+			continue
+		}
 		mds, perr := netdoc.ParseMicrodescs(text)
 		if perr != nil {
-			errs = append(errs, perr)
+			errs = append(errs, fmt.Errorf("%s: %w", name, perr))
 		}
 		m.mu.Lock()
 		for _, md := range mds {
@@ -100,7 +113,7 @@ func (m *Manager) loadCache() error {
 	if text, err := m.cache.read(fileConsensus); err != nil {
 		errs = append(errs, err)
 	} else if text != "" {
-		c, verr := m.verifyConsensus(context.Background(), text, now, netdoc.ReasonablyLive, false)
+		c, verr := m.verifyConsensus(context.Background(), text, now, netdoc.ReasonablyLive, nil)
 		if verr != nil {
 			errs = append(errs, fmt.Errorf("cached consensus: %w", verr))
 		} else {

@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 			v3++
 		}
 	}
-	if len(auths) != 9 || v3 != 8 {
+	if len(auths) != 10 || v3 != 9 {
 		t.Errorf("%d authorities, %d with v3ident", len(auths), v3)
 	}
 	fbs := DefaultFallbacks()
@@ -311,6 +311,63 @@ func TestBuildNetDirZeroWeights(t *testing.T) {
 	for _, r := range nd.Relays {
 		if r.HasMicrodesc || r.IsUsable() {
 			t.Error("relay without microdescriptor marked usable")
+		}
+	}
+}
+
+// deadAddr returns an address nothing listens on.
+func deadAddr(t *testing.T) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return ap
+}
+
+// Bootstrap asks the fallbacks first (dir-spec §5.1), and succeeds from
+// them alone when no authority answers.
+func TestBootstrapFromFallbacks(t *testing.T) {
+	auth := newFakeDir(t, 0, true)
+	fb := newFakeDir(t, 0, true)
+	now := consensusTime(t)
+	fallback := Fallback{Addr: deadAddr(t), DirPort: fb.port(), ID: [20]byte{0xfb}}
+	for _, authsAlive := range []bool{true, false} {
+		auths := fakeAuthorities(t, auth)
+		if !authsAlive {
+			for i := range auths {
+				auths[i].DirAddr = deadAddr(t)
+			}
+		}
+		m, err := New(Config{Authorities: auths, Fallbacks: []Fallback{fallback}, TestingTorNetwork: true,
+			Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.hedgeDelay = time.Minute // one request at a time: the order shows
+		m.retryDelay = 10 * time.Millisecond
+		before := auth.consHits.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = m.Bootstrap(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("authorities alive %v: %v", authsAlive, err)
+		}
+		if fb.consHits.Load() == 0 || auth.consHits.Load() != before {
+			t.Errorf("authorities alive %v: consensus requests: fallback %d, authorities %d; want the fallback only",
+				authsAlive, fb.consHits.Load(), auth.consHits.Load()-before)
+		}
+		fb.consHits.Store(0)
+	}
+	if _, err := ParseFallback("FallbackDir 127.0.0.1:80 orport=9001 id=0123456789ABCDEF0123456789ABCDEF01234567 weight=1 ipv6=[::1]:9001"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"FallbackDir 127.0.0.1:80 id=0123456789ABCDEF0123456789ABCDEF01234567",
+		"FallbackDir 127.0.0.1:80 orport=1 id=0123456789ABCDEF0123456789ABCDEF01234567 frob=1",
+		"FallbackDir [::1]:80 orport=1 id=0123456789ABCDEF0123456789ABCDEF01234567"} {
+		if _, err := ParseFallback(bad); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package dirmgr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,4 +299,38 @@ func keepSignatures(text string, k int) string {
 		b.WriteString(parts[i])
 	}
 	return b.String()
+}
+
+// Bootstrap from the network's C tor relays as fallback directories
+// (torrc FallbackDir lines), with every authority's DirPort dead.
+func TestIntegrationFallbackBootstrap(t *testing.T) {
+	n := testnet.Shared(t)
+	auths := testAuthorities(t, n)
+	for i := range auths {
+		auths[i].DirAddr = deadAddr(t)
+	}
+	var fbs []Fallback
+	for _, r := range n.Relays() {
+		if r.IsAuthority {
+			continue
+		}
+		fb, err := ParseFallback(fmt.Sprintf("FallbackDir %s orport=%d id=%s", r.DirAddr(), r.ORPort, r.Fingerprint))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fbs = append(fbs, fb)
+	}
+	m, err := New(Config{Authorities: auths, Fallbacks: fbs, TestingTorNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Bootstrap(ctx); err != nil {
+		t.Fatalf("bootstrap from %d fallbacks: %v", len(fbs), err)
+	}
+	checkNetDir(t, n, m.NetDir())
+	if s := m.Stats(); s.ConsensusDownloads != 1 || s.CertDownloads != 1 {
+		t.Errorf("stats %+v, want one consensus and one certificate download", s)
+	}
 }

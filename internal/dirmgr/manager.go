@@ -30,8 +30,12 @@ type Config struct {
 	// Authorities are the directory authorities; those with a v3 identity
 	// sign consensuses. Defaults to DefaultAuthorities().
 	Authorities []Authority
-	// Fallbacks are fallback directory mirrors; used only with DirDial
-	// (they are reachable over BEGIN_DIR, not by DirPort).
+	// Fallbacks are fallback directory mirrors, asked for the first
+	// consensus before the authorities (dir-spec §5.1). Those without a
+	// DirPort (the built-in ones, DefaultFallbacks) are used only with
+	// DirDial, over BEGIN_DIR. C tor uses DefaultFallbacks with the
+	// default authorities (UseDefaultFallbackDirs), and torrc
+	// FallbackDir lines (ParseFallback) otherwise.
 	Fallbacks []Fallback
 	// DataDir holds the cache; empty disables caching.
 	DataDir string
@@ -247,20 +251,15 @@ func (m *Manager) Bootstrap(ctx context.Context) error {
 }
 
 // bootstrapDirs are the directories to fetch a first consensus from:
-// fallbacks first when they are reachable (with DirDial, i.e. over
-// BEGIN_DIR; dir-spec §5.1 "clients prefer fallbacks to authorities"),
-// then authorities. fetchAny tries them in order, so the fallbacks are
-// shuffled and the authorities appended.
+// fallbacks first (dir-spec §5.1: "clients prefer fallbacks to
+// authorities, trying them earlier"; C tor's default fallbacks are
+// reached on their ORPort, so they need DirDial, i.e. BEGIN_DIR, unless
+// a FallbackDir line named a DirPort), at most 10 of them shuffled, then
+// the authorities. fetchAny tries them in order.
 func (m *Manager) bootstrapDirs() []*netdir.Relay {
-	var dirs []*netdir.Relay
-	if m.cfg.DirDial != nil && !m.cfg.TestingTorNetwork {
-		for i := range m.cfg.Fallbacks {
-			dirs = append(dirs, m.cfg.Fallbacks[i].Relay())
-		}
-		dirs = m.shuffled(dirs)
-		if len(dirs) > 10 {
-			dirs = dirs[:10] // then fall back to the authorities
-		}
+	dirs := m.shuffled(m.reachableFallbacks())
+	if len(dirs) > 10 {
+		dirs = dirs[:10] // then fall back to the authorities
 	}
 	return append(dirs, m.shuffled(m.auths)...)
 }
@@ -282,7 +281,9 @@ func (m *Manager) fetchConsensus(ctx context.Context, dirs []*netdir.Relay) (*ne
 	err := m.fetchAny(ctx, dirs, path, maxConsensusSize, func(dir *netdir.Relay, body []byte) error {
 		m.progress(PhaseLoadingStatus)
 		text := string(body)
-		c, err := m.verifyConsensus(ctx, text, m.now(), 0, true)
+		// Missing certificates come from the directory that served the
+		// consensus first (it has them), then from the others.
+		c, err := m.verifyConsensus(ctx, text, m.now(), 0, append([]*netdir.Relay{dir}, dirs...))
 		if err != nil {
 			return fmt.Errorf("consensus from %s: %w", dirName(dir), err)
 		}
@@ -313,10 +314,13 @@ func (m *Manager) fetchConsensus(ctx context.Context, dirs []*netdir.Relay) (*ne
 // It returns errors wrapping netdoc.ErrBadSignature,
 // netdoc.ErrTooFewSignatures, netdoc.ErrExpired or netdoc.ErrNotYetValid.
 func (m *Manager) VerifyConsensus(ctx context.Context, text string, now time.Time) (*netdoc.Consensus, error) {
-	return m.verifyConsensus(ctx, text, now, 0, true)
+	return m.verifyConsensus(ctx, text, now, 0, m.shuffled(m.auths))
 }
 
-func (m *Manager) verifyConsensus(ctx context.Context, text string, now time.Time, tolerance time.Duration, fetch bool) (*netdoc.Consensus, error) {
+// verifyConsensus parses and verifies text; missing key certificates
+// are fetched from certDirs (none when nil).
+func (m *Manager) verifyConsensus(ctx context.Context, text string, now time.Time, tolerance time.Duration, certDirs []*netdir.Relay) (*netdoc.Consensus, error) {
+	fetch := certDirs != nil
 	c, err := netdoc.ParseConsensus(text)
 	if err != nil {
 		return nil, err
@@ -329,7 +333,7 @@ func (m *Manager) verifyConsensus(ctx context.Context, text string, now time.Tim
 	}
 	st, err := c.Verify(m.v3ids, m.validCerts(now))
 	if err != nil && errors.Is(err, netdoc.ErrTooFewSignatures) && len(st.MissingID) > 0 && fetch {
-		if ferr := m.fetchCerts(ctx, st.MissingID, st.MissingCert, now); ferr != nil {
+		if ferr := m.fetchCerts(ctx, certDirs, st.MissingID, st.MissingCert, now); ferr != nil {
 			m.log.Debug("fetching key certificates", "err", ferr)
 		}
 		st, err = c.Verify(m.v3ids, m.validCerts(now))
@@ -387,8 +391,8 @@ func (m *Manager) addCerts(certs []*netdoc.KeyCert, now time.Time) (added int, e
 }
 
 // fetchCerts downloads key certificates for (identity, signing key)
-// pairs (dir-spec §4.1 "/tor/keys/fp-sk/...").
-func (m *Manager) fetchCerts(ctx context.Context, ids, sks [][20]byte, now time.Time) error {
+// pairs (dir-spec §4.1 "/tor/keys/fp-sk/...") from dirs.
+func (m *Manager) fetchCerts(ctx context.Context, dirs []*netdir.Relay, ids, sks [][20]byte, now time.Time) error {
 	var parts []string
 	seen := map[string]bool{}
 	for i := range ids {
@@ -400,7 +404,7 @@ func (m *Manager) fetchCerts(ctx context.Context, ids, sks [][20]byte, now time.
 	}
 	path := "/tor/keys/fp-sk/" + strings.Join(parts, "+") + ".z"
 	var texts []string
-	err := m.fetchAny(ctx, m.shuffled(m.auths), path, maxCertsSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, dirs, path, maxCertsSize, func(dir *netdir.Relay, body []byte) error {
 		certs, perr := netdoc.ParseKeyCerts(string(body))
 		n, aerr := m.addCerts(certs, now)
 		if n == 0 {
@@ -511,8 +515,10 @@ func (m *Manager) loadMicrodescs(ctx context.Context, c *netdoc.Consensus, repor
 	return nil
 }
 
-// mdDirs picks directories to fetch microdescriptors from: directory
-// caches in the consensus that we can reach, with authorities last.
+// mdDirs picks directories to fetch microdescriptors (and later
+// consensuses) from: directory caches in the consensus that we can
+// reach, then the fallbacks we can reach (directory caches too), with
+// authorities last.
 func (m *Manager) mdDirs(c *netdoc.Consensus) []*netdir.Relay {
 	var caches []*netdir.Relay
 	for i := range c.Routers {
@@ -526,7 +532,19 @@ func (m *Manager) mdDirs(c *netdoc.Consensus) []*netdir.Relay {
 		caches = append(caches, &netdir.Relay{Nickname: r.Nickname, RSAID: r.Identity, Addr: r.Addr,
 			ORPort: r.ORPort, DirPort: r.DirPort, IPv6: r.IPv6, Flags: r.Flags})
 	}
-	return append(m.shuffled(caches), m.shuffled(m.auths)...)
+	return append(append(m.shuffled(caches), m.shuffled(m.reachableFallbacks())...), m.shuffled(m.auths)...)
+}
+
+// reachableFallbacks are the fallbacks we can send requests to: all with
+// DirDial (BEGIN_DIR to the ORPort), else those with a DirPort.
+func (m *Manager) reachableFallbacks() []*netdir.Relay {
+	var out []*netdir.Relay
+	for i := range m.cfg.Fallbacks {
+		if fb := &m.cfg.Fallbacks[i]; m.cfg.DirDial != nil || fb.DirPort != 0 {
+			out = append(out, fb.Relay())
+		}
+	}
+	return out
 }
 
 func (m *Manager) fetchMicrodescBatch(ctx context.Context, dirs []*netdir.Relay, digests [][32]byte) (int, error) {
