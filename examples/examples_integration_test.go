@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -84,13 +86,18 @@ func TestMultiUserProxyExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := fmt.Sprintf("127.0.0.1:%d", itest.FreePort(t))
+	// A control port in the torrc the example loads, to read which
+	// circuit each user's stream is on.
+	ctrlPort := itest.FreePort(t)
+	rc := torrc(t, n)
+	f, err := os.OpenFile(rc, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(build(t, "multiuser-proxy"), "-f", torrc(t, n), "-listen", addr)
+	fmt.Fprintf(f, "ControlPort 127.0.0.1:%d\n", ctrlPort)
+	f.Close()
+	cmd := exec.Command(build(t, "multiuser-proxy"), "-f", rc, "-listen", addr)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -120,5 +127,37 @@ func TestMultiUserProxyExample(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "hello") {
 			t.Fatalf("%s through the proxy: %v %s", user, err, out)
 		}
+	}
+
+	// alice and bob, each with a stream held open: two circuits.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	target := fmt.Sprintf("127.0.0.1:%d", srv.Port)
+	for _, user := range []string{"alice", "bob"} {
+		conn, err := itest.SOCKSDial(ctx, addr, target, user)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		defer conn.Close()
+	}
+	ctl, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrlPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	ctl.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(ctl, "AUTHENTICATE\r\nGETINFO stream-status\r\nQUIT\r\n")
+	reply, _ := io.ReadAll(ctl)
+	circs := map[string]bool{}
+	for _, line := range strings.Split(string(reply), "\n") {
+		// "ID STATUS CIRCID TARGET", after "250+stream-status=" or alone.
+		line = strings.TrimPrefix(strings.TrimSpace(line), "250-stream-status=")
+		f := strings.Fields(line)
+		if len(f) == 4 && f[1] == "SUCCEEDED" && f[3] == target {
+			circs[f[2]] = true
+		}
+	}
+	if len(circs) != 2 {
+		t.Fatalf("alice's and bob's open streams are on %d circuit(s), want 2; control port said:\n%s", len(circs), reply)
 	}
 }
