@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/gotor/gotor/client"
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/channel"
@@ -71,8 +73,8 @@ func TestHopKilledMidTransfer(t *testing.T) {
 
 			conn, done := startTransfer(t, c, es)
 			defer conn.Close()
-			oldCirc, path := circuitPath(t, c, conn)
-			victim := nodeOf(t, n, path[tc.hop])
+			oldCirc, path := itest.CircuitPath(t, c, conn)
+			victim := itest.NodeOf(t, n, path[tc.hop])
 			t.Logf("circuit %d: %s -> %s -> %s; killing %s %s", oldCirc, path[0].Nickname, path[1].Nickname, path[2].Nickname, tc.name, victim.Nickname)
 			killed := time.Now()
 			if err := n.KillNode(victim.Nickname); err != nil {
@@ -114,7 +116,7 @@ func TestHopKilledMidTransfer(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					id, p = circuitPath(t, c, conn)
+					id, p = itest.CircuitPath(t, c, conn)
 					conn.Close()
 					return nil
 				})
@@ -204,7 +206,7 @@ func TestGuardsSurviveRestart(t *testing.T) {
 			t.Fatalf("DialContext: %v", err)
 		}
 		defer conn.Close()
-		_, p := circuitPath(t, c, conn)
+		_, p := itest.CircuitPath(t, c, conn)
 		return strings.ToUpper(p[0].Fingerprint)
 	}
 
@@ -334,9 +336,9 @@ func TestRelayNewIdentityRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, p := circuitPath(t, free, conn)
+	_, p := itest.CircuitPath(t, free, conn)
 	conn.Close()
-	victim := nodeOf(t, n, p[0])
+	victim := itest.NodeOf(t, n, p[0])
 	strict, strictLogs := newClient(t, n, clientOpts{level: slog.LevelDebug, mutate: func(cfg *config.Config) {
 		cfg.EntryNodes = []string{"$" + victim.Fingerprint}
 		cfg.StrictNodes = true
@@ -457,7 +459,7 @@ func TestPrimaryGuardIsTheOnlyExit(t *testing.T) {
 		if err != nil {
 			t.Fatalf("request %d: %v\n--- log ---\n%s", i, err, tail(logs.String(), 20))
 		}
-		_, p := circuitPath(t, c, conn)
+		_, p := itest.CircuitPath(t, c, conn)
 		conn.Close()
 		if !strings.EqualFold(p[2].Fingerprint, only.Fingerprint) {
 			t.Fatalf("circuit exits at %s, but every exit other than %s is excluded", p[2].Nickname, only.Nickname)

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/gotor/gotor/client"
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/testnet"
@@ -86,11 +88,8 @@ func newClient(t *testing.T, n *testnet.Network, o clientOpts) (*client.Client, 
 	if o.startTimeout == 0 {
 		o.startTimeout = 2 * time.Minute
 	}
-	cfg := config.DefaultConfig()
+	cfg := itest.Config(t, n)
 	cfg.DataDirectory = o.dataDir
-	cfg.DirAuthorities = n.DirAuthorityLines()
-	cfg.UseTestingTorNetwork()
-	cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
 	if o.avoidAuthorities {
 		for _, a := range n.Authorities() {
 			cfg.ExcludeNodes = append(cfg.ExcludeNodes, "$"+a.Fingerprint)
@@ -125,37 +124,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// circuitPath returns the path of the circuit carrying conn.
-func circuitPath(t *testing.T, c *client.Client, conn net.Conn) (uint64, []client.Hop) {
-	t.Helper()
-	si, ok := c.StreamOf(conn)
-	if !ok {
-		t.Fatal("StreamOf: stream unknown")
-	}
-	for _, ci := range c.Circuits() {
-		if ci.ID == si.CircuitID {
-			if len(ci.Path) != 3 {
-				t.Fatalf("circuit %d has path %v, want 3 hops", ci.ID, ci.Path)
-			}
-			return ci.ID, ci.Path
-		}
-	}
-	t.Fatalf("circuit %d of the stream not in Circuits()", si.CircuitID)
-	return 0, nil
-}
-
-// nodeOf maps a hop to the testnet node.
-func nodeOf(t *testing.T, n *testnet.Network, h client.Hop) testnet.NodeInfo {
-	t.Helper()
-	for _, nd := range n.Relays() {
-		if strings.EqualFold(nd.Fingerprint, h.Fingerprint) {
-			return nd
-		}
-	}
-	t.Fatalf("hop %s (%s) is not a node of the network", h.Nickname, h.Fingerprint)
-	return testnet.NodeInfo{}
 }
 
 // endlessServer writes data to every connection until the peer goes

@@ -7,6 +7,7 @@ package reliability
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/proxy"
+	"github.com/gotor/gotor/internal/itest"
 
 	"github.com/gotor/gotor/internal/testnet"
 )
@@ -305,11 +306,9 @@ func goroutineSummary() string {
 }
 
 func socksDial(socksAddr, target string, limit time.Duration) (net.Conn, error) {
-	d, err := proxy.SOCKS5("tcp", socksAddr, nil, &net.Dialer{Timeout: limit})
-	if err != nil {
-		return nil, err
-	}
-	return d.Dial("tcp", target)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	return itest.SOCKSDial(ctx, socksAddr, target, "")
 }
 
 // socksGet does one HTTP/1.0 GET / through the SOCKS port.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gotor/gotor/client"
 	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/itest"
 	"github.com/gotor/gotor/internal/socks"
 	"github.com/gotor/gotor/internal/testnet"
 )
@@ -52,11 +53,8 @@ func localClient(t *testing.T) (*client.Client, *logBuffer, string, *testnet.HTT
 		}
 		local.dir = filepath.Join(dir, "data")
 		local.logs = &logBuffer{}
-		cfg := config.DefaultConfig()
-		cfg.DataDirectory = local.dir
-		cfg.DirAuthorities = n.DirAuthorityLines()
-		cfg.UseTestingTorNetwork()
-		cfg.SocksPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
+		cfg := itest.Config(t, n)
+		cfg.DataDirectory = local.dir // outlives the first test
 		cfg.HTTPTunnelPorts = []config.PortConfig{config.DefaultPort("127.0.0.1:0")}
 		cfg.ControlPorts = []config.ControlPortConfig{{Addr: "127.0.0.1:0"}}
 		cfg.CookieAuthentication = true
