@@ -371,3 +371,69 @@ func TestBootstrapFromFallbacks(t *testing.T) {
 		}
 	}
 }
+
+// A consensus is used up to 24 hours past valid-until; after that Usable
+// reports ErrConsensusTooOld, and Run keeps asking for a new one
+// (dir-spec §5.1, issue 17 item 10).
+func TestLiveness(t *testing.T) {
+	d := newFakeDir(t, 0, true)
+	var now atomic.Pointer[time.Time]
+	start := consensusTime(t)
+	now.Store(&start)
+	m, err := New(Config{Authorities: fakeAuthorities(t, d), TestingTorNetwork: true,
+		Now: func() time.Time { return *now.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Usable(); !errors.Is(err, ErrNoConsensus) || m.Liveness() != NoConsensus {
+		t.Errorf("before bootstrap: %v, %v", m.Liveness(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	validUntil := m.NetDir().ValidUntil
+	for _, tc := range []struct {
+		at   time.Time
+		want Liveness
+	}{
+		{start, Live},
+		{validUntil, Live},
+		{validUntil.Add(time.Second), ReasonablyLive},
+		{validUntil.Add(24 * time.Hour), ReasonablyLive},
+		{validUntil.Add(24*time.Hour + time.Second), TooOld},
+	} {
+		now.Store(&tc.at)
+		err := m.Usable()
+		if l := m.Liveness(); l != tc.want || (err != nil) != (tc.want == TooOld) {
+			t.Errorf("at valid-until%+v: %v, Usable %v; want %v", tc.at.Sub(validUntil), l, err, tc.want)
+		}
+		if tc.want == TooOld && !errors.Is(err, ErrConsensusTooOld) {
+			t.Errorf("too old: Usable = %v", err)
+		}
+	}
+	if m.NetDir() == nil {
+		t.Error("NetDir dropped")
+	}
+	// Run keeps trying while the directory has nothing newer.
+	m.refreshRetry = 50 * time.Millisecond
+	before := d.consHits.Load()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.consHits.Load() < before+3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+	if n := d.consHits.Load() - before; n < 3 {
+		t.Errorf("Run asked for a consensus %d times while its own was too old, want >= 3", n)
+	}
+	if m.Liveness() != TooOld {
+		t.Errorf("liveness %v after failed refreshes", m.Liveness())
+	}
+}

@@ -73,6 +73,7 @@ type Manager struct {
 	requestTimeout time.Duration
 	hedgeDelay     time.Duration
 	retryDelay     time.Duration
+	refreshRetry   time.Duration // Run's wait after a failed refresh
 	retries        int
 	parallel       int
 
@@ -105,6 +106,7 @@ func New(cfg Config) (*Manager, error) {
 		requestTimeout: cfg.RequestTimeout,
 		hedgeDelay:     2 * time.Second,
 		retryDelay:     2 * time.Second,
+		refreshRetry:   time.Minute,
 		retries:        3,
 		parallel:       3,
 		mds:            map[[32]byte]*netdoc.Microdesc{},
@@ -126,6 +128,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.TestingTorNetwork {
 		m.hedgeDelay = 500 * time.Millisecond
 		m.retryDelay = 500 * time.Millisecond
+		m.refreshRetry = 2 * time.Second
 	}
 	if cfg.DirDial != nil {
 		m.dial = cfg.DirDial
@@ -633,9 +636,11 @@ func (m *Manager) nextFetch(c *netdoc.Consensus) time.Time {
 
 // Run keeps the directory fresh until ctx is done: it fetches a new
 // consensus at the time dir-spec §5.1 prescribes, then missing
-// microdescriptors, and publishes a new NetDir. Bootstrap must have
-// succeeded first.
+// microdescriptors, and publishes a new NetDir. After a failure it
+// tries again every minute (2 s under TestingTorNetwork), however old
+// the consensus gets (see Usable). Bootstrap must have succeeded first.
 func (m *Manager) Run(ctx context.Context) error {
+	lastLiveness := Live
 	for {
 		m.mu.Lock()
 		c := m.consensus
@@ -658,16 +663,22 @@ func (m *Manager) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			m.log.Warn("directory refresh failed", "err", err)
-			d := time.Minute
-			if m.cfg.TestingTorNetwork {
-				d = 2 * time.Second
+			if l := m.Liveness(); l != lastLiveness {
+				lastLiveness = l
+				if l == TooOld {
+					// dir-spec §5.1: no circuits on a consensus that is
+					// not reasonably live; keep trying for a new one.
+					m.log.Warn("consensus expired more than 24 hours ago; no new circuits until a newer one arrives", "err", m.Usable())
+				}
 			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(d):
+			case <-time.After(m.refreshRetry):
 			}
+			continue
 		}
+		lastLiveness = Live
 	}
 }
 
