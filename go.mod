@@ -6,9 +6,11 @@ toolchain go1.26.10
 
 require (
 	filippo.io/edwards25519 v1.2.0
+	github.com/klauspost/compress v1.20.5
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.66.1
+	github.com/ulikunitz/xz v0.5.17
 	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.62.0
 )

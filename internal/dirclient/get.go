@@ -82,6 +82,8 @@ type Response struct {
 	Encoding string
 	// Body is the decompressed body.
 	Body []byte
+	// WireSize is the length of the body as received.
+	WireSize int
 }
 
 // deadliner is implemented by net.Conn and stream.Conn.
@@ -152,7 +154,7 @@ func Get(ctx context.Context, conn io.ReadWriter, dir string, req Request) (*Res
 	if err != nil {
 		return fail(err)
 	}
-	return &Response{Header: resp.Header, Encoding: enc, Body: body}, nil
+	return &Response{Header: resp.Header, Encoding: enc, Body: body, WireSize: len(raw)}, nil
 }
 
 func requestText(req Request) string {

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // fakeDir answers one request on a net.Pipe with respond (a hostile or
@@ -210,5 +213,69 @@ func TestGetContext(t *testing.T) {
 	}
 	if _, err := Get(context.Background(), conn, "d", Request{Path: "bad path", MaxBody: 1}); err == nil {
 		t.Error("bad path accepted")
+	}
+}
+
+func zstdBytes(t *testing.T, s string) []byte {
+	zw, err := zstd.NewWriter(nil, zstd.WithWindowSize(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zw.EncodeAll([]byte(s), nil)
+}
+
+func lzmaBytes(t *testing.T, s string) []byte {
+	var b bytes.Buffer
+	lw, err := lzma.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw.Write([]byte(s))
+	lw.Close()
+	return b.Bytes()
+}
+
+// zstd and LZMA (dir-spec §6.1 x-zstd, x-tor-lzma) decode, within the
+// body limit and the decoders' 16 MiB memory bound.
+func TestDecodeZstdLZMA(t *testing.T) {
+	doc := strings.Repeat("r relay 1.2.3.4 9001\n", 1000)
+	for _, enc := range []string{"x-zstd", "x-tor-lzma"} {
+		var raw []byte
+		if enc == "x-zstd" {
+			raw = zstdBytes(t, doc)
+		} else {
+			raw = lzmaBytes(t, doc)
+		}
+		got, err := decode(enc, raw, int64(len(doc)))
+		if err != nil || string(got) != doc {
+			t.Errorf("%s: %d bytes, %v", enc, len(got), err)
+		}
+		if _, err := decode(enc, raw, int64(len(doc)-1)); !errors.Is(err, ErrBodyTooLarge) {
+			t.Errorf("%s over the limit: %v", enc, err)
+		}
+		if _, err := decode(enc, raw[:len(raw)/2], int64(len(doc))); !errors.Is(err, ErrEncoding) {
+			t.Errorf("%s truncated: %v", enc, err)
+		}
+		if _, err := decode(enc, []byte("not compressed at all"), 1000); !errors.Is(err, ErrEncoding) {
+			t.Errorf("%s garbage: %v", enc, err)
+		}
+	}
+	// An LZMA header asking for a 2 GiB dictionary is refused before
+	// anything is allocated.
+	raw := lzmaBytes(t, doc)
+	raw[1], raw[2], raw[3], raw[4] = 0xff, 0xff, 0xff, 0x7f
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := decode("x-tor-lzma", raw, 1<<20); !errors.Is(err, ErrEncoding) {
+		t.Errorf("huge dictionary: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
+		t.Errorf("huge LZMA dictionary header allocated %d bytes", a)
+	}
+	// A zstd bomb: 64 MiB of zeros in a few kB.
+	bomb := zstdBytes(t, strings.Repeat("\x00", 64<<20))
+	if _, err := decode("x-zstd", bomb, 1<<20); !errors.Is(err, ErrBodyTooLarge) {
+		t.Errorf("zstd bomb: %v", err)
 	}
 }

@@ -1,5 +1,7 @@
 // Directory requests: dir-spec §4 / §5 URLs and appendix B ("General-use
-// HTTP URLs": a ".z" suffix asks for deflate compression), sent by
+// HTTP URLs": a ".z" suffix asks for deflate compression; with
+// Accept-Encoding, §6.1, the server picks zstd or LZMA when it has them),
+// sent by
 // internal/dirclient over a connection from the DialFunc (a BEGIN_DIR
 // stream, or a DirPort TCP connection), with hedged retries across
 // directories.
@@ -63,7 +65,7 @@ func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, 
 	resp, err := dirclient.Get(ctx, conn, dirName(dir), dirclient.Request{
 		Path:           path,
 		Host:           netip.AddrPortFrom(dir.Addr, dir.DirPort).String(),
-		AcceptEncoding: []string{"deflate", "identity"},
+		AcceptEncoding: dirclient.Encodings,
 		MaxBody:        limit,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/dirclient"
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/netdoc"
 	"github.com/gotor/gotor/internal/testnet"
@@ -332,5 +334,63 @@ func TestIntegrationFallbackBootstrap(t *testing.T) {
 	checkNetDir(t, n, m.NetDir())
 	if s := m.Stats(); s.ConsensusDownloads != 1 || s.CertDownloads != 1 {
 		t.Errorf("stats %+v, want one consensus and one certificate download", s)
+	}
+}
+
+// The private network's C tor directory caches answer in the encodings
+// gotor offers (dir-spec §6.1, proposal 278), and the documents decode
+// and verify. C tor may fall back to deflate or identity (it serves
+// certificates in LZMA only precompressed, i.e. never, and gzip not at
+// all), but zstd and LZMA consensuses come as asked.
+func TestIntegrationCompression(t *testing.T) {
+	n := testnet.Shared(t)
+	m := newTestManager(t, n, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var relay testnet.NodeInfo
+	for _, r := range n.Relays() {
+		if !r.IsAuthority {
+			relay = r
+			break
+		}
+	}
+	seen := map[string]bool{}
+	get := func(path, enc string) *dirclient.Response {
+		t.Helper()
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", relay.DirAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		resp, err := dirclient.Get(ctx, conn, relay.Nickname, dirclient.Request{Path: path, AcceptEncoding: []string{enc}, MaxBody: maxConsensusSize})
+		if err != nil {
+			t.Fatalf("%s %s: %v", path, enc, err)
+		}
+		if resp.Encoding != enc && resp.Encoding != "deflate" && resp.Encoding != "identity" {
+			t.Errorf("%s: asked for %s, got %s", path, enc, resp.Encoding)
+		}
+		seen[resp.Encoding] = true
+		return resp
+	}
+	for _, enc := range []string{"x-zstd", "x-tor-lzma", "deflate", "gzip", "identity"} {
+		cons := get("/tor/status-vote/current/consensus-microdesc", enc)
+		if (enc == "x-zstd" || enc == "x-tor-lzma") && cons.Encoding != enc {
+			t.Errorf("consensus: asked for %s, got %s", enc, cons.Encoding)
+		}
+		if _, err := m.VerifyConsensus(ctx, string(cons.Body), time.Now()); err != nil {
+			t.Errorf("%s consensus: %v", enc, err)
+		}
+		certs := get("/tor/keys/all", enc)
+		if kcs, err := netdoc.ParseKeyCerts(string(certs.Body)); err != nil || len(kcs) != 3 {
+			t.Errorf("%s certificates: %d, %v", enc, len(kcs), err)
+		}
+		t.Logf("%-10s consensus %s %6d bytes on the wire for %6d; certificates %s %5d for %5d",
+			enc, cons.Encoding, cons.WireSize, len(cons.Body), certs.Encoding, certs.WireSize, len(certs.Body))
+	}
+	for _, enc := range []string{"x-zstd", "x-tor-lzma", "deflate", "identity"} {
+		if !seen[enc] {
+			t.Errorf("no answer in %s", enc)
+		}
 	}
 }
