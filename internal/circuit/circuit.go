@@ -94,14 +94,19 @@ type Circuit struct {
 	// 32-40) for ReceiveControl.
 	ctrl chan cell.Relay
 
-	mu       sync.Mutex
-	pending  *pendingHS
-	streams  map[uint16]attached
-	nextSID  uint16
-	err      error
-	done     chan struct{}
-	nhops    int
-	hopAddrs []Target
+	dropped dropCounts
+
+	mu        sync.Mutex
+	pending   *pendingHS
+	streams   map[uint16]attached
+	half      map[uint16]*halfStream // half-closed streams (halfclosed.go)
+	halfOrder []halfKey              // oldest first, for MaxHalfClosed
+	halfSeq   uint64
+	nextSID   uint16
+	err       error
+	done      chan struct{}
+	nhops     int
+	hopAddrs  []Target
 }
 
 // NumHops returns the number of hops built so far.

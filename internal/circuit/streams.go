@@ -51,7 +51,10 @@ func (c *Circuit) AttachStream(h StreamHandler) (uint16, error) {
 		if id == 0 {
 			continue
 		}
-		if _, used := c.streams[id]; !used {
+		if _, used := c.streams[id]; used {
+			continue
+		}
+		if _, half := c.half[id]; !half {
 			c.streams[id] = attached{h: h, hop: hop}
 			return id, nil
 		}

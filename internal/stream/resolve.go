@@ -29,7 +29,7 @@ func (e *ResolveError) Error() string {
 type Answer = cell.ResolvedAnswer
 
 func resolve(ctx context.Context, circ *circuit.Circuit, query string) ([]Answer, error) {
-	s := newConn(circ, Addr{Host: query})
+	s := newConn(circ, Addr{Host: query}, stResolving)
 	id, err := circ.AttachStream(s)
 	if err != nil {
 		return nil, err

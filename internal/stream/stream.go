@@ -100,14 +100,17 @@ func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(int
 //
 //	stConnecting -> stOpen            CONNECTED
 //	stOpen       -> stWriteClosed     CloseWrite
-//	any but stClosed -> stEnded       END sent or received, RESOLVED, circuit gone
+//	stResolving  -> stEnded           RESOLVED
+//	any but stClosed -> stEnded       END sent or received, circuit gone
 //	any          -> stClosed          Close
 type state uint8
 
 const (
-	// stConnecting: BEGIN, BEGIN_DIR or RESOLVE sent; waiting for
-	// CONNECTED, RESOLVED or END.
+	// stConnecting: BEGIN or BEGIN_DIR sent; waiting for CONNECTED or
+	// END.
 	stConnecting state = iota
+	// stResolving: RESOLVE sent; waiting for RESOLVED or END.
+	stResolving
 	// stOpen: CONNECTED received; data flows both ways.
 	stOpen
 	// stWriteClosed: open, but CloseWrite was called: data is still
@@ -136,7 +139,7 @@ type Conn struct {
 	st        state
 	connected *cell.Connected
 	answers   []cell.ResolvedAnswer
-	ready     chan struct{} // closed on leaving stConnecting
+	ready     chan struct{} // closed on leaving stConnecting or stResolving
 	err       error         // terminal read error
 	rbuf      recvBuf       // received data; rbuf.ncells counts partly read cells
 	deliver   int           // stream deliver window
@@ -154,9 +157,9 @@ type Conn struct {
 	rdl, wdl deadline
 }
 
-func newConn(c *circuit.Circuit, remote Addr) *Conn {
+func newConn(c *circuit.Circuit, remote Addr, st state) *Conn {
 	return &Conn{
-		circ: c, remote: remote, ready: make(chan struct{}),
+		circ: c, remote: remote, st: st, ready: make(chan struct{}),
 		deliver: StreamWindowStart, pkg: StreamWindowStart,
 		cc:       func() bool { cc, _ := c.CongestionControl(); return cc }(),
 		readable: make(chan struct{}, 1), windowOpen: make(chan struct{}, 1),
@@ -192,7 +195,7 @@ func BeginDir(ctx context.Context, circ *circuit.Circuit) (*Conn, error) {
 }
 
 func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, body []byte, remote Addr) (*Conn, error) {
-	s := newConn(circ, remote)
+	s := newConn(circ, remote, stConnecting)
 	id, err := circ.AttachStream(s)
 	if err != nil {
 		return nil, err
@@ -218,22 +221,41 @@ func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, bod
 	return s, nil
 }
 
-// abort ends the stream from our side and detaches it, sending END
-// with reason if end is set and the stream was not already over.
+// abort ends the stream from our side, sending END with reason if end
+// is set, and leaves it half-closed on its circuit.
 func (s *Conn) abort(reason Reason, end bool) {
 	s.mu.Lock()
-	send := end && !s.st.over()
+	live := !s.st.over()
+	f := s.inFlightLocked()
 	s.endLocked(net.ErrClosed)
 	s.mu.Unlock()
-	s.detach(send, reason)
+	s.leave(live, end, f, reason)
 }
 
-// detach unregisters the stream from its circuit, then sends END if
-// send is set. Detaching first makes the circuit drop cells still in
-// flight for this stream (tor-spec §6.3 lets them arrive after END).
-func (s *Conn) detach(send bool, reason Reason) {
-	s.circ.DetachStream(s.id)
-	if send {
+// inFlightLocked returns what the exit may still send once we end the
+// stream now (C tor connection_half_edge_add).
+func (s *Conn) inFlightLocked() circuit.InFlight {
+	f := circuit.InFlight{Connected: s.st == stConnecting, CC: s.cc}
+	if !s.cc {
+		if s.st != stResolving {
+			f.Data = s.deliver
+		}
+		f.Sendmes = (StreamWindowStart - s.pkg) / StreamWindowIncrement
+	}
+	return f
+}
+
+// leave detaches the stream from its circuit. If it was live (we end
+// it, rather than the exit or the circuit), the circuit keeps it
+// half-closed to accept the cells still in flight (tor-spec §6.3), and
+// END with reason is sent if end is set.
+func (s *Conn) leave(live, end bool, f circuit.InFlight, reason Reason) {
+	if !live {
+		s.circ.DetachStream(s.id)
+		return
+	}
+	s.circ.EndStream(s.id, f)
+	if end {
 		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
 	}
 }
@@ -285,7 +307,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		s.st = stOpen
 		close(s.ready)
 	case cell.RELAY_RESOLVED:
-		if s.st != stConnecting {
+		if s.st != stResolving {
 			violation = "unexpected RESOLVED"
 			break
 		}
@@ -364,7 +386,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		s.circ.DetachStream(id)
 		return nil
 	default:
-		// Unknown relay commands on a stream are dropped.
+		// The circuit passes only the stream messages above.
 	}
 	if violation == "" {
 		s.mu.Unlock()
@@ -385,7 +407,7 @@ func (s *Conn) endLocked(err error) {
 	if s.st.over() {
 		return
 	}
-	wasConnecting := s.st == stConnecting
+	wasConnecting := s.st == stConnecting || s.st == stResolving
 	s.st = stEnded
 	if s.err == nil {
 		s.err = err
@@ -628,13 +650,14 @@ func (s *Conn) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
-	send := !s.st.over()
+	live := !s.st.over()
+	f := s.inFlightLocked()
 	s.endLocked(net.ErrClosed)
 	s.st = stClosed
 	close(s.closedCh)
 	s.rbuf.reset()
 	s.mu.Unlock()
-	s.detach(send, cell.EndDone)
+	s.leave(live, true, f, cell.EndDone)
 	return nil
 }
 

@@ -261,7 +261,16 @@ func TestDataAfterCloseIsDropped(t *testing.T) {
 		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("late")})
 	}
 	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
-	// A round trip through the circuit shows it is still alive.
+	roundTrip(t, f, c)
+	// The circuit kept the stream half-closed: all 11 cells were expected.
+	if d := c.Dropped(); d != (circuit.Dropped{HalfClosed: 11}) || c.NumHalfClosed() != 0 {
+		t.Fatalf("dropped %+v, %d half-closed", d, c.NumHalfClosed())
+	}
+}
+
+// roundTrip resolves a name through the circuit: it is still alive.
+func roundTrip(t *testing.T, f *circtest.FakeRelay, c *circuit.Circuit) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		_, err := stream.Resolve(context.Background(), c, "example.net")
@@ -272,6 +281,65 @@ func TestDataAfterCloseIsDropped(t *testing.T) {
 	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
 	if err := <-done; err != nil || c.Err() != nil {
 		t.Fatal(err, c.Err())
+	}
+}
+
+// What a stream may still get after we end it follows its state and
+// windows, as C tor's connection_half_edge_add counts it.
+func TestEndedStreamsAreHalfClosed(t *testing.T) {
+	f, c := fakeCirc(t)
+	// A BEGIN given up before CONNECTED: one CONNECTED may still come.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := stream.Begin(ctx, c, "example.com", 80, 0)
+		done <- err
+	}()
+	begin := nextMsg(t, f)
+	cancel()
+	<-done
+	if m := nextMsg(t, f); m.Command != cell.RELAY_END || m.StreamID != begin.StreamID {
+		t.Fatalf("%+v", m)
+	}
+	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
+	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
+	// A RESOLVE given up: RESOLVED may still come, DATA may not.
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		_, err := stream.Resolve(ctx, c, "example.org")
+		done <- err
+	}()
+	resolve := nextMsg(t, f)
+	cancel()
+	<-done
+	f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: resolve.StreamID, Data: []byte("x")})
+	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: resolve.StreamID, Data: []byte{0xF0, 0, 0, 0, 0, 0}})
+	// An open stream that sent 120 cells (two SENDMEs owed) and read none.
+	s := open(t, f, c)
+	for range 120 {
+		s.Write([]byte("y"))
+	}
+	for range 120 {
+		nextMsg(t, f)
+	}
+	for range 2 {
+		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
+	}
+	s.Close()
+	nextMsg(t, f) // END
+	for range 499 {
+		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
+	}
+	for range 3 {
+		f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
+	}
+	roundTrip(t, f, c)
+	// Expected: 1 CONNECTED, 1 RESOLVED, 498 DATA (window 500 less the 2
+	// received), 2 SENDMEs. Not: the second CONNECTED, the DATA after
+	// RESOLVE, the 499th DATA, the third SENDME.
+	want := circuit.Dropped{HalfClosed: 1 + 1 + 498 + 2, UnknownStream: 4}
+	if d := c.Dropped(); d != want || c.Err() != nil {
+		t.Fatalf("dropped %+v, want %+v (circuit %v)", d, want, c.Err())
 	}
 }
 
