@@ -636,3 +636,60 @@ func TestLateCellsAfterCloseKeepCircuit(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileDropmark has the relay send cells a client drops without
+// effect, the raw material of a "dropmark" (a cell the client silently
+// discards, used by a relay as a covert signal): DATA for streams the
+// circuit never had, unknown relay commands, RELAY_DROP, and the cells of
+// a stream the client closed. Each kind must be counted exactly
+// (circuit.Dropped) and none may close the circuit or disturb its other
+// stream (C tor drops them too, issue 17 item 2).
+func TestHostileDropmark(t *testing.T) {
+	h := newHostileRelay(t)
+	circ, s, id := h.openCircuitStream(t)
+	closed, err := stream.Begin(t.Context(), circ, "example.com", 80, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	const n = 2000
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	heap0 := m.HeapInuse
+	start := time.Now()
+	for i := range n {
+		for _, msg := range []cell.Relay{
+			{Command: cell.RELAY_DATA, StreamID: uint16(1000 + i), Data: []byte("x")}, // no such stream
+			{Command: cell.RelayCommand(100 + i%100), Data: []byte("?")},              // unknown, stream 0
+			{Command: cell.RelayCommand(100 + i%100), StreamID: s.StreamID()},         // unknown, on a stream
+			{Command: cell.RELAY_DROP},
+		} {
+			if err := h.sendRelay(id, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i < 400 { // the closed stream's deliver window is 500
+			h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, StreamID: closed.StreamID(), Data: []byte("late")})
+		}
+		if i%100 == 99 {
+			// Keep the circuit window open: read the echo of a round trip.
+			if err := echoWorks(s, "ping"); err != nil {
+				t.Fatalf("after %d rounds: %v (circuit: %v)", i+1, err, circ.Err())
+			}
+		}
+	}
+	took := time.Since(start)
+	if err := echoWorks(s, "after"); err != nil {
+		t.Fatalf("stream after the flood: %v (circuit: %v)", err, circ.Err())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	want := circuit.Dropped{UnknownStream: n, UnknownCommand: 2 * n, Padding: n, HalfClosed: 400}
+	d := circ.Dropped()
+	if d != want {
+		t.Fatalf("dropped %+v, want %+v", d, want)
+	}
+	t.Logf("%d cells dropped and counted in %v (%+v); heap in use %.1f -> %.1f MiB",
+		4*n+400, took.Round(time.Millisecond), d, float64(heap0)/(1<<20), float64(m.HeapInuse)/(1<<20))
+}
