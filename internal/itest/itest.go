@@ -1,7 +1,7 @@
 // Package itest holds what gotor's integration tests share: a client
 // configuration for the private test network (internal/testnet), starting
-// a client for one test, free ports, SOCKS dials, the circuit a stream
-// uses, and an echo server. Test packages import it instead of keeping
+// a client for one test, free ports, SOCKS dials and the circuit a
+// stream uses. Test packages import it instead of keeping
 // their own copies.
 package itest
 
@@ -126,28 +126,4 @@ func NodeOf(t testing.TB, n *testnet.Network, h client.Hop) testnet.NodeInfo {
 	}
 	t.Fatalf("hop %s (%s) is not a node of the network", h.Nickname, h.Fingerprint)
 	return testnet.NodeInfo{}
-}
-
-// EchoServer listens on 127.0.0.1 and echoes every connection until the
-// test ends; it returns the address.
-func EchoServer(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(conn, conn)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
