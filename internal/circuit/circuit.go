@@ -3,7 +3,8 @@
 // tor-spec §5 "Circuit management" (§5.1 CREATE2/CREATED2, §5.1.2
 // EXTEND2/EXTENDED2 in RELAY_EARLY, §5.2 keys, §5.4 DESTROY/TRUNCATED),
 // §6.1 relay cell crypto layering, §7.3 circuit-level flow control with
-// prop 289 authenticated SENDMEs.
+// prop 289 authenticated SENDMEs, prop 324 congestion control (TOR_VEGAS,
+// package congestion) negotiated in prop 332 ntor v3.
 //
 // Each circuit's cells are handled on its channel's reader goroutine
 // (the handler of its channel.Endpoint), which removes the relay crypto
@@ -15,9 +16,11 @@
 // circuit through its ended callback; a circuit has no goroutine.
 //
 // The package's files follow those concerns: target.go (relays to build
-// to), handshake.go (CREATE2/EXTEND2, hops), send.go (outbound crypto,
-// RELAY_EARLY), flowcontrol.go (windows and SENDMEs), dispatch.go
-// (inbound cells), streams.go (stream IDs and handlers).
+// to), negotiate.go (each hop's handshake: ntor, ntor v3, congestion
+// control), handshake.go (CREATE2/EXTEND2, hops), send.go (outbound
+// crypto, RELAY_EARLY), flowcontrol.go (windows, SENDMEs, congestion
+// control, prop 324), dispatch.go (inbound cells), streams.go (stream IDs
+// and handlers).
 package circuit
 
 import (
@@ -28,6 +31,7 @@ import (
 
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/congestion"
 	"github.com/gotor/gotor/internal/torcrypto"
 )
 
@@ -73,16 +77,16 @@ type Circuit struct {
 	// snapshot without locking.
 	hops atomic.Pointer[torcrypto.Layers]
 
-	// smu orders outbound cells: forward crypto state, the package
-	// window and the digests awaiting SENDME are guarded by it.
-	smu           sync.Mutex
-	packageWindow int // cells we may still send: window (or cwnd) minus inflight
-	sendmeInc     int // CircWindowIncrement, or the negotiated cc_sendme_inc
-	cc            bool
-	earlyLeft     int // RELAY_EARLY cells we may still send (tor-spec §5.6)
-	sentDigests   [][20]byte
-	windowOpen    chan struct{}         // cap 1, signaled when packageWindow rises
-	sendBuf       [cell.PayloadLen]byte // sendLocked's payload
+	// smu orders outbound cells: forward crypto state, the congestion
+	// controller and the cells awaiting SENDME are guarded by it.
+	smu        sync.Mutex
+	fc         congestion.Controller // Fixed, or Vegas once negotiated
+	sendmeInc  int                   // CircWindowIncrement, or the negotiated cc_sendme_inc
+	cc         bool                  // congestion control negotiated with the last hop
+	earlyLeft  int                   // RELAY_EARLY cells we may still send (tor-spec §5.6)
+	awaiting   []awaitingSendme      // sent cells that elicit a SENDME, oldest first
+	windowOpen chan struct{}         // cap 1, signaled when the window may have opened
+	sendBuf    [cell.PayloadLen]byte // sendLocked's payload
 
 	// Channel reader goroutine only (handle).
 	deliverWindow int

@@ -1,36 +1,54 @@
 package circuit
 
-// Circuit-level flow control (tor-spec §7.3): the package window that
-// paces our RELAY_DATA cells, the deliver window that makes us send a
-// SENDME every CircWindowIncrement cells, and authenticated SENDMEs
-// (prop 289: SENDME v1 carries the digest of the cell it acknowledges).
-// With congestion control (prop 324) the increment is the negotiated
-// cc_sendme_inc; the window itself stays CircWindowStart.
+// Circuit-level flow control (tor-spec §7.3) and congestion control
+// (prop 324): how many RELAY_DATA cells we may have in flight is decided
+// by a congestion.Controller, the fixed 1000-cell window or, once
+// negotiated with the last hop, TOR_VEGAS (prop 324 §3.3) fed with the
+// RTT of every SENDME. SENDMEs are authenticated (prop 289: SENDME v1
+// carries the digest of the cell it acknowledges, so we keep the digest,
+// and the send time, of every cell that elicits one). Inbound, the
+// deliver window makes us send a SENDME every CircWindowIncrement cells,
+// or every negotiated cc_sendme_inc cells.
+//
+// Hostile SENDMEs have defined outcomes, each a protocol violation that
+// closes the circuit: a SENDME from a middle hop, one that acknowledges
+// cells we never sent (no digest awaiting one, C tor's "no cell digests
+// to match"), one whose digest differs from the cell's, and, on a
+// congestion-controlled circuit, a SENDME v0 (no digest to check).
 
 import (
 	"context"
 	"crypto/subtle"
+	"time"
 
 	"github.com/gotor/gotor/internal/cell"
+	"github.com/gotor/gotor/internal/congestion"
 )
 
 // Flow-control constants (tor-spec §7.3).
 const (
-	CircWindowStart     = 1000
-	CircWindowIncrement = 100
+	CircWindowStart     = congestion.FixedWindow
+	CircWindowIncrement = congestion.FixedIncrement
 )
 
+// awaitingSendme is a sent cell the other end will acknowledge with a
+// SENDME: its digest (prop 289) and when it was sent (prop 324 §2.1).
+type awaitingSendme struct {
+	digest [20]byte
+	at     time.Time
+}
+
 // SendRelay sends a relay message to the last hop. RELAY_DATA waits for
-// the circuit package window (ctx bounds the wait).
+// the circuit's congestion window (ctx bounds the wait).
 func (c *Circuit) SendRelay(ctx context.Context, msg cell.Relay) error {
 	if msg.Command != cell.RELAY_DATA {
 		return c.send(cell.RELAY, msg)
 	}
 	for {
 		c.smu.Lock()
-		if c.packageWindow > 0 {
+		if c.fc.Window() > 0 {
 			err := c.sendLocked(cell.RELAY, msg, true)
-			if c.packageWindow > 0 {
+			if c.fc.Window() > 0 {
 				// Pass the wake-up on to other waiting senders.
 				select {
 				case c.windowOpen <- struct{}{}:
@@ -48,6 +66,13 @@ func (c *Circuit) SendRelay(ctx context.Context, msg cell.Relay) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// sentData accounts one RELAY_DATA cell with digest d; smu held.
+func (c *Circuit) sentData(d [20]byte) {
+	if c.fc.Sent() {
+		c.awaiting = append(c.awaiting, awaitingSendme{digest: d, at: time.Now()})
 	}
 }
 
@@ -70,6 +95,7 @@ func (c *Circuit) delivered(digest [20]byte) error {
 }
 
 func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
+	now := time.Now()
 	if hop != last {
 		return &ProtocolError{Msg: "circuit SENDME from a middle hop"}
 	}
@@ -78,21 +104,49 @@ func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 		return &ProtocolError{Msg: err.Error()}
 	}
 	c.smu.Lock()
-	if len(c.sentDigests) == 0 || c.packageWindow+c.sendmeInc > CircWindowStart {
+	if len(c.awaiting) == 0 {
 		c.smu.Unlock()
-		return &ProtocolError{Msg: "unexpected circuit SENDME (window would exceed 1000)"}
+		return &ProtocolError{Msg: "unexpected circuit SENDME: no cell awaits one"}
 	}
-	want := c.sentDigests[0]
-	c.sentDigests = c.sentDigests[1:]
-	if s.Version == 1 && subtle.ConstantTimeCompare(s.Digest, want[:]) != 1 {
+	want := c.awaiting[0]
+	c.awaiting = c.awaiting[1:]
+	switch {
+	case s.Version == 0 && c.cc:
+		c.smu.Unlock()
+		return &ProtocolError{Msg: "SENDME v0 on a congestion-controlled circuit"}
+	case s.Version == 1 && subtle.ConstantTimeCompare(s.Digest, want.digest[:]) != 1:
 		c.smu.Unlock()
 		return &ProtocolError{Msg: "authenticated SENDME digest mismatch"}
 	}
-	c.packageWindow += c.sendmeInc
+	if err := c.fc.OnSendme(want.at, now); err != nil {
+		c.smu.Unlock()
+		return &ProtocolError{Msg: "unexpected circuit SENDME", Err: err}
+	}
 	c.smu.Unlock()
 	select {
 	case c.windowOpen <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// CongestionControl reports whether congestion control was negotiated
+// with the last hop (NtorV3CC accepted) and the circuit's SENDME
+// increment (the negotiated cc_sendme_inc, else CircWindowIncrement).
+func (c *Circuit) CongestionControl() (enabled bool, sendmeInc int) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.cc, c.sendmeInc
+}
+
+// Vegas returns the state of the circuit's TOR_VEGAS controller; ok is
+// false on a circuit with fixed windows.
+func (c *Circuit) Vegas() (st congestion.VegasState, ok bool) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	v, ok := c.fc.(*congestion.Vegas)
+	if !ok {
+		return st, false
+	}
+	return v.State(), true
 }

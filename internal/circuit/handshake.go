@@ -17,6 +17,7 @@ import (
 
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/congestion"
 	"github.com/gotor/gotor/internal/torcrypto"
 )
 
@@ -27,6 +28,7 @@ type pendingHS struct {
 	result chan error
 	cmd    cell.Command // CREATED2 or CREATED_FAST expected, or RELAY for EXTENDED2
 	target Target
+	cc     *congestion.Params // congestion control requested with these parameters
 }
 
 // ErrNoNtorKey is returned when a target has no ntor onion key.
@@ -43,49 +45,62 @@ const (
 	// extensions (so no congestion control negotiation: fixed windows).
 	// It needs the target's Ed25519 identity.
 	NtorV3
-	// NtorV3CC is ntor v3 requesting congestion control (prop 324 §6:
-	// CC_FIELD_REQUEST). Use it for the last hop only. If the relay
-	// accepts, circuit SENDMEs flow every cc_sendme_inc cells, stream
-	// windows are replaced by XON/XOFF (package stream), and our own
-	// sending keeps a fixed window of CircWindowStart cells (we do not
-	// run Vegas: conservative, never more than without CC).
+	// NtorV3CC is ntor v3 requesting congestion control (prop 324 §10.3:
+	// CC_FIELD_REQUEST), with the target's CC parameters (the defaults
+	// with TOR_VEGAS when nil). Use it for the last hop only: the circuit
+	// cannot be extended past it. If the relay accepts, SENDMEs flow
+	// every negotiated cc_sendme_inc cells, our sending runs TOR_VEGAS,
+	// and stream windows are replaced by XON/XOFF (package stream). A
+	// relay that answers without the CC response (one whose consensus has
+	// cc_alg=0) leaves the circuit on fixed windows.
 	NtorV3CC
 )
 
-func newHandshake(kind Handshake, t Target) (torcrypto.ClientHandshake, error) {
+// newHandshake starts handshake kind with t; cc is non-nil when it
+// requests congestion control.
+func newHandshake(kind Handshake, t Target) (hs torcrypto.ClientHandshake, cc *congestion.Params, err error) {
 	if t.NtorKey == ([32]byte{}) {
-		return nil, ErrNoNtorKey
+		return nil, nil, ErrNoNtorKey
 	}
 	switch kind {
 	case Ntor:
-		return torcrypto.NewNtorClient(nil, t.RSAID, t.NtorKey)
+		hs, err = torcrypto.NewNtorClient(nil, t.RSAID, t.NtorKey)
+		return hs, nil, err
 	case NtorV3, NtorV3CC:
 		if !t.HasEd25519 {
-			return nil, errors.New("circuit: ntor v3 needs the target's Ed25519 identity")
+			return nil, nil, errors.New("circuit: ntor v3 needs the target's Ed25519 identity")
 		}
 		// The client message is an extension list: N_EXTENSIONS (1
 		// byte) then the extensions.
 		var exts []cell.Extension
 		if kind == NtorV3CC {
 			exts = append(exts, cell.Extension{Type: cell.ExtCCRequest})
+			p := congestion.DefaultParams(congestion.PathExit)
+			p.Alg = congestion.AlgVegas
+			if t.CC != nil {
+				p = *t.CC
+			}
+			cc = &p
 		}
 		cm, err := cell.EncodeExtensions(exts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return torcrypto.NewNtorV3Client(nil, t.Ed25519ID, t.NtorKey, cm, []byte(torcrypto.NtorV3CircuitVerification))
+		hs, err = torcrypto.NewNtorV3Client(nil, t.Ed25519ID, t.NtorKey, cm, []byte(torcrypto.NtorV3CircuitVerification))
+		return hs, cc, err
 	}
-	return nil, fmt.Errorf("circuit: unknown handshake %d", kind)
+	return nil, nil, fmt.Errorf("circuit: unknown handshake %d", kind)
 }
 
-// Create opens a one-hop circuit on ch to target with CREATE2 + ntor.
+// Create opens a one-hop circuit on ch to target with CREATE2 and the
+// target's handshake (see HopFor).
 func Create(ctx context.Context, ch *channel.Channel, target Target) (*Circuit, error) {
-	return CreateWith(ctx, ch, target, Ntor)
+	return CreateWith(ctx, ch, target, target.Handshake)
 }
 
 // CreateWith is Create with a choice of handshake.
 func CreateWith(ctx context.Context, ch *channel.Channel, target Target, kind Handshake) (*Circuit, error) {
-	hs, err := newHandshake(kind, target)
+	hs, cc, err := newHandshake(kind, target)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +108,7 @@ func CreateWith(ctx context.Context, ch *channel.Channel, target Target, kind Ha
 	if err != nil {
 		return nil, err
 	}
-	return create(ctx, ch, target, hs, cell.CREATE2, body, cell.CREATED2)
+	return create(ctx, ch, target, hs, cc, cell.CREATE2, body, cell.CREATED2)
 }
 
 // CreateFast opens a one-hop circuit on ch with CREATE_FAST (tor-spec
@@ -106,16 +121,16 @@ func CreateFast(ctx context.Context, ch *channel.Channel) (*Circuit, error) {
 	}
 	p := ch.Peer()
 	t := Target{RSAID: p.RSAID, Ed25519ID: p.Ed25519ID, HasEd25519: p.HasEd25519, Addr: ch.Addr()}
-	return create(ctx, ch, t, hs, cell.CREATE_FAST, hs.ClientMessage(), cell.CREATED_FAST)
+	return create(ctx, ch, t, hs, nil, cell.CREATE_FAST, hs.ClientMessage(), cell.CREATED_FAST)
 }
 
 func create(ctx context.Context, ch *channel.Channel, target Target, hs interface {
 	Complete([]byte) (io.Reader, error)
-}, cmd cell.Command, body []byte, reply cell.Command) (*Circuit, error) {
+}, cc *congestion.Params, cmd cell.Command, body []byte, reply cell.Command) (*Circuit, error) {
 	var sid [2]byte
 	rand.Read(sid[:])
 	c := &Circuit{
-		packageWindow: CircWindowStart,
+		fc:            &congestion.Fixed{},
 		sendmeInc:     CircWindowIncrement,
 		earlyLeft:     MaxRelayEarly,
 		deliverWindow: CircWindowStart,
@@ -125,7 +140,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),
 	}
-	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: reply, target: target}
+	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: reply, target: target, cc: cc}
 	// mu makes c.ep visible to closeWith, which the channel's goroutines
 	// may call as soon as the endpoint exists.
 	c.mu.Lock()
@@ -169,7 +184,8 @@ func (c *Circuit) wait(ctx context.Context, p *pendingHS) error {
 	}
 }
 
-// Extend extends the circuit by one hop with EXTEND2 (in RELAY_EARLY).
+// Extend extends the circuit by one hop with EXTEND2 (in RELAY_EARLY),
+// with the target's handshake (see HopFor).
 func (c *Circuit) Extend(ctx context.Context, target Target) error {
 	return c.ExtendWithSpecs(ctx, target, nil)
 }
@@ -180,17 +196,25 @@ func (c *Circuit) Extend(ctx context.Context, target Target) error {
 // derived from target. target.RSAID and target.NtorKey are always used
 // for the ntor handshake.
 func (c *Circuit) ExtendWithSpecs(ctx context.Context, target Target, specs []cell.LinkSpec) error {
-	return c.ExtendWith(ctx, target, specs, Ntor)
+	return c.ExtendWith(ctx, target, specs, target.Handshake)
 }
+
+// ErrExtendPastCC is returned when extending a circuit whose last hop
+// negotiated congestion control: that hop's flow control would belong
+// to a middle hop.
+var ErrExtendPastCC = errors.New("circuit: cannot extend past the congestion-controlled hop")
 
 // ExtendWith is ExtendWithSpecs with a choice of handshake.
 func (c *Circuit) ExtendWith(ctx context.Context, target Target, specs []cell.LinkSpec, kind Handshake) error {
-	hs, err := newHandshake(kind, target)
+	hs, cc, err := newHandshake(kind, target)
 	if err != nil {
 		return err
 	}
 	c.extendMu.Lock()
 	defer c.extendMu.Unlock()
+	if on, _ := c.CongestionControl(); on {
+		return ErrExtendPastCC
+	}
 	if specs == nil {
 		specs = target.linkSpecs()
 	}
@@ -198,7 +222,7 @@ func (c *Circuit) ExtendWith(ctx context.Context, target Target, specs []cell.Li
 	if err != nil {
 		return err
 	}
-	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: cell.RELAY, target: target}
+	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: cell.RELAY, target: target, cc: cc}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -277,7 +301,7 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 		var hop *torcrypto.Hop
 		if hop, err = torcrypto.NewHop(ks); err == nil {
 			if v3, ok := p.hs.(*torcrypto.NtorV3Client); ok {
-				err = c.negotiated(v3.ServerMessage)
+				err = c.negotiated(v3.ServerMessage, p.cc)
 			}
 		}
 		if err == nil {
@@ -288,9 +312,13 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 	return err
 }
 
-// negotiated applies an ntor v3 server message: a CC_FIELD_RESPONSE
-// turns on congestion control with its sendme_inc (prop 324 §6.2).
-func (c *Circuit) negotiated(sm []byte) error {
+// negotiated applies an ntor v3 server message (prop 324 §10.3, §10.5):
+// the first CC_FIELD_RESPONSE turns on congestion control with its
+// sendme_inc when we asked for it (cc non-nil) and the value is within a
+// factor of two of the consensus's; a response we did not ask for, or a
+// bad value, closes the circuit. No response to a request means the
+// relay refused: fixed windows stay.
+func (c *Circuit) negotiated(sm []byte, cc *congestion.Params) error {
 	if len(sm) == 0 {
 		return nil
 	}
@@ -300,28 +328,28 @@ func (c *Circuit) negotiated(sm []byte) error {
 	}
 	for _, e := range exts {
 		if e.Type != cell.ExtCCResponse {
-			continue
+			continue // unknown extensions are ignored
 		}
-		if len(e.Data) != 1 || e.Data[0] == 0 {
+		if cc == nil {
+			return &ProtocolError{Msg: "congestion control response without a request"}
+		}
+		if len(e.Data) != 1 {
 			return &ProtocolError{Msg: "bad congestion control response"}
 		}
+		inc := int(e.Data[0])
+		if !cc.AcceptSendmeInc(inc) {
+			return &ProtocolError{Msg: fmt.Sprintf("congestion control sendme_inc %d too far from the consensus's %d", inc, cc.SendmeInc)}
+		}
 		c.smu.Lock()
-		if c.packageWindow != CircWindowStart || c.deliverWindow != CircWindowStart {
+		if c.fc.Window() != CircWindowStart || c.deliverWindow != CircWindowStart {
 			c.smu.Unlock()
 			return &ProtocolError{Msg: "congestion control negotiated after data flowed"}
 		}
 		c.cc = true
-		c.sendmeInc = int(e.Data[0])
+		c.sendmeInc = inc
+		c.fc = congestion.NewVegas(*cc, inc)
 		c.smu.Unlock()
 		return nil
 	}
 	return nil
-}
-
-// CongestionControl reports whether congestion control was negotiated
-// with the last hop (NtorV3CC) and its SENDME increment.
-func (c *Circuit) CongestionControl() (enabled bool, sendmeInc int) {
-	c.smu.Lock()
-	defer c.smu.Unlock()
-	return c.cc, c.sendmeInc
 }

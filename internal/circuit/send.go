@@ -50,12 +50,7 @@ func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error 
 	}
 	d := hops.Encrypt(p, len(hops)-1)
 	if data {
-		// prop 289: remember the digest of every cell that will make the
-		// exit send a SENDME (the 100th, 200th, ... since the last one).
-		if (CircWindowStart-c.packageWindow+1)%c.sendmeInc == 0 {
-			c.sentDigests = append(c.sentDigests, d)
-		}
-		c.packageWindow--
+		c.sentData(d)
 	}
 	return c.ep.Send(cmd, p[:])
 }

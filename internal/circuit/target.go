@@ -8,6 +8,7 @@ import (
 
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/congestion"
 	"github.com/gotor/gotor/internal/netdir"
 )
 
@@ -18,6 +19,14 @@ type Target struct {
 	HasEd25519 bool
 	NtorKey    [32]byte
 	Addr       netip.AddrPort
+
+	// Handshake is the handshake Create and Extend use (Ntor when zero;
+	// HopFor chooses it from the relay's protocols).
+	Handshake Handshake
+	// CC holds the consensus's congestion control parameters for a
+	// NtorV3CC hop: the request's sendme_inc check and TOR_VEGAS's
+	// tuning (nil: the defaults, with TOR_VEGAS).
+	CC *congestion.Params
 }
 
 // TargetFromRelay returns the Target for a relay of the consensus.

@@ -3,9 +3,12 @@
 // (prop 324 §3.3), with the RTT and BDP estimation it uses (prop 324 §2.1,
 // §3.1.2) and the consensus parameters that tune both (prop 324 §6.5).
 //
-// Values and arithmetic follow C tor 0.4.8 (congestion_control_common.c,
+// Arithmetic follows C tor (congestion_control_common.c,
 // congestion_control_vegas.c), the reference implementation the spec was
 // tuned with: integer cells and microseconds, multiply before divide.
+// Defaults are the real network's consensus values, as C tor's are since
+// 0.4.8 (its bug 40709); parameters the consensus does not set keep C
+// tor's older defaults.
 //
 // A controller is used by one circuit under its send lock; nothing here
 // locks or does I/O.
@@ -77,16 +80,15 @@ func DefaultParams(path Path) Params {
 func ParamsFrom(get ParamFunc, path Path) Params {
 	const int32Max = 1<<31 - 1
 	p := Params{
-		// C tor 0.4.8 defaults cc_alg to 0 (the real consensus says 2).
-		Alg:       int(get("cc_alg", AlgFixed, 0, 2)),
+		Alg:       int(get("cc_alg", AlgVegas, 0, 2)),
 		SendmeInc: int(get("cc_sendme_inc", tlsRecordCells, 1, 255)),
 
 		CwndInit:     int(get("cc_cwnd_init", 4*tlsRecordCells, tlsRecordCells, 10000)),
-		CwndMin:      int(get("cc_cwnd_min", 2*tlsRecordCells, tlsRecordCells, 1000)),
+		CwndMin:      int(get("cc_cwnd_min", 4*tlsRecordCells, tlsRecordCells, 1000)),
 		CwndMax:      int64(get("cc_cwnd_max", int32Max, 500, int32Max)),
-		CwndInc:      int(get("cc_cwnd_inc", tlsRecordCells, 1, 1000)),
+		CwndInc:      int(get("cc_cwnd_inc", 1, 1, 1000)),
 		CwndIncPctSS: int(get("cc_cwnd_inc_pct_ss", 100, 1, 500)),
-		CwndIncRate:  int(get("cc_cwnd_inc_rate", 1, 1, 250)),
+		CwndIncRate:  int(get("cc_cwnd_inc_rate", tlsRecordCells, 1, 250)),
 
 		EwmaCwndPct: int(get("cc_ewma_cwnd_pct", 50, 1, 255)),
 		EwmaMax:     int(get("cc_ewma_max", 10, 2, int32Max)),
@@ -94,16 +96,16 @@ func ParamsFrom(get ParamFunc, path Path) Params {
 		RTTResetPct: int(get("cc_rtt_reset_pct", 100, 0, 100)),
 
 		SSMax:           int64(get("cc_ss_max", 5000, 500, int32Max)),
-		CwndFullGap:     int(get("cc_cwnd_full_gap", 1, 0, 1<<15-1)),
-		CwndFullMinPct:  int(get("cc_cwnd_full_minpct", 75, 0, 100)),
+		CwndFullGap:     int(get("cc_cwnd_full_gap", 4, 0, 1<<15-1)),
+		CwndFullMinPct:  int(get("cc_cwnd_full_minpct", 25, 0, 100)),
 		CwndFullPerCwnd: get("cc_cwnd_full_per_cwnd", 1, 0, 1) == 1,
 	}
-	suffix, alpha, beta, gamma, delta, sscap := "exit", 2*outbufCells, 4*outbufCells, 3*outbufCells, 6*outbufCells, 500
+	suffix, alpha, beta, gamma, delta, sscap := "exit", 3*outbufCells, 4*outbufCells, 3*outbufCells, 5*outbufCells, 600
 	switch path {
 	case PathOnion:
-		suffix, alpha, beta, gamma, delta, sscap = "onion", 3*outbufCells, 7*outbufCells, 5*outbufCells, 9*outbufCells, 600
+		suffix, alpha, beta, gamma, delta, sscap = "onion", 3*outbufCells, 6*outbufCells, 4*outbufCells, 7*outbufCells, 475
 	case PathSBWS:
-		suffix, alpha, beta, gamma, delta, sscap = "sbws", 2*outbufCells-tlsRecordCells, 2*outbufCells+tlsRecordCells, 2*outbufCells, 4*outbufCells, 400
+		suffix, alpha, beta, gamma, delta, sscap = "sbws", 3*outbufCells, 4*outbufCells, 3*outbufCells, 5*outbufCells, 600
 	}
 	p.Alpha = int(get("cc_vegas_alpha_"+suffix, int32(alpha), 0, 1000))
 	p.Beta = int(get("cc_vegas_beta_"+suffix, int32(beta), 0, 1000))
@@ -119,8 +121,9 @@ func ParamsFrom(get ParamFunc, path Path) Params {
 func (p Params) Enabled() bool { return p.Alg != AlgFixed }
 
 // AcceptSendmeInc reports whether an exit's negotiated sendme_inc may be
-// used: non-zero and within a factor of two of the consensus value (prop
-// 324 §10.5; C tor's congestion_control_validate_sendme_increment).
+// used: non-zero and within one of the consensus value. Prop 324 §10.5
+// allows a factor of two; C tor narrowed it to one since 0.4.8 (its bug
+// 40569, congestion_control_validate_sendme_increment), as arti does.
 func (p Params) AcceptSendmeInc(inc int) bool {
-	return inc > 0 && inc <= 2*p.SendmeInc && inc >= p.SendmeInc/2
+	return inc > 0 && inc <= p.SendmeInc+1 && inc >= p.SendmeInc-1
 }

@@ -2,8 +2,12 @@ package congestion
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/realdocs"
 )
 
 // sim drives a controller as a circuit would: it sends while the window
@@ -49,27 +53,61 @@ func (s *sim) ack(t *testing.T, rtt time.Duration) {
 	}
 }
 
+// testParams are the parameters of C tor 0.4.8.1's defaults (before the
+// consensus values became the defaults): steady-state steps of a whole
+// sendme_inc once per cwnd make each transition visible in one update.
 func testParams() Params {
 	p := DefaultParams(PathExit)
-	p.Alg = AlgVegas
+	p.CwndMin, p.CwndInc, p.CwndIncRate = 62, 31, 1
+	p.CwndFullGap, p.CwndFullMinPct = 1, 75
+	p.Alpha, p.Delta, p.SSCap = 124, 372, 500
 	return p
 }
 
 func TestDefaultParams(t *testing.T) {
 	p := DefaultParams(PathExit)
-	// C tor 0.4.8's defaults (congestion_control_common.c, _vegas.c).
-	want := Params{Alg: 0, SendmeInc: 31, CwndInit: 124, CwndMin: 62, CwndMax: 1<<31 - 1, CwndInc: 31,
-		CwndIncPctSS: 100, CwndIncRate: 1, EwmaCwndPct: 50, EwmaMax: 10, EwmaSS: 2, RTTResetPct: 100,
-		Alpha: 124, Beta: 248, Gamma: 186, Delta: 372, SSCap: 500, SSMax: 5000,
-		CwndFullGap: 1, CwndFullMinPct: 75, CwndFullPerCwnd: true}
+	want := Params{Alg: 2, SendmeInc: 31, CwndInit: 124, CwndMin: 124, CwndMax: 1<<31 - 1, CwndInc: 1,
+		CwndIncPctSS: 100, CwndIncRate: 31, EwmaCwndPct: 50, EwmaMax: 10, EwmaSS: 2, RTTResetPct: 100,
+		Alpha: 186, Beta: 248, Gamma: 186, Delta: 310, SSCap: 600, SSMax: 5000,
+		CwndFullGap: 4, CwndFullMinPct: 25, CwndFullPerCwnd: true}
 	if p != want {
 		t.Fatalf("defaults\n got %+v\nwant %+v", p, want)
 	}
-	if o := DefaultParams(PathOnion); o.Alpha != 186 || o.Beta != 434 || o.Gamma != 310 || o.Delta != 558 || o.SSCap != 600 {
-		t.Errorf("onion defaults %+v", o)
+}
+
+// TestDefaultsAreTheConsensus: with the real network's params line
+// (../shared/realdocs/data), every path's parameters equal the defaults:
+// a client with no consensus value behaves as one with today's.
+func TestDefaultsAreTheConsensus(t *testing.T) {
+	doc := realdocs.Read(t, "consensus/mediacoder-md-2026-06-27.txt.gz")
+	params := map[string]int32{}
+	for _, line := range strings.Split(doc, "\n") {
+		if rest, ok := strings.CutPrefix(line, "params "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("params entry %q", kv)
+				}
+				params[k] = int32(n)
+			}
+			break
+		}
 	}
-	if s := DefaultParams(PathSBWS); s.Alpha != 93 || s.Beta != 155 || s.Gamma != 124 || s.Delta != 248 || s.SSCap != 400 {
-		t.Errorf("sbws defaults %+v", s)
+	if params["cc_alg"] != 2 {
+		t.Fatalf("no cc_alg=2 in the consensus params: %v", params)
+	}
+	get := func(name string, def, lo, hi int32) int32 {
+		v, ok := params[name]
+		if !ok {
+			return def
+		}
+		return min(max(v, lo), hi)
+	}
+	for _, path := range []Path{PathExit, PathOnion, PathSBWS} {
+		if got, want := ParamsFrom(get, path), DefaultParams(path); got != want {
+			t.Errorf("path %d: consensus\n%+v\ndefaults\n%+v", path, got, want)
+		}
 	}
 }
 
@@ -92,14 +130,14 @@ func TestParamsFromConsensus(t *testing.T) {
 		p.CwndMin != 124 || p.SSCap != 600 || p.Alpha != 186 || p.Delta != 310 || p.Beta != 248 || p.Gamma != 186 {
 		t.Fatalf("params %+v", p)
 	}
-	if p.SendmeInc != 255 || p.SSMax != 500 {
+	if p.SendmeInc != 255 || p.SSMax != 500 || p.CwndIncPctSS != 100 {
 		t.Fatalf("clamping: sendme_inc %d (want 255), ss_max %d (want 500)", p.SendmeInc, p.SSMax)
 	}
 }
 
 func TestAcceptSendmeInc(t *testing.T) {
 	p := testParams() // consensus cc_sendme_inc 31
-	for inc, want := range map[int]bool{0: false, 14: false, 15: true, 31: true, 62: true, 63: false, 255: false} {
+	for inc, want := range map[int]bool{0: false, 15: false, 29: false, 30: true, 31: true, 32: true, 33: false, 62: false, 255: false} {
 		if got := p.AcceptSendmeInc(inc); got != want {
 			t.Errorf("AcceptSendmeInc(%d) = %v, want %v", inc, got, want)
 		}
@@ -432,5 +470,66 @@ func TestFixed(t *testing.T) {
 	}
 	if err := g.OnSendme(time.Time{}, time.Time{}); !errors.Is(err, ErrUnexpectedSendme) {
 		t.Fatalf("SENDME after 99 cells: %v", err)
+	}
+}
+
+// TestVegasRealDefaults runs the consensus's parameters: slow start grows
+// by 31 cells a SENDME up to cc_sscap_exit (600), then by the RFC 3742
+// step, and does not end on its own without queueing; after a gamma
+// exit, updates come every CWND_UPDATE_RATE = round(cwnd/961) SENDMEs (every
+// one below 961) and move cwnd by cc_cwnd_inc (1), or drop it to
+// BDP + delta - 1 above delta.
+func TestVegasRealDefaults(t *testing.T) {
+	v := NewVegas(DefaultParams(PathExit), 31)
+	s := newSim(v)
+	want := int64(124)
+	for v.State().Cwnd < 2000 {
+		s.fill()
+		s.ack(t, 100*time.Millisecond)
+		if want <= 600 {
+			want += 31
+		} else {
+			want += max((31*600+want)/(2*want), 1)
+		}
+		if st := v.State(); st.Cwnd != want || !st.InSlowStart {
+			t.Fatalf("cwnd %d (slow start %v), want %d", st.Cwnd, st.InSlowStart, want)
+		}
+	}
+	// Queueing: RTT 100 ms -> 300 ms: queue_use = cwnd*2/3 > gamma.
+	for v.State().InSlowStart {
+		s.fill()
+		s.ack(t, 300*time.Millisecond)
+	}
+	st := v.State()
+	if st.Cwnd != st.BDP+186 {
+		t.Fatalf("gamma exit: cwnd %d, BDP %d", st.Cwnd, st.BDP)
+	}
+	// Keep queueing (queue_use = 2/3 cwnd): with cwnd below 961 every
+	// SENDME is an update, setting cwnd = BDP + delta - cc_cwnd_inc above
+	// delta, taking cc_cwnd_inc off above beta.
+	for range 20 {
+		s.fill()
+		before := v.State().Cwnd
+		s.ack(t, 300*time.Millisecond)
+		st := v.State()
+		want := before - 1 // beta < queue_use <= delta
+		if before-st.BDP > 310 {
+			want = st.BDP + 310 - 1
+		}
+		if st.Cwnd != want || st.NextUpdateSendme > 1 {
+			t.Fatalf("queue %d: cwnd %d -> %d (BDP %d), want %d; next update in %d SENDMEs",
+				before-st.BDP, before, st.Cwnd, st.BDP, want, st.NextUpdateSendme)
+		}
+	}
+	// Back to the base RTT: no queue, a full window grows by 1 per update.
+	for range 10 {
+		s.fill()
+		s.ack(t, 100*time.Millisecond)
+	}
+	before := v.State().Cwnd
+	s.fill()
+	s.ack(t, 100*time.Millisecond)
+	if after := v.State().Cwnd; after != before+1 {
+		t.Fatalf("no queue: cwnd %d -> %d, want +1", before, after)
 	}
 }

@@ -5,7 +5,8 @@
 // RELAY_CONNECTED, RELAY_DATA, RELAY_BEGIN_DIR), §6.3 "Closing streams"
 // (RELAY_END and its reasons), §6.4 "Remote hostname lookup"
 // (RELAY_RESOLVE/RESOLVED), §7.4 stream-level flow control (window 500,
-// SENDME every 50 cells).
+// SENDME every 50 cells), or on circuits with congestion control prop 324
+// §4 XON/XOFF instead (xonxoff.go).
 //
 // Tor has no half-closed streams (tor-spec §6.3 describes RELAY_FIN as
 // unimplemented), so CloseWrite only stops local writes; the exit learns
@@ -13,7 +14,8 @@
 //
 // Received data is buffered per stream; the buffer is bounded by the
 // stream window, because a SENDME is only sent for cells the application
-// has read: at most 500 cells (about 249 KB) can be waiting.
+// has read: at most 500 cells (about 249 KB) can be waiting. With
+// congestion control it is bounded by XoffCells + MaxCellsAfterXoff.
 package stream
 
 import (
@@ -145,10 +147,9 @@ type Conn struct {
 	deliver   int           // stream deliver window
 	pkg       int           // stream package window
 	// With congestion control (prop 324 §4) stream windows are replaced
-	// by XON/XOFF: cc is fixed when the stream is made.
-	cc       bool
-	xoffSent bool // we told the exit to stop
-	paused   bool // the exit told us to stop
+	// by XON/XOFF (xonxoff.go): cc is fixed when the stream is made.
+	cc bool
+	xx xonXoff
 
 	readable   chan struct{} // cap 1
 	windowOpen chan struct{} // cap 1
@@ -335,12 +336,16 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 				break
 			}
 		}
+		if s.cc && s.rbuf.ncells >= XoffCells+MaxCellsAfterXoff {
+			violation = "exit ignored XOFF: stream buffer full"
+			break
+		}
 		if len(msg.Data) > 0 {
 			s.rbuf.put(msg.Data) // a copy: the cell is recycled
 			signal(s.readable)
 		}
-		if s.cc && !s.xoffSent && s.rbuf.ncells >= XoffCells {
-			s.xoffSent = true
+		if s.cc && !s.xx.xoffSent && s.rbuf.ncells >= XoffCells {
+			s.xx.xoffSent = true
 			s.mu.Unlock()
 			// A send failure means the circuit is going away anyway.
 			s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
@@ -356,18 +361,19 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 				violation = "bad XOFF"
 				break
 			}
-			s.paused = true
+			violation = s.xx.onXoff()
 			break
 		}
 		if _, err := cell.DecodeXon(msg.Data); err != nil {
 			violation = err.Error()
 			break
 		}
-		s.paused = false // the advisory rate is not used
+		violation = s.xx.onXon()
 		signal(s.windowOpen)
 	case cell.RELAY_SENDME:
 		if s.cc {
-			break // no stream SENDMEs with congestion control
+			violation = "stream SENDME on a congestion-controlled circuit"
+			break
 		}
 		s.pkg += StreamWindowIncrement
 		if s.pkg > StreamWindowStart {
@@ -529,16 +535,6 @@ func (s *Conn) sendAcks(sendme int, xon bool) {
 	}
 }
 
-// XON/XOFF thresholds in buffered cells for streams on circuits with
-// congestion control: XOFF when the application lets XoffCells pile up,
-// XON once it has read the buffer down to XonCells. Cells already in
-// flight when the exit gets the XOFF still arrive, so the buffer is
-// bounded by XoffCells plus the exit's congestion window.
-const (
-	XoffCells = 500
-	XonCells  = 100
-)
-
 // ackLocked returns how many stream SENDMEs to send now (one per 50
 // cells the application has consumed and not yet acknowledged) or, with
 // congestion control, whether to send XON.
@@ -547,8 +543,8 @@ func (s *Conn) ackLocked() (int, bool) {
 		return 0, false
 	}
 	if s.cc {
-		if s.xoffSent && s.rbuf.ncells <= XonCells {
-			s.xoffSent = false
+		if s.xx.xoffSent && s.rbuf.ncells <= XonCells {
+			s.xx.xoffSent = false
 			return 0, true
 		}
 		return 0, false
@@ -595,7 +591,7 @@ func (s *Conn) Write(p []byte) (int, error) {
 				err = &EndError{Reason: ReasonDone}
 			}
 			return n, err
-		case (!s.cc && s.pkg <= 0) || (s.cc && s.paused):
+		case (!s.cc && s.pkg <= 0) || (s.cc && s.xx.paused):
 			s.mu.Unlock()
 			select {
 			case <-s.windowOpen:
@@ -604,14 +600,16 @@ func (s *Conn) Write(p []byte) (int, error) {
 				return n, s.writeCtxErr(dl)
 			}
 		}
+		k := min(len(p)-n, cell.RelayDataMax)
 		if !s.cc {
 			s.pkg--
+		} else {
+			s.xx.bytesSent += int64(k) // before the exit can answer it
 		}
 		if s.pkg > 0 || s.cc {
 			signal(s.windowOpen)
 		}
 		s.mu.Unlock()
-		k := min(len(p)-n, cell.RelayDataMax)
 		if err := s.circ.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: s.id, Data: p[n : n+k]}); err != nil {
 			if ctx.Err() != nil {
 				return n, s.writeCtxErr(dl)

@@ -1,11 +1,13 @@
 // A simulated relay for unit tests: the responder side of tor-spec §5.1
-// (CREATE2 with ntor, §5.1.4) and §6.1 relay crypto, over a channel whose
-// link handshake is skipped (channel.NewFromConn).
+// (CREATE2 with ntor, §5.1.4, or ntor v3, prop 332, with its extensions)
+// and §6.1 relay crypto, over a channel whose link handshake is skipped
+// (channel.NewFromConn).
 package circtest
 
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
 	"net"
 	"sync"
 
@@ -34,6 +36,12 @@ type FakeRelay struct {
 	Target   circuit.Target
 	Channel  *channel.Channel // the client's side
 	Received chan Received
+
+	// ServerExtensions, when set before the client's CREATE2, computes
+	// the extensions of the ntor v3 server message from the client's
+	// (prop 332 §A.2); nil answers with none, as a relay that does not
+	// do congestion control. Called on the relay's goroutine.
+	ServerExtensions func(client []cell.Extension) []cell.Extension
 
 	conn   net.Conn
 	bsk    [32]byte
@@ -78,7 +86,14 @@ func (f *FakeRelay) run() {
 			if err != nil {
 				continue
 			}
-			reply, ks, err := torcrypto.NtorServerHandshake(nil, f.bsk, f.Target.RSAID, cr.HData)
+			var reply []byte
+			var ks io.Reader
+			if cr.HType == 3 {
+				reply, ks, err = torcrypto.NtorV3ServerHandshake(nil, f.bsk, f.Target.Ed25519ID, cr.HData,
+					[]byte(torcrypto.NtorV3CircuitVerification), f.serverMessage)
+			} else {
+				reply, ks, err = torcrypto.NtorServerHandshake(nil, f.bsk, f.Target.RSAID, cr.HData)
+			}
 			if err != nil {
 				f.SendCell(c.CircID, cell.DESTROY, []byte{byte(cell.DestroyProtocol)})
 				continue
@@ -104,6 +119,17 @@ func (f *FakeRelay) run() {
 		}
 		f.Received <- r
 	}
+}
+
+// serverMessage answers an ntor v3 client message with ServerExtensions.
+func (f *FakeRelay) serverMessage(cm []byte) []byte {
+	client, err := cell.DecodeExtensions(cm)
+	var exts []cell.Extension
+	if err == nil && f.ServerExtensions != nil {
+		exts = f.ServerExtensions(client)
+	}
+	b, _ := cell.EncodeExtensions(exts)
+	return b
 }
 
 // CircID returns the ID of the circuit the client created.
