@@ -327,7 +327,7 @@ func (c *Engine) StreamOf(conn net.Conn) (StreamInfo, bool) {
 func failReason(err error) string {
 	var end *stream.EndError
 	if errors.As(err, &end) {
-		return strings.ToUpper(socks.EndReasonString(byte(end.Reason)))
+		return end.Reason.String()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "TIMEOUT"

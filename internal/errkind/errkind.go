@@ -97,9 +97,30 @@ func (e *Error) Unwrap() error { return e.Err }
 // SOCKSReply is the SOCKS5 reply code for e (socks.Replier).
 func (e *Error) SOCKSReply() byte {
 	if e.EndReason != 0 {
-		return socks.ReplyForEndReason(byte(e.EndReason))
+		return replyForEnd(e.EndReason)
 	}
 	return e.Kind.SOCKSReply()
+}
+
+// replyForEnd maps a RELAY_END reason received before the stream was
+// connected to the SOCKS5 reply code C tor sends for it
+// (stream_end_reason_to_socks5_response in C tor's reasons.c). DONE and
+// CONNRESET before CONNECTED mean the exit's connection was refused or
+// dropped. Unknown reasons are general failures.
+func replyForEnd(r stream.Reason) byte {
+	switch r {
+	case 0:
+		return socks.ReplySucceeded
+	case stream.ReasonResolveFailed, stream.ReasonNoRoute:
+		return socks.ReplyHostUnreachable
+	case stream.ReasonConnectRefused, stream.ReasonDone, stream.ReasonConnReset:
+		return socks.ReplyConnRefused
+	case stream.ReasonExitPolicy:
+		return socks.ReplyNotAllowed
+	case stream.ReasonTimeout:
+		return socks.ReplyTTLExpired
+	}
+	return socks.ReplyGeneralFailure // MISC, DESTROY, HIBERNATING, INTERNAL, ...
 }
 
 // SOCKSReply is the SOCKS5 reply code for a failure of kind k, the

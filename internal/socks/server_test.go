@@ -64,9 +64,9 @@ func (h *testHandler) HandleConnect(ctx context.Context, req *Request) (net.Conn
 	h.mu.Unlock()
 	switch req.Host {
 	case "refused.test":
-		return nil, EndReasonError(EndReasonConnectRefused)
+		return nil, &ReplyError{Code: ReplyConnRefused}
 	case "policy.test":
-		return nil, EndReasonError(EndReasonExitPolicy)
+		return nil, &ReplyError{Code: ReplyNotAllowed}
 	case "onion.test":
 		return nil, &ReplyError{Code: ReplyOnionDescNotFound}
 	case "slow.test":
@@ -92,7 +92,7 @@ func (h *testHandler) HandleResolve(ctx context.Context, req *Request) (ResolveA
 	case req.Host == "v6.test":
 		return ResolveAnswer{Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}}, nil
 	case req.Host == "nx.test":
-		return ResolveAnswer{}, EndReasonError(EndReasonResolveFailed)
+		return ResolveAnswer{}, &ReplyError{Code: ReplyHostUnreachable}
 	}
 	return ResolveAnswer{Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.7")}}, nil
 }
@@ -572,34 +572,6 @@ func TestCurl(t *testing.T) {
 	}
 }
 
-func TestReplyForEndReason(t *testing.T) {
-	tests := []struct {
-		reason, want byte
-	}{
-		{0, ReplySucceeded},
-		{EndReasonMisc, ReplyGeneralFailure},
-		{EndReasonResolveFailed, ReplyHostUnreachable},
-		{EndReasonConnectRefused, ReplyConnRefused},
-		{EndReasonExitPolicy, ReplyNotAllowed},
-		{EndReasonDestroy, ReplyGeneralFailure},
-		{EndReasonDone, ReplyConnRefused},
-		{EndReasonTimeout, ReplyTTLExpired},
-		{EndReasonNoRoute, ReplyHostUnreachable},
-		{EndReasonHibernating, ReplyGeneralFailure},
-		{EndReasonInternal, ReplyGeneralFailure},
-		{EndReasonResourceLimit, ReplyGeneralFailure},
-		{EndReasonConnReset, ReplyConnRefused},
-		{EndReasonTorProtocol, ReplyGeneralFailure},
-		{EndReasonNotDirectory, ReplyGeneralFailure},
-		{200, ReplyGeneralFailure},
-	}
-	for _, tt := range tests {
-		if got := ReplyForEndReason(tt.reason); got != tt.want {
-			t.Errorf("ReplyForEndReason(%s) = %d, want %d", EndReasonString(tt.reason), got, tt.want)
-		}
-	}
-}
-
 func TestReplyCode(t *testing.T) {
 	tests := []struct {
 		err  error
@@ -608,7 +580,7 @@ func TestReplyCode(t *testing.T) {
 	}{
 		{nil, false, ReplySucceeded},
 		{errors.New("x"), false, ReplyGeneralFailure},
-		{fmt.Errorf("wrapped: %w", EndReasonError(EndReasonTimeout)), false, ReplyTTLExpired},
+		{fmt.Errorf("wrapped: %w", &ReplyError{Code: ReplyTTLExpired}), false, ReplyTTLExpired},
 		{context.DeadlineExceeded, false, ReplyTTLExpired},
 		{&ReplyError{Code: ReplyOnionIntroFailed}, false, ReplyGeneralFailure},
 		{&ReplyError{Code: ReplyOnionIntroFailed}, true, ReplyOnionIntroFailed},

@@ -15,10 +15,9 @@
 // The package only speaks the local protocols. What a request means is up
 // to a Handler: it opens a stream (a net.Conn) for CONNECT, or answers a
 // RESOLVE. Hostnames are never resolved locally. Handlers report failures
-// with a ReplyError (or any error with a SOCKSReply() byte method); the
-// helpers ReplyForEndReason and EndReasonError translate Tor's RELAY_END
-// reasons (tor-spec §6.3) into SOCKS5 reply codes exactly as C tor's
-// stream_end_reason_to_socks5_response does.
+// with a ReplyError (or any error with a SOCKSReply() byte method, such
+// as internal/errkind's, which maps Tor's RELAY_END reasons as C tor's
+// stream_end_reason_to_socks5_response does).
 package socks
 
 import (
@@ -208,72 +207,6 @@ func (e *ReplyError) Unwrap() error { return e.Err }
 
 // SOCKSReply implements Replier.
 func (e *ReplyError) SOCKSReply() byte { return e.Code }
-
-// RELAY_END reasons (tor-spec §6.3).
-const (
-	EndReasonMisc           byte = 1
-	EndReasonResolveFailed  byte = 2
-	EndReasonConnectRefused byte = 3
-	EndReasonExitPolicy     byte = 4
-	EndReasonDestroy        byte = 5
-	EndReasonDone           byte = 6
-	EndReasonTimeout        byte = 7
-	EndReasonNoRoute        byte = 8
-	EndReasonHibernating    byte = 9
-	EndReasonInternal       byte = 10
-	EndReasonResourceLimit  byte = 11
-	EndReasonConnReset      byte = 12
-	EndReasonTorProtocol    byte = 13
-	EndReasonNotDirectory   byte = 14
-)
-
-var endReasonNames = [...]string{
-	EndReasonMisc: "MISC", EndReasonResolveFailed: "RESOLVEFAILED",
-	EndReasonConnectRefused: "CONNECTREFUSED", EndReasonExitPolicy: "EXITPOLICY",
-	EndReasonDestroy: "DESTROY", EndReasonDone: "DONE", EndReasonTimeout: "TIMEOUT",
-	EndReasonNoRoute: "NOROUTE", EndReasonHibernating: "HIBERNATING",
-	EndReasonInternal: "INTERNAL", EndReasonResourceLimit: "RESOURCELIMIT",
-	EndReasonConnReset: "CONNRESET", EndReasonTorProtocol: "TORPROTOCOL",
-	EndReasonNotDirectory: "NOTDIRECTORY",
-}
-
-// EndReasonString names a RELAY_END reason.
-func EndReasonString(reason byte) string {
-	if int(reason) < len(endReasonNames) && endReasonNames[reason] != "" {
-		return endReasonNames[reason]
-	}
-	return fmt.Sprintf("reason %d", reason)
-}
-
-// ReplyForEndReason maps a RELAY_END reason received before the stream
-// was connected to the SOCKS5 reply code C tor sends for it
-// (stream_end_reason_to_socks5_response in C tor's reasons.c). DONE and
-// CONNRESET before CONNECTED mean the exit's connection was refused or
-// dropped, so they map to ReplyConnRefused. Unknown reasons are general
-// failures.
-func ReplyForEndReason(reason byte) byte {
-	switch reason {
-	case 0:
-		return ReplySucceeded
-	case EndReasonResolveFailed, EndReasonNoRoute:
-		return ReplyHostUnreachable
-	case EndReasonConnectRefused, EndReasonDone, EndReasonConnReset:
-		return ReplyConnRefused
-	case EndReasonExitPolicy:
-		return ReplyNotAllowed
-	case EndReasonTimeout:
-		return ReplyTTLExpired
-	default: // MISC, DESTROY, HIBERNATING, INTERNAL, RESOURCELIMIT, TORPROTOCOL, ...
-		return ReplyGeneralFailure
-	}
-}
-
-// EndReasonError returns a ReplyError for a stream that ended with
-// reason before it connected.
-func EndReasonError(reason byte) error {
-	return &ReplyError{Code: ReplyForEndReason(reason),
-		Err: fmt.Errorf("stream ended by exit: %s", EndReasonString(reason))}
-}
 
 // ReplyCode returns the SOCKS5 reply code for a handler error: the code of
 // a Replier in err's chain; ReplyTTLExpired for deadlines; connection
