@@ -82,6 +82,7 @@ type Circuit struct {
 	smu        sync.Mutex
 	fc         congestion.Controller // Fixed, or Vegas once negotiated
 	sendmeInc  int                   // CircWindowIncrement, or the negotiated cc_sendme_inc
+	minSendme  int                   // sendme_accept_min_version
 	cc         bool                  // congestion control negotiated with the last hop
 	earlyLeft  int                   // RELAY_EARLY cells we may still send (tor-spec §5.6)
 	awaiting   []awaitingSendme      // sent cells that elicit a SENDME, oldest first

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,5 +303,25 @@ func TestRelayEarly(t *testing.T) {
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// With sendme_accept_min_version 1 (the public network's value) an
+// unauthenticated SENDME v0 closes the circuit; a v1 is accepted. The
+// spec's default, 0, accepts v0 (TestPackageWindowAndSendmeDigest).
+func TestSendmeAcceptMinVersion(t *testing.T) {
+	f, c := newCirc(t)
+	c.SetSendmeAcceptMinVersion(1)
+	sent := 0
+	d := sendData(t, f, c, 200, circuit.CircWindowIncrement, &sent)
+	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: d[0][:]}).Encode()})
+	sendData(t, f, c, 1, circuit.CircWindowIncrement, &sent) // a round trip: the v1 SENDME was taken
+	if err := c.Err(); err != nil {
+		t.Fatalf("v1 SENDME refused: %v", err)
+	}
+	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME}) // v0
+	var pe *circuit.ProtocolError
+	if err := waitDone(t, c); !errors.As(err, &pe) || !strings.Contains(err.Error(), "sendme_accept_min_version") {
+		t.Fatalf("got %v, want a ProtocolError naming sendme_accept_min_version", err)
 	}
 }

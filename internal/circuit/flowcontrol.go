@@ -15,10 +15,15 @@ package circuit
 // cells we never sent (no digest awaiting one, C tor's "no cell digests
 // to match"), one whose digest differs from the cell's, and, on a
 // congestion-controlled circuit, a SENDME v0 (no digest to check).
+//
+// A SENDME of a version below the consensus parameter
+// sendme_accept_min_version (tor-spec §7.3.1, param-spec) closes the
+// circuit too.
 
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"time"
 
 	"github.com/gotor/gotor/internal/cell"
@@ -94,6 +99,18 @@ func (c *Circuit) delivered(digest [20]byte) error {
 	return nil
 }
 
+// SetSendmeAcceptMinVersion sets the lowest circuit SENDME version the
+// circuit accepts: the consensus parameter sendme_accept_min_version
+// (param-spec: 0 to 255, default 0, which accepts unauthenticated
+// SENDME v0; the public network sets 1). A SENDME below it closes the
+// circuit (tor-spec §7.3.1). Set it right after Create, before data
+// flows.
+func (c *Circuit) SetSendmeAcceptMinVersion(v int) {
+	c.smu.Lock()
+	c.minSendme = min(max(v, 0), 255)
+	c.smu.Unlock()
+}
+
 func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 	now := time.Now()
 	if hop != last {
@@ -104,6 +121,10 @@ func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
 		return &ProtocolError{Msg: err.Error()}
 	}
 	c.smu.Lock()
+	if int(s.Version) < c.minSendme {
+		c.smu.Unlock()
+		return &ProtocolError{Msg: fmt.Sprintf("SENDME version %d below sendme_accept_min_version %d", s.Version, c.minSendme)}
+	}
 	if len(c.awaiting) == 0 {
 		c.smu.Unlock()
 		return &ProtocolError{Msg: "unexpected circuit SENDME: no cell awaits one"}
