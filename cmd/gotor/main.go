@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/engine"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/torrc"
@@ -213,7 +214,7 @@ func newProgressBar(w io.Writer, logsThere bool) *progressBar {
 	return &progressBar{w: w, enabled: tty && !logsThere}
 }
 
-func (b *progressBar) update(p engine.Progress) {
+func (b *progressBar) update(p dirmgr.Progress) {
 	if !b.enabled {
 		return
 	}

@@ -28,5 +28,9 @@ var (
 	PhaseRequestingDescriptors = Progress{45, "requesting_descriptors", "Asking for relay descriptors"}
 	PhaseLoadingDescriptors    = Progress{50, "loading_descriptors", "Loading relay descriptors"}
 	PhaseEnoughDirInfo         = Progress{75, "enough_dirinfo", "Loaded enough directory info to build circuits"}
-	PhaseDone                  = Progress{100, "done", "Done"}
+	// The last phases are the engine's: a channel to a guard, then a
+	// first circuit.
+	PhaseHandshakeDone = Progress{90, "ap_handshake_done", "Handshake finished with a relay to build circuits"}
+	PhaseCircuitCreate = Progress{95, "circuit_create", "Establishing a Tor circuit"}
+	PhaseDone          = Progress{100, "done", "Done"}
 )

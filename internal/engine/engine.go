@@ -30,18 +30,6 @@ import (
 	"github.com/gotor/gotor/internal/socks"
 )
 
-// Progress is a bootstrap progress report, as C tor logs it:
-// "Bootstrapped 45% (requesting_descriptors): Asking for relay descriptors".
-type Progress struct {
-	Percent int
-	Tag     string
-	Summary string
-}
-
-func (p Progress) String() string {
-	return fmt.Sprintf("Bootstrapped %d%% (%s): %s", p.Percent, p.Tag, p.Summary)
-}
-
 // Engine is a running (or ready to start) Tor client. Create it with New.
 type Engine struct {
 	cfg *config.Config
@@ -59,8 +47,8 @@ type Engine struct {
 	httpAddrs  []string
 
 	mu        sync.Mutex
-	progress  Progress
-	progSubs  []chan Progress
+	progress  dirmgr.Progress
+	progSubs  []chan dirmgr.Progress
 	started   bool
 	stopped   bool
 	cancelRun context.CancelFunc
@@ -159,7 +147,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
 		}
 	}
-	c.progress = Progress{Percent: 0, Tag: "starting", Summary: "Starting"}
+	c.progress = dirmgr.PhaseStarting
 	return c, nil
 }
 
@@ -228,11 +216,11 @@ func (c *Engine) Start(ctx context.Context) error {
 	}
 
 	// Bootstrap ends when a first circuit can be built, as in C tor.
-	c.setProgress(Progress{Percent: 95, Tag: "circuit_create", Summary: "Establishing a Tor circuit"})
+	c.setProgress(dirmgr.PhaseCircuitCreate)
 	if err := c.firstCircuit(ctx); err != nil {
 		return fmt.Errorf("client: first circuit: %w", err)
 	}
-	c.setProgress(Progress{Percent: 100, Tag: "done", Summary: "Done"})
+	c.setProgress(dirmgr.PhaseDone)
 	return nil
 }
 
@@ -318,7 +306,7 @@ func (c *Engine) Stop() error {
 }
 
 // Bootstrap returns the latest bootstrap progress.
-func (c *Engine) Bootstrap() Progress {
+func (c *Engine) Bootstrap() dirmgr.Progress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.progress
@@ -326,8 +314,8 @@ func (c *Engine) Bootstrap() Progress {
 
 // ProgressEvents returns a channel that receives every later bootstrap
 // progress report; it is closed by Stop. Slow readers miss reports.
-func (c *Engine) ProgressEvents() <-chan Progress {
-	ch := make(chan Progress, 16)
+func (c *Engine) ProgressEvents() <-chan dirmgr.Progress {
+	ch := make(chan dirmgr.Progress, 16)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
@@ -342,14 +330,12 @@ func (c *Engine) setDirProgress(p dirmgr.Progress) {
 	// The directory reports up to 100 when it has a usable NetDir; the
 	// client keeps the last phases for circuits, as C tor does.
 	if p.Percent >= 100 {
-		p.Percent = 90
-		p.Tag = "ap_handshake_done"
-		p.Summary = "Handshake finished with a relay to build circuits"
+		p = dirmgr.PhaseHandshakeDone
 	}
-	c.setProgress(Progress{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary})
+	c.setProgress(p)
 }
 
-func (c *Engine) setProgress(p Progress) {
+func (c *Engine) setProgress(p dirmgr.Progress) {
 	c.mu.Lock()
 	if p.Percent < c.progress.Percent {
 		c.mu.Unlock()
@@ -357,7 +343,7 @@ func (c *Engine) setProgress(p Progress) {
 	}
 	changed := p != c.progress
 	c.progress = p
-	subs := append([]chan Progress(nil), c.progSubs...)
+	subs := append([]chan dirmgr.Progress(nil), c.progSubs...)
 	c.mu.Unlock()
 	if !changed {
 		return
