@@ -18,6 +18,19 @@ import (
 // skipped, unless CI is set, where it fails.
 func Dir(tb testing.TB) string {
 	tb.Helper()
+	dir := dirPath(tb)
+	if _, err := os.Stat(dir); err != nil {
+		if ci := os.Getenv("CI"); ci == "true" || ci == "1" {
+			tb.Fatalf("realdocs: %v (CI is set)", err)
+		}
+		tb.Skipf("realdocs: %v", err)
+	}
+	return dir
+}
+
+// dirPath is ../shared/realdocs/data from the repository root.
+func dirPath(tb testing.TB) string {
+	tb.Helper()
 	// go test runs in the package's directory: find the repository
 	// root (the directory with go.mod) above it.
 	root, err := os.Getwd()
@@ -34,14 +47,7 @@ func Dir(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("realdocs: repository root not found: %v", err)
 	}
-	dir := filepath.Join(root, "..", "shared", "realdocs", "data")
-	if _, err := os.Stat(dir); err != nil {
-		if ci := os.Getenv("CI"); ci == "true" || ci == "1" {
-			tb.Fatalf("realdocs: %v (CI is set)", err)
-		}
-		tb.Skipf("realdocs: %v", err)
-	}
-	return dir
+	return filepath.Join(root, "..", "shared", "realdocs", "data")
 }
 
 // Read returns the document at rel (e.g. "consensus/x.txt.gz").
@@ -77,4 +83,24 @@ func Glob(tb testing.TB, pattern string) []string {
 		out[i], _ = filepath.Rel(dir, p)
 	}
 	return out
+}
+
+// AddSeeds adds the documents matching patterns (relative to Dir, e.g.
+// "serverdescs/*.txt") of at most maxSize bytes as fuzz seeds. Without
+// the data directory it adds none (and fails under CI, as Dir does).
+func AddSeeds(f *testing.F, maxSize int, patterns ...string) {
+	f.Helper()
+	if _, err := os.Stat(dirPath(f)); err != nil {
+		if ci := os.Getenv("CI"); ci == "true" || ci == "1" {
+			f.Fatalf("realdocs: %v (CI is set)", err)
+		}
+		return
+	}
+	for _, p := range patterns {
+		for _, rel := range Glob(f, p) {
+			if s := Read(f, rel); len(s) <= maxSize {
+				f.Add(s)
+			}
+		}
+	}
 }
