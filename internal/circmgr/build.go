@@ -140,8 +140,7 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 	}
 	p.circ = rc
 	close(p.done)
-	m.wg.Add(1)
-	go m.watch(rc)
+	m.watch(rc)
 	m.mu.Unlock()
 	m.flushEvents()
 	if p.prebuild {
@@ -149,18 +148,18 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 	}
 }
 
-// watch notices the circuit closing.
+// watch arranges for the pool to forget rc when it closes; no goroutine
+// waits for that. Close stops the callbacks it can (m.mu held).
 func (m *Manager[C]) watch(rc *circ[C]) {
-	defer m.wg.Done()
-	select {
-	case <-rc.c.Done():
+	m.wg.Add(1)
+	rc.unwatch = rc.c.AfterClose(func() {
+		defer m.wg.Done()
 		m.mu.Lock()
 		m.forgetLocked(rc, "destroyed")
 		m.mu.Unlock()
 		m.flushEvents()
 		m.poke()
-	case <-m.ctx.Done():
-	}
+	})
 }
 
 // forgetLocked drops every reference to rc (its keys leave the index).

@@ -33,7 +33,11 @@ func newFakeCirc(n int64, ports ...uint16) *fakeCirc {
 	return f
 }
 
-func (f *fakeCirc) Done() <-chan struct{} { return f.done }
+func (f *fakeCirc) AfterClose(fn func()) func() bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-f.done; cancel() }()
+	return context.AfterFunc(ctx, fn)
+}
 func (f *fakeCirc) Close() error {
 	f.once.Do(func() { f.closed.Store(true); close(f.done) })
 	return nil

@@ -21,8 +21,11 @@ const maxKeysPerCircuit = 8
 // circ is the manager's record of one built circuit. All fields but c
 // and id are guarded by Manager.mu.
 type circ[C Circuit] struct {
-	id      uint64
-	c       C
+	id uint64
+	c  C
+	// unwatch stops the AfterClose callback that forgets the circuit
+	// when it closes (build.go watch).
+	unwatch func() bool
 	purpose string
 	port    uint16
 	created time.Time
@@ -309,6 +312,9 @@ func (m *Manager[C]) Close() error {
 	m.cancel()
 	var toClose []C
 	for _, c := range m.circs {
+		if c.unwatch != nil && c.unwatch() {
+			m.wg.Done() // its callback will not run
+		}
 		m.closeLocked(c, "shutdown", &toClose)
 	}
 	m.mu.Unlock()

@@ -31,9 +31,11 @@ import (
 
 // Circuit is what the manager needs of a built circuit.
 type Circuit interface {
-	// Done is closed when the circuit has closed (DESTROY, channel loss,
-	// or Close).
-	Done() <-chan struct{}
+	// AfterClose arranges for f to run in its own goroutine once the
+	// circuit has closed (DESTROY, channel loss, or Close), as
+	// context.AfterFunc does; stop unregisters f and reports whether it
+	// stopped f before f started.
+	AfterClose(f func()) (stop func() bool)
 	// Close tears the circuit down. It may be called more than once.
 	Close() error
 	// AllowsPort reports whether the circuit's exit policy (summary)

@@ -24,6 +24,7 @@
 package circuit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -110,6 +111,8 @@ type Circuit struct {
 	nextSID   uint16
 	err       error
 	done      chan struct{}
+	closed    context.Context // cancelled with done, for AfterClose
+	cancel    context.CancelFunc
 	nhops     int
 	hopAddrs  []Target
 }
@@ -133,6 +136,12 @@ func (c *Circuit) Channel() *channel.Channel { return c.ep.Channel() }
 
 // Done is closed when the circuit closes.
 func (c *Circuit) Done() <-chan struct{} { return c.done }
+
+// AfterClose arranges for f to run in its own goroutine once the circuit
+// has closed (at once if it has), as context.AfterFunc does: no goroutine
+// waits meanwhile. stop unregisters f; it reports whether f was stopped
+// before it started.
+func (c *Circuit) AfterClose(f func()) (stop func() bool) { return context.AfterFunc(c.closed, f) }
 
 // Err returns why the circuit closed, or nil while open.
 func (c *Circuit) Err() error {
@@ -198,6 +207,7 @@ func (c *Circuit) markClosed(err error) (ep *channel.Endpoint, streams map[uint1
 	p := c.pending
 	c.pending = nil
 	close(c.done)
+	c.cancel()
 	c.mu.Unlock()
 	if p != nil {
 		p.result <- err

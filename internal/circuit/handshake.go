@@ -140,6 +140,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),
 	}
+	c.closed, c.cancel = context.WithCancel(context.Background())
 	p := &pendingHS{hs: hs, result: make(chan error, 1), cmd: reply, target: target, cc: cc}
 	// mu makes c.ep visible to closeWith, which the channel's goroutines
 	// may call as soon as the endpoint exists.

@@ -97,11 +97,10 @@ func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.A
 		return nil, fmt.Errorf("CREATE2 to guard %s: %w", g.Nickname, err)
 	}
 	att.Report(true)
-	go func() {
-		<-circ.Done()
+	circ.AfterClose(func() {
 		att.Close()
 		c.logCircuitEnd(g, circ.Err())
-	}()
+	})
 	for i, t := range rest {
 		var err error
 		if i == len(rest)-1 && lastSpecs != nil {
