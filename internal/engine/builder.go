@@ -37,10 +37,12 @@ func (e *exitCircuit) Close() error { return e.Circuit.Close() }
 
 // buildExitCircuit builds one circuit on a fresh path for u.
 func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCircuit, error) {
-	dir := c.dir.NetDir()
-	if dir == nil {
-		return nil, fmt.Errorf("no directory yet")
+	// No new circuit on a consensus that is not reasonably live (dir-spec
+	// §5.1: more than 24 h past valid-until); dirmgr keeps fetching.
+	if err := c.dir.Usable(); err != nil {
+		return nil, err
 	}
+	dir := c.dir.NetDir()
 	// The exit first, then a guard compatible with it, then the middle
 	// (path-spec §2.2; C tor picks the exit before the entry guard and
 	// restricts the guard to relays other than the exit and its family).
