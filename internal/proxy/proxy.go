@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 )
 
@@ -83,12 +84,20 @@ func handshake(ctx context.Context, conn net.Conn, name string, fn func() error)
 	}
 	if err != nil {
 		conn.Close()
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// A read that hit the context's deadline may end a moment
+		// before the context itself does.
+		dl, hasDL := ctx.Deadline()
+		ended := ctx.Err() != nil || (hasDL && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl))
+		if ended && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			var pe *Error
 			if errors.As(err, &pe) && pe.Code != 0 {
 				return err
 			}
-			return &Error{Proxy: name, Msg: "handshake interrupted", Err: context.Cause(ctx)}
+			cause := context.Cause(ctx)
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return &Error{Proxy: name, Msg: "handshake interrupted", Err: cause}
 		}
 		return err
 	}
