@@ -22,6 +22,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -324,11 +325,12 @@ func TestHostileCellsCloseOnlyTheirCircuit(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("victim circuit closed with %v, want an error naming %q", err, tc.want)
 			}
-			// The victim's stream fails too, with the reason.
+			// The victim's stream fails too, with the reason: an error,
+			// never a clean end of stream (io.ReadAll returns nil at EOF).
 			vs.SetReadDeadline(time.Now().Add(10 * time.Second))
 			_, rerr := io.ReadAll(vs)
-			if rerr == nil {
-				rerr = io.EOF
+			if rerr == nil || errors.Is(rerr, io.EOF) || errors.Is(rerr, os.ErrDeadlineExceeded) || !strings.Contains(rerr.Error(), tc.want) {
+				t.Fatalf("victim stream ended with %v, want an error naming %q", rerr, tc.want)
 			}
 			t.Logf("victim circuit: %v; its stream: %v", err, rerr)
 			select {
