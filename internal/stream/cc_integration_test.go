@@ -89,8 +89,12 @@ func TestCongestionControlDownloadUpload(t *testing.T) {
 	}
 }
 
-// TestCongestionControlSlowReader stops reading mid-download (we send
-// XOFF), then resumes (XON) and checks every byte.
+// TestCongestionControlSlowReader stops reading mid-download and
+// resumes, against a real C tor exit with congestion control: the client
+// must send XOFF once XoffCells are buffered (and nothing more while the
+// application does not read), the exit must stop (the circuit survives
+// the bound on cells past the XOFF), and the client must send XON when
+// reading resumes, after which every byte arrives (issue 21 item 7).
 func TestCongestionControlSlowReader(t *testing.T) {
 	_, p, srv := setup(t)
 	mgr := channel.NewManager()
@@ -104,17 +108,42 @@ func TestCongestionControlSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	s := conn.(*stream.Conn)
 	h := sha256.New()
 	if _, err := io.CopyN(h, resp.Body, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // the buffer fills: XOFF
+	// The application stops reading: the buffer fills to XoffCells and
+	// the client sends XOFF. Wait for it (not for a time).
+	waitFor := func(what string, cond func(xoff, xon int) bool) (int, int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			xoff, xon := s.XonXoffSent()
+			if cond(xoff, xon) {
+				return xoff, xon
+			}
+			if c.Err() != nil || time.Now().After(deadline) {
+				t.Fatalf("%s: XOFF sent %d, XON sent %d (circuit: %v)", what, xoff, xon, c.Err())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	xoff, xon := waitFor("no XOFF while the application does not read", func(xoff, xon int) bool { return xoff == xon+1 })
+	t.Logf("stopped reading after 1 MiB: XOFF sent %d, XON sent %d", xoff, xon)
+	// Reading resumes: the client sends XON, and the download completes.
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second))
 	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
+		t.Fatalf("after resuming: %v (XON sent %d)", err, func() int { _, n := s.XonXoffSent(); return n }())
 	}
 	if hex.EncodeToString(h.Sum(nil)) != srv.SHA256 {
 		t.Fatal("sha256 mismatch")
 	}
+	xoff2, xon2 := s.XonXoffSent()
+	if xon2 <= xon {
+		t.Fatalf("reading resumed but no XON sent (XOFF %d, XON %d)", xoff2, xon2)
+	}
+	t.Logf("download complete: XOFF sent %d, XON sent %d", xoff2, xon2)
 	if c.Err() != nil {
 		t.Fatal(c.Err())
 	}

@@ -346,6 +346,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 		}
 		if s.cc && !s.xx.xoffSent && s.rbuf.ncells >= XoffCells {
 			s.xx.xoffSent = true
+			s.xx.nXoff++
 			s.mu.Unlock()
 			// A send failure means the circuit is going away anyway.
 			s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
@@ -545,6 +546,7 @@ func (s *Conn) ackLocked() (int, bool) {
 	if s.cc {
 		if s.xx.xoffSent && s.rbuf.ncells <= XonCells {
 			s.xx.xoffSent = false
+			s.xx.nXon++
 			return 0, true
 		}
 		return 0, false

@@ -50,6 +50,8 @@ type xonXoff struct {
 	bytesSent int64 // DATA bytes we sent on the stream
 	xoffRecv  int
 	xonRecv   int
+	nXoff     int // XOFFs we sent
+	nXon      int // XONs we sent
 }
 
 func (x *xonXoff) scaleDown() {
@@ -86,4 +88,13 @@ func (x *xonXoff) onXon() string {
 	}
 	x.paused = false
 	return ""
+}
+
+// XonXoffSent returns how many XOFF and XON cells the stream has sent
+// (congestion-controlled circuits only): the application stopping and
+// resuming reads, as the exit saw it.
+func (s *Conn) XonXoffSent() (xoff, xon int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.xx.nXoff, s.xx.nXon
 }
