@@ -356,6 +356,8 @@ func TestHostileChannelNoise(t *testing.T) {
 	h := newHostileRelay(t)
 	circ, s, id := h.openCircuitStream(t)
 	baseG := runtime.NumGoroutine()
+	baseHeap := heapInUse()
+	var maxGrowth uint64
 	big := make([]byte, 65535)
 	rand.Read(big)
 	floods := []struct {
@@ -393,8 +395,19 @@ func TestHostileChannelNoise(t *testing.T) {
 		if err := echoWorks(s, fl.name); err != nil {
 			t.Fatalf("after %d x %s: circuit no longer works: %v (circuit err %v, channel err %v)", fl.n, fl.name, err, circ.Err(), h.ch.Err())
 		}
-		t.Logf("%6d x %-45s absorbed in %v", fl.n, fl.name, time.Since(start).Round(time.Millisecond))
+		took := time.Since(start)
+		heap := heapInUse()
+		growth := heap - min(heap, baseHeap)
+		maxGrowth = max(maxGrowth, growth)
+		// What a flood leaves behind once collected: the cells are
+		// pooled or garbage, never kept (the 64 KiB floods alone are
+		// 19 MiB of input).
+		if growth > noiseHeapBound {
+			t.Fatalf("after %d x %s the heap in use grew by %.1f MiB (bound %d MiB)", fl.n, fl.name, float64(growth)/(1<<20), noiseHeapBound>>20)
+		}
+		t.Logf("%6d x %-45s absorbed in %v, heap in use %+.2f MiB", fl.n, fl.name, took.Round(time.Millisecond), float64(growth)/(1<<20))
 	}
+	t.Logf("heap in use %.1f MiB before the floods, at most %.2f MiB more after any", float64(baseHeap)/(1<<20), float64(maxGrowth)/(1<<20))
 	select {
 	case <-circ.Done():
 		t.Fatalf("circuit closed: %v", circ.Err())
@@ -406,6 +419,18 @@ func TestHostileChannelNoise(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > baseG+10 {
 		t.Fatalf("goroutines grew from %d to %d during the flood", baseG, g)
 	}
+}
+
+// noiseHeapBound bounds the heap that TestHostileChannelNoise's floods
+// may leave in use after a collection.
+const noiseHeapBound = 4 << 20
+
+// heapInUse returns the heap in use after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
 
 // TestHostileLinkViolationsCloseChannel sends link-level violations that
