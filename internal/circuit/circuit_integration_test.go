@@ -11,7 +11,12 @@ import (
 	"github.com/gotor/gotor/internal/testnet"
 )
 
-func TestMain(m *testing.M) { testnet.Main(m) }
+// The package's network has congestion control off (ccAlg0): the
+// circuit tests need no congestion control, and the fallback to fixed
+// windows is tested against real exits (cc_integration_test.go).
+func TestMain(m *testing.M) {
+	testnet.Main(m, testnet.Options{ExtraAuthorityTorrc: []string{ccAlg0}})
+}
 
 func targets(t *testing.T) *circtest.Path {
 	t.Helper()

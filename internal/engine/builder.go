@@ -3,7 +3,10 @@ package engine
 // Building exit circuits for the circuit manager: path-spec §2.2 (path
 // selection through internal/path), guard-spec §4 (first hop from the
 // guard manager, its outcome reported back), tor-spec §5 (CREATE2 then
-// EXTEND2 through internal/circuit).
+// EXTEND2 through internal/circuit), each hop's handshake chosen by
+// circuit.HopFor: ntor v3 (prop 332) with relays that list Relay=4, and
+// congestion control (prop 324 §10.1) requested from the exit when the
+// consensus's cc_alg and the exit's FlowCtrl=2 allow.
 
 import (
 	"context"
@@ -15,6 +18,7 @@ import (
 	"github.com/gotor/gotor/internal/cell"
 	"github.com/gotor/gotor/internal/circmgr"
 	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/congestion"
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/stream"
@@ -68,13 +72,14 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 		return nil, fmt.Errorf("pick path: %w", err)
 	}
 	relays := []*netdir.Relay{g, mid, exit}
-	rest := make([]circuit.Target, 0, len(relays)-1)
-	for _, r := range relays[1:] {
-		rest = append(rest, circuit.TargetFromRelay(r))
-	}
+	cc := congestion.ParamsFrom(dir.Param, congestion.PathExit)
+	rest := []circuit.Target{circuit.HopFor(mid, false, cc), circuit.HopFor(exit, true, cc)}
 	circ, err := c.buildThrough(ctx, relays[0], att, rest, nil)
 	if err != nil {
 		return nil, err
+	}
+	if on, _ := circ.CongestionControl(); rest[1].Handshake == circuit.NtorV3CC && !on {
+		c.log.Debug("exit did not accept congestion control: fixed windows", "exit", exit.Nickname)
 	}
 	return &exitCircuit{Circuit: circ, relays: relays}, nil
 }
@@ -85,7 +90,7 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 // introduction point's link specifiers). It returns once the guard
 // manager says the circuit may be used (guard-spec §4.9).
 func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.Attempt, rest []circuit.Target, lastSpecs []cell.LinkSpec) (*circuit.Circuit, error) {
-	first := circuit.TargetFromRelay(g)
+	first := circuit.HopFor(g, false, congestion.Params{})
 	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
 	if err != nil {
 		att.Report(false)
@@ -184,7 +189,7 @@ func (c *Engine) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, er
 
 func (c *Engine) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
 	if dir.HasMicrodesc {
-		return circuit.TargetFromRelay(dir), true
+		return circuit.HopFor(dir, false, congestion.Params{}), true
 	}
 	nd := c.dir.NetDir()
 	if nd == nil {
@@ -194,7 +199,7 @@ func (c *Engine) ntorTarget(dir *netdir.Relay) (circuit.Target, bool) {
 	if r == nil || !r.HasMicrodesc {
 		return circuit.Target{}, false
 	}
-	return circuit.TargetFromRelay(r), true
+	return circuit.HopFor(r, false, congestion.Params{}), true
 }
 
 func (c *Engine) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*circuit.Circuit, error) {

@@ -13,6 +13,7 @@ func (c *Engine) Circuits() []CircuitInfo {
 	for _, in := range c.circs.Circuits() {
 		ci := CircuitInfo{ID: in.ID, State: in.State, Purpose: in.Purpose, Streams: in.Streams}
 		if ec, ok := c.circs.Lookup(in.ID); ok {
+			ci.CongestionControl, _ = ec.CongestionControl()
 			for _, r := range ec.relays {
 				ci.Path = append(ci.Path, Hop{Fingerprint: fmt.Sprintf("%X", r.RSAID), Nickname: r.Nickname, Addr: r.ORAddrPort().String()})
 			}

@@ -48,6 +48,9 @@ type CircuitInfo struct {
 	Streams []uint64
 	// Path lists the relays' fingerprints (upper-case hex) and nicknames.
 	Path []Hop
+	// CongestionControl is true when the exit accepted congestion control
+	// (prop 324: TOR_VEGAS, XON/XOFF); false means fixed windows.
+	CongestionControl bool
 }
 
 // Hop is one relay of a circuit: its RSA identity fingerprint (upper-case
