@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/testnet"
+
 	"github.com/gotor/gotor/internal/torrc"
 )
 
@@ -138,10 +140,7 @@ func TestTestnetTorrc(t *testing.T) {
 // TestCTorAcceptsTestnetTorrc checks the torrc above is one C tor really
 // accepts (tor --verify-config), so the test above proves compatibility.
 func TestCTorAcceptsTestnetTorrc(t *testing.T) {
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
+	tor := testnet.NeedTool(t, "tor")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "torrc")
 	// C tor refuses to verify with __OwningControllerProcess naming a

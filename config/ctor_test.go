@@ -8,15 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 func ctor(t *testing.T) string {
 	t.Helper()
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
-	return tor
+	return testnet.NeedTool(t, "tor")
 }
 
 // runCTor runs tor on a torrc and returns its output and error.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 // A value produced by `tor --hash-password foo` (tor 0.4.9.11).
@@ -55,10 +57,7 @@ func TestHashPasswordRoundTrip(t *testing.T) {
 // passwords (including non-ASCII and quotes) and checks we accept its
 // output.
 func TestS2KAgainstTor(t *testing.T) {
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
+	tor := testnet.NeedTool(t, "tor")
 	for _, pw := range []string{"foo", "pass word \"quoted\" \\ ü", strings.Repeat("long", 40)} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		out, err := exec.CommandContext(ctx, tor, "--quiet", "--hash-password", pw).Output()

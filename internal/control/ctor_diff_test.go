@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 // diffSessions are command sequences, one connection each, whose replies
@@ -85,10 +87,7 @@ func TestDifferentialCTor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
+	tor := testnet.NeedTool(t, "tor")
 	dd := t.TempDir()
 	os.Chmod(dd, 0o700)
 	torAddr := freePort(t)

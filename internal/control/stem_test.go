@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 // TestStemInterop drives the server with stem (Debian python3-stem) through
@@ -18,20 +20,7 @@ func TestStemInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	py := ""
-	for _, cand := range []string{"/usr/bin/python3", "python3"} {
-		p, err := exec.LookPath(cand)
-		if err != nil {
-			continue
-		}
-		if exec.Command(p, "-c", "import stem").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Skip("python3 with stem not available (apt-get install python3-stem)")
-	}
+	py := testnet.NeedStem(t)
 	ts := startServer(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 func TestValidName(t *testing.T) {
@@ -489,13 +490,7 @@ func TestExternalPlugin(t *testing.T) {
 // obfs4proxy as a managed client transport: the real program speaks the
 // configuration protocol (no network needed).
 func TestObfs4proxyStarts(t *testing.T) {
-	path, err := exec.LookPath("obfs4proxy")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("obfs4proxy not installed (CI=true)")
-		}
-		t.Skip("obfs4proxy not installed")
-	}
+	path := testnet.NeedTool(t, "obfs4proxy")
 	p, err := ParsePlugin("meek_lite,obfs2,obfs3,obfs4,scramblesuit exec " + path)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 // startCTor runs a C tor that cannot reach any relay, with a SocksPort, so that
@@ -18,10 +20,7 @@ import (
 // It returns the SocksPort and HTTPTunnelPort addresses.
 func startCTor(t *testing.T, safeSocks bool) (string, string) {
 	t.Helper()
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
+	tor := testnet.NeedTool(t, "tor")
 	freeAddr := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

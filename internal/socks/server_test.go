@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/testnet"
+
 	"golang.org/x/net/proxy"
 )
 
@@ -485,10 +487,7 @@ func TestXNetProxyClient(t *testing.T) {
 }
 
 func TestCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testnet.NeedTool(t, "curl")
 	// An HTTP server as the target.
 	web, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 // TestAgainstCTor is a differential test: each value syntax is given to
@@ -13,10 +15,7 @@ import (
 // needed); it must equal the value Parse decodes, and both must reject
 // the same inputs.
 func TestAgainstCTor(t *testing.T) {
-	tor, err := exec.LookPath("tor")
-	if err != nil {
-		t.Skip("tor not installed")
-	}
+	tor := testnet.NeedTool(t, "tor")
 	cases := []string{
 		"hello world",
 		"hello    world   ",
