@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,9 @@ func Get(ctx context.Context, conn io.ReadWriter, dir string, req Request) (*Res
 	fail := func(err error) (*Response, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		} else if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+			// The connection's deadline (ctx's) fired just before ctx's timer.
+			err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		}
 		return nil, &Error{Dir: dir, Path: req.Path, Err: err}
 	}

@@ -120,6 +120,7 @@ func (m *Manager) loadCache() error {
 			m.mu.Lock()
 			m.consensus = c
 			m.mu.Unlock()
+			m.setConsensusText(c, text)
 		}
 	}
 	return errors.Join(errs...)

@@ -54,7 +54,7 @@ func dirName(r *netdir.Relay) string {
 
 // fetchOne sends GET path to dir and returns the decompressed body, at
 // most limit bytes.
-func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, limit int64) ([]byte, error) {
+func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, hdr map[string]string, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.requestTimeout)
 	defer cancel()
 	conn, err := m.dial(ctx, dir)
@@ -66,6 +66,7 @@ func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, 
 		Path:           path,
 		Host:           netip.AddrPortFrom(dir.Addr, dir.DirPort).String(),
 		AcceptEncoding: dirclient.Encodings,
+		Header:         hdr,
 		MaxBody:        limit,
 	})
 	if err != nil {
@@ -74,13 +75,14 @@ func (m *Manager) fetchOne(ctx context.Context, dir *netdir.Relay, path string, 
 	return resp.Body, nil
 }
 
-// fetchAny fetches path from the directories in dirs, in order, until
+// fetchAny fetches path (with the extra request headers hdr) from the
+// directories in dirs, in order, until
 // accept returns nil for a body. After hedgeDelay without an answer, a
 // second attempt starts in parallel (up to m.parallel attempts), so one
 // slow directory does not stall bootstrap. It makes at most len(dirs)
 // attempts (each directory once) per round, and up to m.retries rounds,
 // at most maxAttempts requests in all unless dirs is longer.
-func (m *Manager) fetchAny(ctx context.Context, dirs []*netdir.Relay, path string, limit int64, accept func(dir *netdir.Relay, body []byte) error) error {
+func (m *Manager) fetchAny(ctx context.Context, dirs []*netdir.Relay, path string, hdr map[string]string, limit int64, accept func(dir *netdir.Relay, body []byte) error) error {
 	if len(dirs) == 0 {
 		return fmt.Errorf("dirmgr: no directories to fetch %s from", path)
 	}
@@ -100,7 +102,7 @@ func (m *Manager) fetchAny(ctx context.Context, dirs []*netdir.Relay, path strin
 		next++
 		running++
 		go func() {
-			body, err := m.fetchOne(ctx, dir, path, limit)
+			body, err := m.fetchOne(ctx, dir, path, hdr, limit)
 			results <- result{dir, body, err}
 		}()
 	}

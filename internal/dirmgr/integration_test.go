@@ -96,7 +96,7 @@ func fetchRaw(t *testing.T, m *Manager, path string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out string
-	err := m.fetchAny(ctx, m.auths, path, maxConsensusSize, func(_ *netdir.Relay, b []byte) error {
+	err := m.fetchAny(ctx, m.auths, path, nil, maxConsensusSize, func(_ *netdir.Relay, b []byte) error {
 		out = string(b)
 		return nil
 	})
@@ -392,5 +392,41 @@ func TestIntegrationCompression(t *testing.T) {
 		if !seen[enc] {
 			t.Errorf("no answer in %s", enc)
 		}
+	}
+}
+
+// After the first consensus, refreshes ask for a diff from it
+// (X-Or-Diff-From-Consensus, dir-spec §4.5.2) and the private network's
+// C tor caches send one: the client applies it and the result verifies.
+func TestIntegrationConsensusDiff(t *testing.T) {
+	n := testnet.Shared(t)
+	m := newTestManager(t, n, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := m.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, unsub := m.Subscribe()
+	defer unsub()
+	first := <-sub
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	for refreshes := 0; refreshes < 4 && m.Stats().ConsensusDiffs == 0; refreshes++ {
+		select {
+		case nd := <-sub:
+			if !nd.ValidAfter.After(first.ValidAfter) {
+				t.Fatalf("refreshed NetDir not newer")
+			}
+			checkNetDir(t, n, nd)
+		case <-time.After(90 * time.Second):
+			t.Fatal("no refreshed NetDir within 90 s")
+		}
+	}
+	s := m.Stats()
+	t.Logf("stats %+v", s)
+	if s.ConsensusDiffs == 0 {
+		t.Errorf("%d consensus downloads after the first, none as a diff", s.ConsensusDownloads-1)
 	}
 }

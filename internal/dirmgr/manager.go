@@ -62,6 +62,7 @@ type Stats struct {
 	MicrodescRequests    int64 // microdescriptor batch requests that succeeded
 	MicrodescsDownloaded int64 // microdescriptors received
 	ConsensusFromCache   int64 // bootstraps that used the cached consensus
+	ConsensusDiffs       int64 // consensus downloads that came as a diff
 }
 
 // Manager fetches, verifies, caches and publishes directory information.
@@ -87,10 +88,14 @@ type Manager struct {
 	consensus *netdoc.Consensus
 	certs     []*netdoc.KeyCert
 	mds       map[[32]byte]*netdoc.Microdesc
-	subs      map[chan *netdir.NetDir]struct{}
+	// consText is the text of the newest verified consensus (the base
+	// for a diff), consDigest its SHA3-256 signed-part digest.
+	consText   string
+	consDigest [32]byte
+	subs       map[chan *netdir.NetDir]struct{}
 
 	stats struct {
-		consensus, certs, mdReqs, mds, fromCache atomic.Int64
+		consensus, certs, mdReqs, mds, fromCache, diffs atomic.Int64
 	}
 }
 
@@ -169,6 +174,7 @@ func (m *Manager) Stats() Stats {
 		MicrodescRequests:    m.stats.mdReqs.Load(),
 		MicrodescsDownloaded: m.stats.mds.Load(),
 		ConsensusFromCache:   m.stats.fromCache.Load(),
+		ConsensusDiffs:       m.stats.diffs.Load(),
 	}
 }
 
@@ -281,9 +287,28 @@ func (m *Manager) fetchConsensus(ctx context.Context, dirs []*netdir.Relay) (*ne
 	const path = "/tor/status-vote/current/consensus-microdesc.z"
 	var got *netdoc.Consensus
 	var gotText string
-	err := m.fetchAny(ctx, dirs, path, maxConsensusSize, func(dir *netdir.Relay, body []byte) error {
+	// Offer the consensus we hold as the base of a diff (dir-spec §4.5.2).
+	m.mu.Lock()
+	baseText, baseDigest := m.consText, m.consDigest
+	m.mu.Unlock()
+	var hdr map[string]string
+	if baseText != "" {
+		hdr = map[string]string{"X-Or-Diff-From-Consensus": fmt.Sprintf("%X", baseDigest)}
+	}
+	err := m.fetchAny(ctx, dirs, path, hdr, maxConsensusSize, func(dir *netdir.Relay, body []byte) error {
 		m.progress(PhaseLoadingStatus)
 		text := string(body)
+		if netdoc.IsDiff(text) {
+			if baseText == "" {
+				return fmt.Errorf("%s sent a consensus diff we did not ask for", dirName(dir))
+			}
+			full, err := netdoc.ApplyDiff(baseText, baseDigest, text)
+			if err != nil {
+				return fmt.Errorf("consensus diff from %s: %w", dirName(dir), err)
+			}
+			m.stats.diffs.Add(1)
+			text = full
+		}
 		// Missing certificates come from the directory that served the
 		// consensus first (it has them), then from the others.
 		c, err := m.verifyConsensus(ctx, text, m.now(), 0, append([]*netdir.Relay{dir}, dirs...))
@@ -303,12 +328,19 @@ func (m *Manager) fetchConsensus(ctx context.Context, dirs []*netdir.Relay) (*ne
 		return nil, err
 	}
 	m.stats.consensus.Add(1)
+	m.setConsensusText(got, gotText)
 	if m.cache != nil {
 		if err := m.cache.write(fileConsensus, gotText); err != nil {
 			m.log.Warn("caching consensus", "err", err)
 		}
 	}
 	return got, nil
+}
+
+func (m *Manager) setConsensusText(c *netdoc.Consensus, text string) {
+	m.mu.Lock()
+	m.consText, m.consDigest = text, c.SHA3Digest
+	m.mu.Unlock()
 }
 
 // VerifyConsensus parses a microdesc (or ns) consensus and checks its
@@ -407,7 +439,7 @@ func (m *Manager) fetchCerts(ctx context.Context, dirs []*netdir.Relay, ids, sks
 	}
 	path := "/tor/keys/fp-sk/" + strings.Join(parts, "+") + ".z"
 	var texts []string
-	err := m.fetchAny(ctx, dirs, path, maxCertsSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, dirs, path, nil, maxCertsSize, func(dir *netdir.Relay, body []byte) error {
 		certs, perr := netdoc.ParseKeyCerts(string(body))
 		n, aerr := m.addCerts(certs, now)
 		if n == 0 {
@@ -559,7 +591,7 @@ func (m *Manager) fetchMicrodescBatch(ctx context.Context, dirs []*netdir.Relay,
 	}
 	path := "/tor/micro/d/" + strings.Join(names, "-") + ".z"
 	got := 0
-	err := m.fetchAny(ctx, dirs, path, maxMicrodescSize, func(dir *netdir.Relay, body []byte) error {
+	err := m.fetchAny(ctx, dirs, path, nil, maxMicrodescSize, func(dir *netdir.Relay, body []byte) error {
 		mds, perr := netdoc.ParseMicrodescs(string(body))
 		n := 0
 		m.mu.Lock()

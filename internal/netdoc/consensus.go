@@ -10,6 +10,7 @@ package netdoc
 import (
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha3"
 	"encoding/hex"
 	"net/netip"
 	"strconv"
@@ -102,6 +103,9 @@ type Consensus struct {
 	// through the space after the first "directory-signature".
 	SHA1Digest   [20]byte
 	SHA256Digest [32]byte
+	// SHA3Digest of the same signed portion names the consensus in
+	// consensus diffs (dir-spec §4.5).
+	SHA3Digest [32]byte
 }
 
 const timeLayout = "2006-01-02 15:04:05"
@@ -413,6 +417,7 @@ func ParseConsensus(src string) (*Consensus, error) {
 				signed := src[signedStart:end]
 				c.SHA1Digest = sha1.Sum([]byte(signed))
 				c.SHA256Digest = sha256.Sum256([]byte(signed))
+				c.SHA3Digest = sha3.Sum256([]byte(signed))
 			}
 			sawSig = true
 			section = secSignatures
