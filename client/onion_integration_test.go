@@ -145,3 +145,36 @@ func TestOnionServiceClientAuth(t *testing.T) {
 		t.Fatalf("unexpected body %q", body)
 	}
 }
+
+// A SOCKS RESOLVE of a .onion name is refused locally: the name never
+// reaches an exit or its resolver (issue 17 item 8).
+func TestResolveOnionRefused(t *testing.T) {
+	c, n, _ := shared(t)
+	name := strings.Repeat("a", 56) + ".onion"
+	before := n.DNS().Queries(name)
+	conn, err := net.Dial("tcp", c.SocksAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	// SOCKS5, no auth; then RESOLVE (0xF0, socks-extensions) of a domain.
+	req := []byte{5, 1, 0, 5, 0xF0, 0, 3, byte(len(name))}
+	req = append(append(req, name...), 0, 0)
+	if _, err := conn.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 4)
+	if _, err := io.ReadFull(conn, reply[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		t.Fatal(err)
+	}
+	if reply[1] == 0 {
+		t.Fatalf("RESOLVE %s succeeded", name)
+	}
+	if q := n.DNS().Queries(name) - before; q != 0 {
+		t.Fatalf("the exits' resolver was asked %d times for %s", q, name)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/metrics"
+	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/path"
 	"github.com/gotor/gotor/internal/socks"
@@ -208,6 +209,10 @@ func (c *Engine) Start(ctx context.Context) error {
 		NetDir:         c.dir.NetDir,
 		TestingNetwork: c.cfg.TestingTorNetwork,
 		ClientAuth:     c.onionAuth,
+		MaxDirtiness:   c.cfg.MaxCircuitDirtiness,
+		PickRendezvous: func(dir *netdir.NetDir) (*netdir.Relay, error) {
+			return c.sel.PickRendezvous(dir, onion.RendezvousOK)
+		},
 	})
 
 	if err := c.openListeners(); err != nil {
@@ -359,11 +364,15 @@ func (c *Engine) setProgress(p dirmgr.Progress) {
 	}
 }
 
-// NewIdentity is NEWNYM: no existing circuit takes new streams, and new
-// streams are isolated from all earlier ones.
+// NewIdentity is NEWNYM: no existing circuit (exit or rendezvous) takes
+// new streams, new streams are isolated from all earlier ones, and the
+// onion descriptor cache is emptied (C tor hs_client_purge_state).
 func (c *Engine) NewIdentity() {
 	if c.circs != nil {
 		c.circs.NewIdentity()
+	}
+	if c.onion != nil {
+		c.onion.Purge()
 	}
 }
 

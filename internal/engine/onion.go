@@ -55,12 +55,26 @@ func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpo
 	if err != nil {
 		return nil, fmt.Errorf("pick guard: %w", err)
 	}
-	mid, err := c.sel.PickMiddle(dir, append([]*netdir.Relay{g}, avoid...)...)
-	if err != nil {
-		att.Close()
-		return nil, fmt.Errorf("pick middle: %w", err)
+	// Someone else chose the HSDir (the hash ring) or the introduction
+	// point (the service): 4 hops, so that last hop and our guard are
+	// never adjacent (C tor route_len_for_purpose). We chose the
+	// rendezvous point: 3 hops.
+	middles := 1
+	if purpose == onion.PurposeHSDir || purpose == onion.PurposeIntro {
+		middles = 2
 	}
-	circ, err := c.buildThrough(ctx, g, att, []circuit.Target{circuit.TargetFromRelay(mid), lastT}, specs)
+	path := append([]*netdir.Relay{g}, avoid...)
+	var hops []circuit.Target
+	for i := 0; i < middles; i++ {
+		mid, err := c.sel.PickMiddle(dir, path...)
+		if err != nil {
+			att.Close()
+			return nil, fmt.Errorf("pick middle: %w", err)
+		}
+		path = append(path, mid)
+		hops = append(hops, circuit.TargetFromRelay(mid))
+	}
+	circ, err := c.buildThrough(ctx, g, att, append(hops, lastT), specs)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +157,10 @@ func (c *Engine) dialOnion(ctx context.Context, r streamRequest, key isolation.K
 	if c.onion == nil {
 		return nil, errkind.New(errkind.NotRunning, errors.New("onion services unavailable"))
 	}
-	iso := strconv.FormatUint(maphash.Comparable(onionSeed, key), 16)
+	// The key reduced to the fields its flags isolate on: streams that may
+	// share an exit circuit share a rendezvous circuit (the full key would
+	// differ by each SOCKS connection's source port).
+	iso := strconv.FormatUint(maphash.Comparable(onionSeed, key.Project(key.Flags())), 16)
 	conn, err := c.onion.DialIsolated(ctx, r.host, r.port, iso)
 	if err != nil {
 		return nil, errkind.Wrap(err)

@@ -284,6 +284,11 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	if c.circs == nil {
 		return socks.ResolveAnswer{}, errNotStarted
 	}
+	// An exit must never see an onion address (C tor: "Resolve requests
+	// to hidden services not allowed").
+	if !ptr && onion.IsOnion(r.host) {
+		return socks.ResolveAnswer{}, errkind.New(errkind.BadRequest, errors.New("resolve requests for .onion names are not allowed"))
+	}
 	r.info.Epoch = c.circs.Epoch()
 	key := isolation.NewKey(r.info, r.flags)
 	att, err := c.attach(ctx, circmgr.Usage{}, key)

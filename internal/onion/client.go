@@ -23,6 +23,7 @@ import (
 	"github.com/gotor/gotor/internal/onion/hscell"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
 	"github.com/gotor/gotor/internal/onion/hsdesc"
+	"github.com/gotor/gotor/internal/path"
 )
 
 // Purpose tells the circuit builder what a circuit is for, so it can
@@ -90,7 +91,9 @@ type Config struct {
 	// Optional; defaults in parentheses.
 	Rand              io.Reader                                   // crypto/rand
 	Now               func() time.Time                            // time.Now
-	PickRendezvous    func(*netdir.NetDir) (*netdir.Relay, error) // uniform among suitable relays
+	PickRendezvous    func(*netdir.NetDir) (*netdir.Relay, error) // PickRendezvousPoint
+	MaxDirtiness      time.Duration                               // 10 min (MaxCircuitDirtiness)
+	MaxRendCircuits   int                                         // 64
 	MaxHSDirAttempts  int                                         // 6
 	MaxIntroAttempts  int                                         // 3 rounds over all intro points, capped
 	HSDirTimeout      time.Duration                               // 30 s per HSDir
@@ -108,21 +111,6 @@ type Client struct {
 
 	ringDir *netdir.NetDir // consensus the cached ring was built from
 	ring    *hscrypto.Ring
-}
-
-// rendKey identifies a rendezvous circuit: one per service and isolation
-// key, as C tor does for SOCKS isolation.
-type rendKey struct {
-	svc       [32]byte
-	isolation string
-}
-
-// rendEntry is an established rendezvous circuit, or one being set up
-// (done open); concurrent dials for the same key wait for it.
-type rendEntry struct {
-	done chan struct{}
-	circ Circ
-	err  error
 }
 
 type cacheEntry struct {
@@ -157,6 +145,12 @@ func New(cfg Config) *Client {
 	if cfg.PickRendezvous == nil {
 		cfg.PickRendezvous = PickRendezvousPoint
 	}
+	if cfg.MaxDirtiness == 0 {
+		cfg.MaxDirtiness = 10 * time.Minute
+	}
+	if cfg.MaxRendCircuits == 0 {
+		cfg.MaxRendCircuits = 64
+	}
 	return &Client{cfg: cfg, cache: map[[32]byte]*cacheEntry{}, rend: map[rendKey]*rendEntry{}}
 }
 
@@ -173,110 +167,10 @@ func ParseAddress(host string) (hscrypto.Address, error) {
 // IsOnion reports whether host ends in ".onion".
 func IsOnion(host string) bool { return hscrypto.IsOnionHost(host) }
 
-// Close closes the cached rendezvous circuits.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, e := range c.rend {
-		select {
-		case <-e.done:
-			if e.circ != nil {
-				e.circ.Close()
-			}
-		default:
-		}
-		delete(c.rend, k)
-	}
-	return nil
-}
-
 // Dial connects to port on the onion service host ("[sub.]<addr>.onion").
 // Errors are *Error, mapped to prop304 SOCKS codes by SOCKSReply.
 func (c *Client) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	return c.DialIsolated(ctx, host, port, "")
-}
-
-// DialIsolated is Dial with a stream isolation key: streams with
-// different keys never share a rendezvous circuit. Streams with the same
-// key reuse an established rendezvous circuit; concurrent dials wait for
-// one being set up rather than building their own.
-func (c *Client) DialIsolated(ctx context.Context, host string, port uint16, isolation string) (net.Conn, error) {
-	addr, err := ParseAddress(host)
-	if err != nil {
-		return nil, err
-	}
-	key := rendKey{addr.PubKey, isolation}
-	for tries := 0; ; tries++ {
-		c.mu.Lock()
-		e := c.rend[key]
-		owner := e == nil
-		if owner {
-			e = &rendEntry{done: make(chan struct{})}
-			c.rend[key] = e
-		}
-		c.mu.Unlock()
-		if owner {
-			e.circ, e.err = c.connect(ctx, host, addr)
-			if e.err != nil {
-				c.mu.Lock()
-				if c.rend[key] == e {
-					delete(c.rend, key)
-				}
-				c.mu.Unlock()
-			}
-			close(e.done)
-		} else {
-			select {
-			case <-e.done:
-			case <-ctx.Done():
-				return nil, &Error{Kind: KindRendFailed, Addr: host, Err: ctx.Err()}
-			}
-		}
-		if e.err != nil {
-			if owner || tries > 0 {
-				return nil, e.err
-			}
-			continue // the other dial failed; try once on our own
-		}
-		if !alive(e.circ) {
-			c.dropRend(key, e)
-			if tries >= 2 {
-				return nil, &Error{Kind: KindRendFailed, Addr: host, Err: errors.New("rendezvous circuit closed")}
-			}
-			continue
-		}
-		conn, err := e.circ.OpenStream(ctx, port)
-		if err == nil {
-			return conn, nil
-		}
-		if alive(e.circ) || owner || tries > 0 {
-			// The service refused the stream (END): a stream-level
-			// failure, not an onion error; the circuit stays usable.
-			if !alive(e.circ) {
-				c.dropRend(key, e)
-			}
-			return nil, err
-		}
-		c.dropRend(key, e) // stale circuit: rebuild once
-	}
-}
-
-func alive(c Circ) bool {
-	select {
-	case <-c.Done():
-		return false
-	default:
-		return true
-	}
-}
-
-func (c *Client) dropRend(key rendKey, e *rendEntry) {
-	c.mu.Lock()
-	if c.rend[key] == e {
-		delete(c.rend, key)
-	}
-	c.mu.Unlock()
-	e.circ.Close()
 }
 
 // keysFor computes the blinded key and subcredential for the current
@@ -413,24 +307,21 @@ func getDescriptor(ctx context.Context, conn io.ReadWriter, dir string, blinded 
 	return resp.Body, nil
 }
 
-// PickRendezvousPoint picks uniformly among running, valid, fast relays
-// with an ntor key that (when their protocols are known) support
-// HSRend=2. C tor weights by bandwidth; a path package may replace this.
+// PickRendezvousPoint picks a rendezvous point weighted by bandwidth for
+// the middle position among the relays RendezvousOK accepts, as C tor
+// does; the engine supplies its own selector's PickRendezvous, which
+// honours ExcludeNodes.
 func PickRendezvousPoint(dir *netdir.NetDir) (*netdir.Relay, error) {
-	var cands []*netdir.Relay
-	for _, r := range dir.Relays {
-		if !r.IsUsable() || !r.Flags.Has(netdir.FlagFast) || r.NtorOnionKey == ([32]byte{}) {
-			continue
-		}
-		if r.Protocols != "" && !protoSupports(r.Protocols, "HSRend", 2) {
-			continue
-		}
-		cands = append(cands, r)
+	return path.New().PickRendezvous(dir, RendezvousOK)
+}
+
+// RendezvousOK reports whether r can be a rendezvous point: usable, Fast,
+// with an ntor onion key, and (when its protocols are known) HSRend=2.
+func RendezvousOK(r *netdir.Relay) bool {
+	if !r.IsUsable() || !r.Flags.Has(netdir.FlagFast) || r.NtorOnionKey == ([32]byte{}) {
+		return false
 	}
-	if len(cands) == 0 {
-		return nil, errors.New("onion: no suitable rendezvous point")
-	}
-	return cands[mrand.IntN(len(cands))], nil
+	return r.Protocols == "" || protoSupports(r.Protocols, "HSRend", 2)
 }
 
 // connect runs descriptor fetch, rendezvous and introduction, and returns

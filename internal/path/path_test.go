@@ -695,3 +695,55 @@ func BenchmarkPickPath(b *testing.B) {
 		}
 	})
 }
+
+// The middle of an exit circuit never falls back to an excluded relay,
+// even with StrictNodes off (issue 17 item 17; C tor relaxes ExcludeNodes
+// only for internal circuits).
+func TestExcludeNodesMiddleOfExitCircuit(t *testing.T) {
+	d := &netdir.NetDir{WeightScale: 10000}
+	g := relay("g", 1, "1.0.0.1", netdir.FlagGuard, 10)
+	m := relay("m", 2, "2.0.0.1", 0, 10)
+	e := relay("e", 3, "3.0.0.1", netdir.FlagExit, 10)
+	e.ExitPolicy = pathtest.PolicyWeb
+	d.Relays = []*netdir.Relay{g, m, e}
+	d.Index()
+	s := seeded(7)
+	s.ExcludeNodes = MustParseNodeSet("m")
+	if r, err := s.PickMiddle(d, g, e); !errors.Is(err, ErrNoRelays) {
+		t.Fatalf("PickMiddle with the only middle excluded: %v, %v; want ErrNoRelays", r, err)
+	}
+	if _, err := s.PickPath(d, g, Usage{ExitPort: 443}); !errors.Is(err, ErrNoRelays) {
+		t.Fatalf("exit path with the only middle excluded: %v; want ErrNoRelays", err)
+	}
+}
+
+// PickRendezvous weighs by bandwidth, honours ExcludeNodes and the
+// caller's filter (issue 17 item 6).
+func TestPickRendezvous(t *testing.T) {
+	d := &netdir.NetDir{WeightScale: 10000}
+	a := relay("a", 1, "1.0.0.1", 0, 10)
+	b := relay("b", 2, "2.0.0.1", 0, 30)
+	x := relay("x", 3, "3.0.0.1", 0, 1000)
+	n := relay("n", 4, "4.0.0.1", 0, 1000)
+	d.Relays = []*netdir.Relay{a, b, x, n}
+	d.Index()
+	s := seeded(8)
+	s.ExcludeNodes = MustParseNodeSet("x")
+	notN := func(r *netdir.Relay) bool { return r != n }
+	count := map[*netdir.Relay]int{}
+	const picks = 20000
+	for i := 0; i < picks; i++ {
+		r, err := s.PickRendezvous(d, notN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[r]++
+	}
+	if count[x] != 0 || count[n] != 0 {
+		t.Fatalf("excluded or filtered relays picked: x %d, n %d", count[x], count[n])
+	}
+	// b has three times a's bandwidth: about 3/4 of the picks.
+	if f := float64(count[b]) / picks; f < 0.70 || f > 0.80 {
+		t.Fatalf("b picked %.2f of the time, want about 0.75 (bandwidth-weighted)", f)
+	}
+}

@@ -332,6 +332,8 @@ type request struct {
 	exclude    *NodeSet // always excluded
 	// relaxExclude allows ExcludeNodes as a last resort (!StrictNodes).
 	relaxExclude bool
+	// filter, if set, must accept the relay.
+	filter func(*netdir.Relay) bool
 	path         []*netdir.Relay
 	port         *uint16 // for error messages
 }
@@ -392,7 +394,7 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 		if q.needStable {
 			need |= netdir.FlagStable
 		}
-		sets := onlySet || q.exclude != nil || (useExclude && s.ExcludeNodes != nil)
+		sets := onlySet || q.exclude != nil || (useExclude && s.ExcludeNodes != nil) || q.filter != nil
 		flags := c.flags
 		for _, i := range cands {
 			if bad[i>>6]&(1<<(uint(i)&63)) != 0 || flags[i]&need != need {
@@ -407,6 +409,9 @@ func (s *Selector) pick(dir *netdir.NetDir, q request) (*netdir.Relay, error) {
 					continue
 				}
 				if useExclude && s.ExcludeNodes != nil && s.ExcludeNodes.Contains(r) {
+					continue
+				}
+				if q.filter != nil && !q.filter(r) {
 					continue
 				}
 			}
@@ -499,14 +504,30 @@ func (s *Selector) pickExit(dir *netdir.NetDir, port *uint16, stable, ipv6 bool,
 }
 
 // PickMiddle chooses a middle relay compatible with every relay in path.
+// ExcludeNodes always applies: C tor relaxes it only for circuits whose
+// purpose needs a particular relay, never for the middle of a circuit.
 func (s *Selector) PickMiddle(dir *netdir.NetDir, path ...*netdir.Relay) (*netdir.Relay, error) {
-	return s.pickMiddle(dir, false, "middle", path)
+	return s.pickMiddle(dir, false, false, "middle", path)
 }
 
-func (s *Selector) pickMiddle(dir *netdir.NetDir, stable bool, what string, path []*netdir.Relay) (*netdir.Relay, error) {
+// pickMiddle picks for a middle position; relax lets ExcludeNodes be used
+// as a last resort, which C tor allows for internal circuits only (when
+// StrictNodes is off).
+func (s *Selector) pickMiddle(dir *netdir.NetDir, stable, relax bool, what string, path []*netdir.Relay) (*netdir.Relay, error) {
 	return s.pick(dir, request{
 		what: what, rule: WeightForMiddle, cands: func(c *dirCache) []int32 { return c.middles },
-		needFast: true, needStable: stable, relaxExclude: true, path: path,
+		needFast: true, needStable: stable, relaxExclude: relax, path: path,
+	})
+}
+
+// PickRendezvous chooses an onion service rendezvous point as C tor does
+// (rend-spec-v3 §3.2.1, C tor pick_rendezvous_point: a Fast relay weighted
+// for the middle position, honouring ExcludeNodes), accepted by ok (the
+// caller checks HSRend support and the onion key), compatible with path.
+func (s *Selector) PickRendezvous(dir *netdir.NetDir, ok func(*netdir.Relay) bool, path ...*netdir.Relay) (*netdir.Relay, error) {
+	return s.pick(dir, request{
+		what: "rendezvous point", rule: WeightForMiddle, cands: func(c *dirCache) []int32 { return c.middles },
+		needFast: true, path: path, filter: ok,
 	})
 }
 
@@ -542,7 +563,7 @@ func (s *Selector) PickPath(dir *netdir.NetDir, guard *netdir.Relay, u Usage) ([
 	var err error
 	switch {
 	case u.Internal:
-		last, err = s.pickMiddle(dir, u.NeedStable, "last hop", fixed)
+		last, err = s.pickMiddle(dir, u.NeedStable, true, "last hop", fixed)
 	case u.ExitPort != 0 && !u.AnyExit:
 		p := u.ExitPort
 		last, err = s.pickExit(dir, &p, u.NeedStable, u.ExitIPv6, fixed)
@@ -557,7 +578,7 @@ func (s *Selector) PickPath(dir *netdir.NetDir, guard *netdir.Relay, u Usage) ([
 			return nil, err
 		}
 	}
-	mid, err := s.pickMiddle(dir, u.NeedStable, "middle", []*netdir.Relay{guard, last})
+	mid, err := s.pickMiddle(dir, u.NeedStable, u.Internal, "middle", []*netdir.Relay{guard, last})
 	if err != nil {
 		return nil, err
 	}
