@@ -5,6 +5,7 @@
 package circtest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"io"
@@ -29,9 +30,10 @@ type Received struct {
 }
 
 // FakeRelay is an in-process relay for unit tests: the far end of a
-// channel over net.Pipe that answers CREATE2 with ntor and then lets the
-// test read the client's cells and send arbitrary (also invalid) ones.
-// It serves a single circuit.
+// channel over net.Pipe (or loopback TCP, NewFakeRelayTCP) that answers
+// CREATE2 with ntor and then lets the test read the client's cells and
+// send arbitrary (also invalid) ones. It serves a single circuit. A test
+// that drains Received may Release each cell once done with it.
 type FakeRelay struct {
 	Target   circuit.Target
 	Channel  *channel.Channel // the client's side
@@ -44,6 +46,7 @@ type FakeRelay struct {
 	ServerExtensions func(client []cell.Extension) []cell.Extension
 
 	conn   net.Conn
+	br     *bufio.Reader // conn's, read by run only
 	bsk    [32]byte
 	wmu    sync.Mutex
 	mu     sync.Mutex
@@ -57,6 +60,12 @@ type FakeRelay struct {
 // NewFakeRelay starts a fake relay and returns it with a client channel
 // connected to it.
 func NewFakeRelay() *FakeRelay {
+	client, relay := net.Pipe()
+	return newFakeRelay().start(client, relay)
+}
+
+// newFakeRelay returns a fake relay with fresh keys and no connection.
+func newFakeRelay() *FakeRelay {
 	f := &FakeRelay{Received: make(chan Received, 8192), done: make(chan struct{})}
 	rand.Read(f.bsk[:])
 	pub, _ := curve25519.X25519(f.bsk[:], curve25519.Basepoint)
@@ -64,8 +73,33 @@ func NewFakeRelay() *FakeRelay {
 	rand.Read(f.Target.RSAID[:])
 	rand.Read(f.Target.Ed25519ID[:])
 	f.Target.HasEd25519 = true
-	client, relay := net.Pipe()
+	return f
+}
+
+// NewFakeRelayTCP is NewFakeRelay over a loopback TCP connection: both
+// ends have socket buffers, and writes with deadlines allocate nothing
+// (net.Pipe's deadlines do), as with a real relay.
+func NewFakeRelayTCP() (*FakeRelay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	relay, err := ln.Accept()
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return newFakeRelay().start(client, relay), nil
+}
+
+func (f *FakeRelay) start(client, relay net.Conn) *FakeRelay {
 	f.conn = relay
+	f.br = bufio.NewReaderSize(relay, 16<<10)
 	f.Channel = channel.NewFromConn(client, f.Target.Identity())
 	go f.run()
 	return f
@@ -74,7 +108,7 @@ func NewFakeRelay() *FakeRelay {
 func (f *FakeRelay) run() {
 	defer close(f.done)
 	for {
-		c, err := cell.Read(f.conn, 4)
+		c, err := cell.Read(f.br, 4)
 		if err != nil {
 			close(f.Received)
 			return
