@@ -13,6 +13,7 @@ func (c *Config) Clone() *Config {
 	out.SocksPorts = slices.Clone(c.SocksPorts)
 	out.HTTPTunnelPorts = slices.Clone(c.HTTPTunnelPorts)
 	out.DirAuthorities = slices.Clone(c.DirAuthorities)
+	out.FallbackDirs = slices.Clone(c.FallbackDirs)
 	out.ExitNodes = slices.Clone(c.ExitNodes)
 	out.EntryNodes = slices.Clone(c.EntryNodes)
 	out.ExcludeNodes = slices.Clone(c.ExcludeNodes)

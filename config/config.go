@@ -49,6 +49,14 @@ type Config struct {
 	// "auth0 orport=5000 no-v2 v3ident=HEX 127.0.0.1:7000 FINGERPRINT".
 	// Empty means the real Tor network's built-in authorities.
 	DirAuthorities []string
+	// FallbackDirs are torrc "FallbackDir" values ("IP:DIRPORT orport=N
+	// id=HEX"): directory mirrors asked for the first consensus before the
+	// authorities (dir-spec §5.1).
+	FallbackDirs []string
+	// UseDefaultFallbackDirs uses the built-in fallback list when no
+	// FallbackDir is given and the built-in authorities are in use
+	// (default true, as C tor).
+	UseDefaultFallbackDirs bool
 	// TestingTorNetwork marks a private test network (torrc
 	// TestingTorNetwork). Load applies C tor's testing defaults that
 	// matter to a client unless the torrc sets them; in Go, call
@@ -249,6 +257,7 @@ func DefaultConfig() *Config {
 		ClientRejectInternalAddresses:    true,
 		ClientDNSRejectInternalAddresses: true,
 		UseEntryGuards:                   true,
+		UseDefaultFallbackDirs:           true,
 	}
 }
 
@@ -309,6 +318,11 @@ func (c *Config) Validate() error {
 	for _, a := range c.DirAuthorities {
 		if _, err := dirmgr.ParseDirAuthority(a); err != nil {
 			bad("DirAuthority %q: %v", a, err)
+		}
+	}
+	for _, f := range c.FallbackDirs {
+		if _, err := dirmgr.ParseFallback(f); err != nil {
+			bad("FallbackDir %q: %v", f, err)
 		}
 	}
 	if c.TestingTorNetwork && len(c.DirAuthorities) == 0 {

@@ -131,7 +131,12 @@ var options = map[string]option{
 		_, err := dirmgr.ParseDirAuthority(v)
 		return err
 	}),
-	"TestingTorNetwork": boolOpt(func(c *Config) *bool { return &c.TestingTorNetwork }),
+	"FallbackDir": listOpt(func(c *Config) *[]string { return &c.FallbackDirs }, func(v string) error {
+		_, err := dirmgr.ParseFallback(v)
+		return err
+	}),
+	"UseDefaultFallbackDirs": boolOpt(func(c *Config) *bool { return &c.UseDefaultFallbackDirs }),
+	"TestingTorNetwork":      boolOpt(func(c *Config) *bool { return &c.TestingTorNetwork }),
 	"IsolationLevel": stringOpt(func(c *Config) *string { return &c.IsolationLevel }, func(v string) error {
 		_, err := isolation.ParseLevel(v)
 		return err

@@ -131,9 +131,23 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		return nil, fmt.Errorf("client: guards: %w", err)
 	}
 
+	// Fallback directories (dir-spec §5.1): the FallbackDir lines, else the
+	// built-in list when the built-in authorities are in use, as C tor.
+	var fallbacks []dirmgr.Fallback
+	for _, line := range cfg.FallbackDirs {
+		f, err := dirmgr.ParseFallback(line)
+		if err != nil {
+			return nil, fmt.Errorf("FallbackDir %q: %w", line, err)
+		}
+		fallbacks = append(fallbacks, f)
+	}
+	if len(cfg.FallbackDirs) == 0 && len(cfg.DirAuthorities) == 0 && cfg.UseDefaultFallbackDirs {
+		fallbacks = dirmgr.DefaultFallbacks()
+	}
 	c.chans = channel.NewManager()
 	c.dir, err = dirmgr.New(dirmgr.Config{
 		Authorities:       auths,
+		Fallbacks:         fallbacks,
 		DataDir:           cfg.DataDirectory,
 		TestingTorNetwork: cfg.TestingTorNetwork,
 		Logger:            logger,
