@@ -1,7 +1,10 @@
-// Descriptor construction (the service side of rend-spec-v3 §2.4, §2.5).
-// gotor is a client; Build exists so tests (and fake services in tests of
-// the client flow) can produce descriptors. It proves self-consistency
-// only: interoperability is shown by parsing C tor's descriptors.
+// Descriptor construction, the service side of rend-spec-v3 §2.4
+// [DESC-OUTER], §2.5.1 (first layer: client authorization, padding to a
+// multiple of 10000 bytes as C tor's HS_DESC_SUPERENC_PLAINTEXT_PAD_MULTIPLE),
+// §2.5.2 (second layer: introduction points with their certificates).
+// The onion service (internal/onion/service) publishes what Build
+// produces, and C tor clients on the private network read it; the client
+// tests also use it for fake services.
 
 package hsdesc
 
@@ -103,9 +106,14 @@ func Build(p BuildParams) ([]byte, error) {
 		fmt.Fprintf(&in, "onion-key ntor %s\n", b64(ip.OnionKey[:]))
 		fmt.Fprintf(&in, "auth-key\n%s\n", armor("ED25519 CERT", EncodeCert(CertTypeIntroAuth, p.CertExpires, ip.AuthKey, signPub, signWith)))
 		fmt.Fprintf(&in, "enc-key ntor %s\n", b64(ip.EncKey[:]))
-		// The certified key should be the ed25519 form of EncKey
-		// (prop228 appendix A); clients, C tor included, do not check it.
-		fmt.Fprintf(&in, "enc-key-cert\n%s\n", armor("ED25519 CERT", EncodeCert(CertTypeIntroEnc, p.CertExpires, ip.EncKey, signPub, signWith)))
+		// The certified key is the ed25519 form of EncKey with sign bit
+		// 0 (prop228 appendix A), as C tor's setup_desc_intro_point;
+		// clients, C tor included, check only the signature.
+		edEnc, err := hscrypto.EdwardsFromMontgomery(ip.EncKey)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&in, "enc-key-cert\n%s\n", armor("ED25519 CERT", EncodeCert(CertTypeIntroEnc, p.CertExpires, edEnc, signPub, signWith)))
 	}
 
 	// First layer: client authorization.
