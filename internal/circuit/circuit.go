@@ -115,6 +115,7 @@ type Circuit struct {
 	cancel    context.CancelFunc
 	nhops     int
 	hopAddrs  []Target
+	onion     onionState // onionservice.go
 }
 
 // NumHops returns the number of hops built so far.

@@ -97,6 +97,11 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 	last := len(hops) - 1
 	switch msg.Command {
 	case cell.RELAY_BEGIN, cell.RELAY_BEGIN_DIR, cell.RELAY_RESOLVE, cell.RELAY_EXTEND, cell.RELAY_EXTEND2:
+		if msg.Command == cell.RELAY_BEGIN && msg.StreamID != 0 {
+			if accepted, err := c.incomingBegin(msg, hop, last); accepted {
+				return err // an onion service's client (onionservice.go)
+			}
+		}
 		// C tor closes on EXTEND at a client (circuit_extend fails);
 		// BEGIN and RESOLVE it drops, here they close too.
 		return &ProtocolError{Msg: msg.Command.String() + " sent to a client"}

@@ -301,6 +301,7 @@ func (c *Circuit) completeHop(p *pendingHS, hdata []byte) error {
 	if err == nil {
 		var hop *torcrypto.Hop
 		if hop, err = torcrypto.NewHop(ks); err == nil {
+			c.recordNonce(ks)
 			if v3, ok := p.hs.(*torcrypto.NtorV3Client); ok {
 				err = c.negotiated(v3.ServerMessage, p.cc)
 			}

@@ -37,8 +37,21 @@ func (n *Network) StartOnionService(ctx context.Context, targetPort int, authori
 	if err != nil {
 		return nil, err
 	}
+	return n.startOnionService(ctx, dir, filepath.Join(dir, "hs"), targetPort, authorizedClients)
+}
+
+// StartOnionServiceDir is StartOnionService with an existing
+// HiddenServiceDir hsDir (its keys are used, or created if missing).
+func (n *Network) StartOnionServiceDir(ctx context.Context, hsDir string, targetPort int) (*OnionService, error) {
+	dir, err := os.MkdirTemp(n.dir, "onion-")
+	if err != nil {
+		return nil, err
+	}
+	return n.startOnionService(ctx, dir, hsDir, targetPort, nil)
+}
+
+func (n *Network) startOnionService(ctx context.Context, dir, hs string, targetPort int, authorizedClients [][32]byte) (*OnionService, error) {
 	data := filepath.Join(dir, "data")
-	hs := filepath.Join(dir, "hs")
 	for _, d := range []string{data, filepath.Join(hs, "authorized_clients")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err

@@ -59,9 +59,15 @@ var clientSeq struct {
 // torrc from ClientTorrc and waits until it has bootstrapped to 100%
 // (bounded by ctx and 90 s).
 func (n *Network) StartReferenceClient(ctx context.Context) (*RefClient, error) {
+	return n.StartReferenceClientWith(ctx)
+}
+
+// StartReferenceClientWith is StartReferenceClient with extra torrc
+// lines for this client only (for instance "ClientOnionAuthDir DIR").
+func (n *Network) StartReferenceClientWith(ctx context.Context, extraTorrc ...string) (*RefClient, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := n.startClientOnce(ctx)
+		c, err := n.startClientOnce(ctx, extraTorrc)
 		if err == nil {
 			return c, nil
 		}
@@ -73,7 +79,7 @@ func (n *Network) StartReferenceClient(ctx context.Context) (*RefClient, error) 
 	return nil, lastErr
 }
 
-func (n *Network) startClientOnce(ctx context.Context) (*RefClient, error) {
+func (n *Network) startClientOnce(ctx context.Context, extraTorrc []string) (*RefClient, error) {
 	clientSeq.Lock()
 	clientSeq.n++
 	seq := clientSeq.n
@@ -90,7 +96,7 @@ func (n *Network) startClientOnce(ctx context.Context) (*RefClient, error) {
 		n:         n,
 		dataDir:   dataDir,
 		socksAddr: fmt.Sprintf("127.0.0.1:%d", port),
-		torrc:     n.ClientTorrc(dataDir, port),
+		torrc:     n.ClientTorrc(dataDir, port) + strings.Join(append(extraTorrc, ""), "\n"),
 		ownsDir:   n.ownsDir && !n.opts.KeepDir,
 	}
 	torrcPath := filepath.Join(dataDir, "torrc")

@@ -114,7 +114,7 @@ func (r realCirc) receive(ctx context.Context) (cell.RelayCommand, []byte, error
 
 func (r realCirc) beginDir(ctx context.Context) (net.Conn, error) { return stream.BeginDir(ctx, r.c) }
 
-func (r realCirc) nonce() ([20]byte, bool) { return r.c.LastHopNonce() }
+func (r realCirc) nonce() ([20]byte, bool) { return r.c.HandshakeNonce() }
 
 func (r realCirc) join(ctx context.Context, rendezvous1 []byte, keys hscrypto.RendKeys, onStream func(streamRequest)) error {
 	// Streams are accepted from the last hop only, which becomes the

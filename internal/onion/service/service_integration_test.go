@@ -1,0 +1,294 @@
+package service
+
+// Integration tests on the private network of C tor relays
+// (internal/testnet): services hosted by this package, reached by the
+// harness's C tor reference client through its SocksPort.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/circuit"
+	"github.com/gotor/gotor/internal/dirmgr"
+	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+// 3 authorities, 6 relays, 2 exits: enough for three intro points, 4-hop
+// circuits and an HSDir ring where 8 HSDirs store each descriptor.
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 6}) }
+
+// testNetwork is the Network of these tests: consensus from a dirmgr,
+// circuits built with internal/circuit through random relays.
+type testNetwork struct {
+	dm  *dirmgr.Manager
+	mgr *channel.Manager
+}
+
+func (n *testNetwork) NetDir() *netdir.NetDir { return n.dm.NetDir() }
+
+func (n *testNetwork) BuildCircuit(ctx context.Context, req CircuitRequest) (*circuit.Circuit, error) {
+	dir := n.dm.NetDir()
+	var cands []*netdir.Relay
+	for _, r := range dir.Relays {
+		if r.IsUsable() && r.RSAID != req.Last.RSAID && r.NtorOnionKey != ([32]byte{}) {
+			cands = append(cands, r)
+		}
+	}
+	if len(cands) < req.Hops-1 {
+		return nil, errors.New("not enough relays")
+	}
+	mrand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	path := make([]circuit.Target, 0, req.Hops)
+	for _, r := range cands[:req.Hops-1] {
+		path = append(path, circuit.TargetFromRelay(r))
+	}
+	c, err := circuit.Build(ctx, n.mgr, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ExtendWithSpecs(ctx, req.Last, req.LinkSpecs); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newTestNetwork(t *testing.T, ctx context.Context, n *testnet.Network) *testNetwork {
+	t.Helper()
+	var auths []dirmgr.Authority
+	for _, l := range n.DirAuthorityLines() {
+		a, err := dirmgr.ParseDirAuthority(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auths = append(auths, a)
+	}
+	dm, err := dirmgr.New(dirmgr.Config{Authorities: auths, TestingTorNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dm.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { dm.Run(rctx); close(done) }()
+	mgr := channel.NewManager()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		mgr.Close()
+	})
+	return &testNetwork{dm: dm, mgr: mgr}
+}
+
+// logBuffer collects the service's log; it is printed if the test fails.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	lb := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lb.mu.Lock()
+			t.Logf("service log:\n%s", lb.b.String())
+			lb.mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// startService starts a service on the network and waits until it is
+// published.
+func startService(t *testing.T, ctx context.Context, tn *testNetwork, cfg Config) *Service {
+	t.Helper()
+	cfg.TestingNetwork = true
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	s, err := New(tn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	start := time.Now()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := s.WaitPublished(pctx); err != nil {
+		t.Fatalf("not published: %v (stats %+v)", err, s.Stats())
+	}
+	t.Logf("%s published after %v: %+v", s.Hostname(), time.Since(start).Round(time.Millisecond), s.Stats())
+	return s
+}
+
+// socksHTTP is an HTTP client through a C tor client's SOCKS port.
+func socksHTTP(t *testing.T, socksAddr string) *http.Client {
+	d, err := proxy.SOCKS5("tcp", socksAddr, nil, proxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:       d.(proxy.ContextDialer).DialContext,
+			DisableKeepAlives: true,
+		},
+		Timeout: 2 * time.Minute,
+	}
+}
+
+// fetch GETs url, retrying while the client cannot reach the service
+// (its consensus may be a round behind the service's), until deadline.
+func fetch(t *testing.T, hc *http.Client, url string, deadline time.Time) ([]byte, time.Duration, error) {
+	var lastErr error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		start := time.Now()
+		resp, err := hc.Get(url)
+		if err == nil {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				return body, time.Since(start), nil
+			}
+			lastErr = fmt.Errorf("status %s, %d bytes: %v", resp.Status, len(body), err)
+		} else {
+			lastErr = err
+		}
+		t.Logf("fetch attempt %d: %v", attempt, lastErr)
+		time.Sleep(3 * time.Second)
+	}
+	return nil, 0, lastErr
+}
+
+func fetchRandom(t *testing.T, hc *http.Client, host string, web *testnet.HTTPServer) {
+	t.Helper()
+	body, took, err := fetch(t, hc, "http://"+host+"/random", time.Now().Add(2*time.Minute))
+	if err != nil {
+		t.Fatalf("C tor client could not fetch from %s: %v", host, err)
+	}
+	sum := sha256.Sum256(body)
+	if len(body) != web.Size || hex.EncodeToString(sum[:]) != web.SHA256 {
+		t.Fatalf("fetched %d bytes, sha256 %x; want %d bytes, %s", len(body), sum, web.Size, web.SHA256)
+	}
+	t.Logf("C tor client fetched %d bytes intact from %s in %v (%.2f MB/s)", len(body), host, took.Round(time.Millisecond),
+		float64(len(body))/took.Seconds()/1e6)
+}
+
+// TestIntegrationCTorClientFetchesFromService: the C tor reference client
+// fetches 10 MiB through a service hosted by this package, whose port 80
+// forwards to a local HTTP server.
+func TestIntegrationCTorClientFetchesFromService(t *testing.T) {
+	n := testnet.Shared(t)
+	rc := testnet.SharedReferenceClient(t)
+	web, err := testnet.StartHTTPServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	tn := newTestNetwork(t, ctx, n)
+	id, err := GenerateIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
+	hc := socksHTTP(t, rc.SocksAddr())
+	fetchRandom(t, hc, s.Hostname(), web)
+	st := s.Stats()
+	t.Logf("stats: %+v", st)
+	if st.IntroEstablished < 3 || st.Introduce2 == 0 || st.RendSucceeded == 0 || st.StreamsOpened == 0 || st.UploadsSucceeded == 0 {
+		t.Errorf("stats do not show the whole protocol: %+v", st)
+	}
+}
+
+// TestIntegrationListenerAndUnixTarget: a port without a target hands
+// streams to Accept, and a unix: target is reached through its socket.
+func TestIntegrationListenerAndUnixTarget(t *testing.T) {
+	n := testnet.Shared(t)
+	rc := testnet.SharedReferenceClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	tn := newTestNetwork(t, ctx, n)
+	sock := filepath.Join(t.TempDir(), "web.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	go http.Serve(ul, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "over a unix socket\n") }))
+	id, _ := GenerateIdentity(nil)
+	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80}, {Virtual: 81, Target: "unix:" + sock}}})
+	go http.Serve(s, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "listener on %s\n", r.Context().Value(http.LocalAddrContextKey))
+	}))
+	hc := socksHTTP(t, rc.SocksAddr())
+	body, _, err := fetch(t, hc, "http://"+s.Hostname()+"/", time.Now().Add(2*time.Minute))
+	if want := "listener on " + s.Hostname() + ":80\n"; err != nil || string(body) != want {
+		t.Fatalf("listener port: %q, %v; want %q", body, err, want)
+	}
+	body, _, err = fetch(t, hc, "http://"+s.Hostname()+":81/", time.Now().Add(time.Minute))
+	if err != nil || string(body) != "over a unix socket\n" {
+		t.Fatalf("unix target: %q, %v", body, err)
+	}
+	// A port with no mapping is refused; the circuit stays usable.
+	if _, err := hc.Get("http://" + s.Hostname() + ":82/"); err == nil {
+		t.Fatal("unmapped port 82 answered")
+	}
+	body, _, err = fetch(t, hc, "http://"+s.Hostname()+":81/", time.Now().Add(time.Minute))
+	if err != nil || string(body) != "over a unix socket\n" {
+		t.Fatalf("after the refused port: %q, %v", body, err)
+	}
+	if st := s.Stats(); st.StreamsRefused == 0 {
+		t.Errorf("refused stream not counted: %+v", st)
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
