@@ -34,10 +34,10 @@ type periodDesc struct {
 	lastPlain int
 
 	// Upload state (publish.go).
-	version    int                  // Service.introVersion of the document uploaded last
-	accepted   map[[20]byte]bool    // HSDirs that accepted that version
+	version    int                    // Service.introVersion of the document uploaded last
+	accepted   map[[20]byte]bool      // HSDirs that accepted that version
 	failed     map[[20]byte]time.Time // HSDirs whose upload of that version failed, when
-	nextUpload time.Time            // full re-upload (rend-spec §2.2.2: every 60-120 minutes)
+	nextUpload time.Time              // full re-upload (rend-spec §2.2.2: every 60-120 minutes)
 	inFlight   int
 	ringDir    *netdir.NetDir
 	ring       *hscrypto.Ring

@@ -12,11 +12,11 @@ type EventKind int
 
 // Event kinds.
 const (
-	EventUpload       EventKind = iota + 1 // a descriptor upload to HSDir began
-	EventUploaded                          // HSDir accepted the descriptor
-	EventUploadFailed                      // the upload failed (Reason says why)
-	EventIntroEstablished                  // an introduction point is ready
-	EventIntroLost                         // an introduction point is gone (Reason says why)
+	EventUpload           EventKind = iota + 1 // a descriptor upload to HSDir began
+	EventUploaded                              // HSDir accepted the descriptor
+	EventUploadFailed                          // the upload failed (Reason says why)
+	EventIntroEstablished                      // an introduction point is ready
+	EventIntroLost                             // an introduction point is gone (Reason says why)
 )
 
 func (k EventKind) String() string {

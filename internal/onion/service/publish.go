@@ -142,7 +142,9 @@ type HSDirError struct {
 	Msg    string
 }
 
-func (e *HSDirError) Error() string { return fmt.Sprintf("HSDir refused the descriptor: %d %s", e.Status, e.Msg) }
+func (e *HSDirError) Error() string {
+	return fmt.Sprintf("HSDir refused the descriptor: %d %s", e.Status, e.Msg)
+}
 
 func (s *Service) post(ctx context.Context, hsdir *netdir.Relay, doc []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout)

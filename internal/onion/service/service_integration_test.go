@@ -7,6 +7,7 @@ package service
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/curve25519"
 	"golang.org/x/net/proxy"
 
 	"github.com/gotor/gotor/internal/channel"
@@ -291,4 +293,226 @@ func copyDir(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitUploadsIdle waits until no upload is in flight and every
+// responsible HSDir of both descriptors has taken the current version.
+func waitUploadsIdle(t *testing.T, s *Service, dir func() *netdir.NetDir) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		idle := len(s.descs) == 2
+		for _, d := range s.descs {
+			if d.inFlight > 0 || len(d.accepted) < len(d.hsdirs(dir())) {
+				idle = false
+			}
+		}
+		s.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("uploads never settled: %+v", s.Stats())
+}
+
+// TestIntegrationCTorDirMovesToGotor: the HiddenServiceDir of a C tor
+// service, copied as is, serves the same address from gotor, and the
+// HSDirs take gotor's descriptors over C tor's (revision counters keep
+// increasing across the move).
+func TestIntegrationCTorDirMovesToGotor(t *testing.T) {
+	n := testnet.Shared(t)
+	rc := testnet.SharedReferenceClient(t)
+	web, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	ct, err := n.StartOnionService(ctx, web.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Stop()
+	// Reached through C tor: its descriptors are on the HSDirs.
+	fetchRandom(t, socksHTTP(t, rc.SocksAddr()), ct.Hostname, web)
+	ct.Stop()
+	dir := filepath.Join(t.TempDir(), "hs")
+	copyDir(t, ct.Dir, dir)
+	keys, err := LoadDir(dir, false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.Generated || keys.Identity.Address().String() != ct.Hostname {
+		t.Fatalf("loaded %s (generated %v), C tor's hostname is %s", keys.Identity.Address(), keys.Generated, ct.Hostname)
+	}
+	tn := newTestNetwork(t, ctx, n)
+	var refused []string
+	var mu sync.Mutex
+	s := startService(t, ctx, tn, Config{Identity: keys.Identity, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}},
+		OnEvent: func(e Event) {
+			if e.Kind == EventUploadFailed {
+				mu.Lock()
+				refused = append(refused, e.Reason)
+				mu.Unlock()
+			}
+		}})
+	if s.Hostname() != ct.Hostname {
+		t.Fatalf("gotor serves %s, want %s", s.Hostname(), ct.Hostname)
+	}
+	waitUploadsIdle(t, s, tn.NetDir)
+	mu.Lock()
+	if len(refused) > 0 {
+		t.Errorf("HSDirs refused gotor's descriptors after C tor's: %v", refused)
+	}
+	mu.Unlock()
+	// A client that never saw the C tor descriptor reaches gotor.
+	fresh, err := n.StartReferenceClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Stop()
+	fetchRandom(t, socksHTTP(t, fresh.SocksAddr()), s.Hostname(), web)
+}
+
+// TestIntegrationGotorDirMovesToCTor: a HiddenServiceDir gotor created
+// runs unchanged under C tor, which then replaces gotor's descriptors on
+// the HSDirs (a client that never saw the service reaches C tor).
+func TestIntegrationGotorDirMovesToCTor(t *testing.T) {
+	n := testnet.Shared(t)
+	web, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "hs")
+	keys, err := LoadDir(dir, false, nil, nil)
+	if err != nil || !keys.Generated {
+		t.Fatalf("LoadDir: %v (generated %v)", err, keys != nil && keys.Generated)
+	}
+	before := map[string][]byte{}
+	for _, f := range []string{SecretKeyFile, PublicKeyFile, HostnameFile} {
+		before[f], _ = os.ReadFile(filepath.Join(dir, f))
+	}
+	tn := newTestNetwork(t, ctx, n)
+	// gotor's service has no target worth reaching: only C tor's must answer.
+	s := startService(t, ctx, tn, Config{Identity: keys.Identity, Ports: []Port{{Virtual: 80, Target: "127.0.0.1:1"}}})
+	waitUploadsIdle(t, s, tn.NetDir)
+	s.Close()
+	ct, err := n.StartOnionServiceDir(ctx, dir, web.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Stop()
+	if ct.Hostname != s.Hostname() {
+		t.Fatalf("C tor serves %s, gotor served %s", ct.Hostname, s.Hostname())
+	}
+	fresh, err := n.StartReferenceClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Stop()
+	fetchRandom(t, socksHTTP(t, fresh.SocksAddr()), ct.Hostname, web)
+	for f, b := range before {
+		if now, _ := os.ReadFile(filepath.Join(dir, f)); !bytes.Equal(now, b) {
+			t.Errorf("C tor changed %s", f)
+		}
+	}
+}
+
+// TestIntegrationClientAuth: with authorized_clients, a C tor client
+// holding the key (ClientOnionAuthDir) gets through and one without it
+// does not.
+func TestIntegrationClientAuth(t *testing.T) {
+	n := testnet.Shared(t)
+	web, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	var sk [32]byte
+	if _, err := io.ReadFull(crand.Reader, sk[:]); err != nil {
+		t.Fatal(err)
+	}
+	pkb, _ := curve25519.X25519(sk[:], curve25519.Basepoint)
+	// The key goes in through authorized_clients/, as an operator puts it.
+	dir := filepath.Join(t.TempDir(), "hs")
+	if err := os.MkdirAll(filepath.Join(dir, AuthorizedClientsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, AuthorizedClientsDir, "alice.auth"), []byte(FormatAuthorizedClient([32]byte(pkb))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadDir(dir, false, nil, nil)
+	if err != nil || len(keys.AuthorizedClients) != 1 {
+		t.Fatalf("LoadDir: %v, %d clients", err, len(keys.AuthorizedClients))
+	}
+	tn := newTestNetwork(t, ctx, n)
+	s := startService(t, ctx, tn, Config{Identity: keys.Identity, AuthorizedClients: keys.AuthorizedClients,
+		Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
+	authDir := t.TempDir()
+	line := s.OnionAddress().Label() + ":descriptor:x25519:" + b32.EncodeToString(sk[:]) + "\n"
+	if err := os.WriteFile(filepath.Join(authDir, "svc.auth_private"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	with, err := n.StartReferenceClientWith(ctx, "ClientOnionAuthDir "+authDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer with.Stop()
+	fetchRandom(t, socksHTTP(t, with.SocksAddr()), s.Hostname(), web)
+	intro2 := s.Stats().Introduce2
+	// A client without the key, with prop 304 extended SOCKS errors so
+	// the refusal says why: F4, "missing client authorization".
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extAddr := l.Addr().String()
+	l.Close()
+	without, err := n.StartReferenceClientWith(ctx, "SocksPort "+extAddr+" ExtendedErrors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Stop()
+	for i := range 2 {
+		code, err := socksConnectReply(extAddr, s.Hostname(), 80)
+		t.Logf("without the key, attempt %d: SOCKS reply %#x (%v)", i, code, err)
+		if code != 0xF4 {
+			t.Fatalf("client without the key: SOCKS reply %#x, want 0xF4 (missing client authorization)", code)
+		}
+	}
+	if st := s.Stats(); st.Introduce2 != intro2 {
+		t.Errorf("a client without the key reached an introduction point: %+v", st)
+	}
+}
+
+// socksConnectReply sends a SOCKS5 CONNECT to host:port and returns the
+// reply code.
+func socksConnectReply(socks, host string, port uint16) (byte, error) {
+	c, err := net.DialTimeout("tcp", socks, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	req := []byte{5, 1, 0, 5, 1, 0, 3, byte(len(host))}
+	req = append(append(req, host...), byte(port>>8), byte(port))
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	var rep [4]byte
+	if _, err := io.ReadFull(c, rep[:2]); err != nil || rep[1] != 0 {
+		return 0, fmt.Errorf("method reply %x: %v", rep[:2], err)
+	}
+	if _, err := io.ReadFull(c, rep[:]); err != nil {
+		return 0, err
+	}
+	return rep[1], nil
 }
