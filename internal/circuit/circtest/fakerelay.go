@@ -51,6 +51,7 @@ type FakeRelay struct {
 	wmu    sync.Mutex
 	mu     sync.Mutex
 	hop    *torcrypto.RelayHop
+	kh     [20]byte
 	circID uint32
 	done   chan struct{}
 
@@ -133,8 +134,10 @@ func (f *FakeRelay) run() {
 				continue
 			}
 			hop, _ := torcrypto.NewRelayHop(ks)
+			var kh [20]byte
+			io.ReadFull(ks, kh[:]) // tor-spec §5.2.2: the nonce after the relay keys
 			f.mu.Lock()
-			f.hop, f.circID = hop, c.CircID
+			f.hop, f.circID, f.kh = hop, c.CircID, kh
 			f.mu.Unlock()
 			body, _ := cell.EncodeCreated2(reply)
 			f.SendCell(c.CircID, cell.CREATED2, body)
@@ -164,6 +167,14 @@ func (f *FakeRelay) serverMessage(cm []byte) []byte {
 	}
 	b, _ := cell.EncodeExtensions(exts)
 	return b
+}
+
+// KH returns the handshake nonce the relay derived (what an
+// introduction point checks ESTABLISH_INTRO's HANDSHAKE_AUTH with).
+func (f *FakeRelay) KH() [20]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.kh
 }
 
 // CircID returns the ID of the circuit the client created.
