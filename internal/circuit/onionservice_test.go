@@ -33,7 +33,9 @@ func virtualCirc(t *testing.T) (*circuitFixture, *circuit.Circuit) {
 }
 
 type circuitFixture struct {
-	f  interface{ SendFromLaterHop(*[cell.PayloadLen]byte) error }
+	f interface {
+		SendFromLaterHop(*[cell.PayloadLen]byte) error
+	}
 	vs *torcrypto.RelayHop
 }
 

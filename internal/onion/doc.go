@@ -12,6 +12,8 @@
 //   - hsdesc: descriptor parsing/verification/decryption (§2.4, §2.5),
 //     client authorization (§2.5.1.2), a Build function for tests.
 //   - hscell: relay message bodies (§3.2, §3.3, §4.1, §4.2).
+//   - service: hosting onion services (the service side of the
+//     protocol; see its package documentation).
 //   - onion (this package): Client, which drives the protocol over the
 //     small CircuitBuilder/Circ interfaces, the ClientOnionAuthDir loader,
 //     and typed errors carrying prop304 SOCKS codes (F0–F7).

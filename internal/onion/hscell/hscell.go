@@ -239,7 +239,8 @@ func ParseIntroduceAck(b []byte) (*IntroduceAck, error) {
 // EncodeIntroduceAck builds INTRODUCE_ACK (for fakes and tests).
 func EncodeIntroduceAck(status uint16) []byte { return []byte{byte(status >> 8), byte(status), 0} }
 
-// Rendezvous1 builds RENDEZVOUS1: cookie | HANDSHAKE_INFO (for fakes).
+// Rendezvous1 builds RENDEZVOUS1: cookie | HANDSHAKE_INFO (rend-spec
+// §4.2; the onion service sends it).
 func Rendezvous1(cookie [CookieLen]byte, handshake []byte) []byte {
 	return append(append([]byte(nil), cookie[:]...), handshake...)
 }

@@ -92,7 +92,7 @@ func ExpandedFromBytes(b []byte) (*ExpandedKey, error) {
 
 // BlindPrivateKey returns the blinded expanded key (a' = h*a mod l,
 // RH' = SHA-512("Derive temporary signing key hash input" | RH)[:32]).
-// Clients do not need it; tests and a future service side do.
+// Clients do not need it; the service (internal/onion/service) does.
 func BlindPrivateKey(k *ExpandedKey, periodNum, periodLength uint64) (*ExpandedKey, error) {
 	return BlindPrivateKeyWithParam(k, BlindingFactor(k.Public[:], nil, periodNum, periodLength))
 }

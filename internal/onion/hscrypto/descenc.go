@@ -58,7 +58,7 @@ func DecryptDescLayer(blob, secretData []byte, subcred [32]byte, rev uint64, con
 }
 
 // EncryptDescLayer is the inverse of DecryptDescLayer with a caller-chosen
-// 16-byte salt (used by tests and a future service side).
+// 16-byte salt (the service's descriptors, and tests).
 func EncryptDescLayer(plaintext, salt, secretData []byte, subcred [32]byte, rev uint64, constant string) []byte {
 	key, iv, mk := descKeys(secretData, subcred, rev, salt, constant)
 	ct := append([]byte(nil), plaintext...)

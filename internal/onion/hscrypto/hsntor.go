@@ -205,7 +205,7 @@ func (c *ClientHandshake) Complete(handshakeInfo []byte) (seed [32]byte, err err
 	return seed, nil
 }
 
-// ServiceIntro is the service side (used by tests and fakes): given the
+// ServiceIntro is the service side (internal/onion/service, and fakes): given the
 // intro encryption keypair (b, B), the auth key, subcredential, the cell
 // body header and its ENCRYPTED part, it checks the MAC and returns the
 // plaintext; then, with the service's ephemeral y, the HANDSHAKE_INFO and

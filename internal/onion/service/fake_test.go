@@ -41,8 +41,8 @@ type fakeWorld struct {
 	mu        sync.Mutex
 	intros    map[[32]byte]*fakeCirc // by auth key, established intro circuits
 	built     map[Purpose]int
-	failIntro map[[20]byte]bool // intro relays whose circuits fail to build
-	refuse    map[[20]byte]bool // HSDirs answering 400
+	failIntro map[[20]byte]bool     // intro relays whose circuits fail to build
+	refuse    map[[20]byte]bool     // HSDirs answering 400
 	uploads   map[[20]byte][][]byte // every descriptor each HSDir took, in order
 	estErr    error
 	rends     chan *fakeCirc
