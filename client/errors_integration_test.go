@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +18,9 @@ import (
 	"time"
 
 	"github.com/gotor/gotor/client"
+	"github.com/gotor/gotor/internal/itest"
 	"github.com/gotor/gotor/internal/onion/hscrypto"
+	"github.com/gotor/gotor/internal/testnet"
 )
 
 func TestErrorKinds(t *testing.T) {
@@ -130,5 +133,37 @@ func TestHTTPClientIsolationTokens(t *testing.T) {
 	}
 	if len(circs) != 2 {
 		t.Fatalf("the two tokens' connections are on %d circuits, want 2", len(circs))
+	}
+}
+
+// With C tor's real-network defaults ClientRejectInternalAddresses and
+// ClientDNSRejectInternalAddresses (the test network turns them off),
+// names of the local host are refused before any circuit, and an exit
+// that connects a name to an internal address is not believed (issue 17
+// item 16).
+func TestRejectInternalAddresses(t *testing.T) {
+	_, n, srv := shared(t)
+	cfg := testConfig(t, n)
+	cfg.ClientRejectInternalAddresses = true
+	cfg.ClientDNSRejectInternalAddresses = true
+	c := itest.Open(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, addr := range []string{"localhost:80", "printer.local:631", "a.localhost:80", "127.0.0.1:80", "[::1]:80"} {
+		if _, err := c.DialContext(ctx, "tcp", addr); !errors.Is(err, client.ErrInternalAddress) {
+			t.Errorf("%s: %v, want %v", addr, err, client.ErrInternalAddress)
+		}
+	}
+	// The harness resolver answers 127.0.0.1 for its test name.
+	before := n.DNS().Queries(testnet.DefaultTestName)
+	target := fmt.Sprintf("%s:%d", testnet.DefaultTestName, srv.Port)
+	if conn, err := c.DialContext(ctx, "tcp", target); !errors.Is(err, client.ErrInternalAddress) {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Fatalf("%s (resolved by the exit to 127.0.0.1): %v, want %v", target, err, client.ErrInternalAddress)
+	}
+	if n.DNS().Queries(testnet.DefaultTestName) == before {
+		t.Fatal("the exit never resolved the name: the check proved nothing")
 	}
 }

@@ -107,7 +107,7 @@ func (l *launcher) start(ctx context.Context, k clientKind, dataDir string) (*cl
 	torrc := l.net.ClientTorrc(dataDir, ports[0]) + fmt.Sprintf("ControlPort %s\n", c.control)
 	if k == kindGotor {
 		c.metrics = fmt.Sprintf("127.0.0.1:%d", ports[2])
-		torrc += fmt.Sprintf("MetricsPort %s\n", c.metrics)
+		torrc += fmt.Sprintf("MetricsPort %s\nMetricsPortPolicy accept 127.0.0.1\n", c.metrics)
 	}
 	torrcPath := filepath.Join(dataDir, "..", filepath.Base(dataDir)+".torrc")
 	if err := os.WriteFile(torrcPath, []byte(torrc), 0o600); err != nil {

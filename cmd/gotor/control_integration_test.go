@@ -45,7 +45,7 @@ func TestControlPortWithStem(t *testing.T) {
 	}
 	defer srv.Close()
 	ctrlPort, metricsPort := freePort(t), freePort(t)
-	g := startGotor(t, n, fmt.Sprintf("ControlPort %d\nCookieAuthentication 1\nHashedControlPassword %s\nMetricsPort 127.0.0.1:%d\n",
+	g := startGotor(t, n, fmt.Sprintf("ControlPort %d\nCookieAuthentication 1\nHashedControlPassword %s\nMetricsPort 127.0.0.1:%d\nMetricsPortPolicy accept 127.0.0.1\n",
 		ctrlPort, hashPassword(t, "gotor-secret"), metricsPort))
 
 	// Keep streams running so stem sees STREAM events and circuits.

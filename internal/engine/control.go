@@ -347,7 +347,7 @@ func (c *Engine) startControl() error {
 			return fmt.Errorf("client: MetricsPortPolicy: %w", err)
 		}
 		if len(cfg.MetricsPortPolicy) == 0 {
-			pol = nil
+			c.log.Warn("MetricsPort without MetricsPortPolicy: every connection to it is refused, as in C tor (add e.g. \"MetricsPortPolicy accept 127.0.0.1\")")
 		}
 		srv, err := metrics.NewServer(metrics.ServerConfig{Addr: cfg.MetricsPort, Policy: pol, Logger: c.log}, c.obs.metrics)
 		if err != nil {

@@ -8,9 +8,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,10 +116,8 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	if c.circs == nil {
 		return nil, errNotStarted
 	}
-	if c.cfg.ClientRejectInternalAddresses {
-		if ip, err := netip.ParseAddr(r.host); err == nil && isInternal(ip) {
-			return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
-		}
+	if c.cfg.ClientRejectInternalAddresses && internalTarget(r.host) {
+		return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
 	}
 	r.info.Epoch = c.circs.Epoch()
 	key := isolation.NewKey(r.info, r.flags)
@@ -142,6 +142,14 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 			c.obs.metrics.IsolationHit()
 		} else {
 			c.obs.metrics.IsolationMiss()
+		}
+		if err == nil && c.cfg.ClientDNSRejectInternalAddresses {
+			// An exit saying the name resolved to an internal address
+			// is not believed (C tor closes such a stream).
+			if a := s.ConnectedAddr(); a.IsValid() && isInternal(a) {
+				s.Close()
+				err = errkind.New(errkind.InternalAddress, fmt.Errorf("the exit connected to internal address %v (ClientDNSRejectInternalAddresses)", a))
+			}
 		}
 		if err == nil {
 			tc := &trackedConn{Conn: s, c: c, att: att, id: att.StreamID, info: info}
@@ -217,6 +225,17 @@ func retryable(err error) bool {
 // mapStreamError classifies a stream failure (its SOCKS reply is C
 // tor's for the RELAY_END reason, if any).
 func mapStreamError(err error) error { return errkind.Wrap(err) }
+
+// internalTarget reports whether a stream target is a private address or
+// a name for the local host or network (C tor tor_addr_hostname_is_local:
+// "localhost", "*.localhost", "*.local").
+func internalTarget(host string) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return isInternal(ip)
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	return h == "localhost" || strings.HasSuffix(h, ".localhost") || strings.HasSuffix(h, ".local")
+}
 
 func isInternal(ip netip.Addr) bool {
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()
@@ -313,6 +332,13 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	addrs, err := stream.Resolve(ctx, att.Circuit.Circuit, r.host)
 	if err != nil {
 		return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
+	}
+	if c.cfg.ClientDNSRejectInternalAddresses {
+		// Internal addresses in an exit's answer are not believed.
+		addrs = slices.DeleteFunc(addrs, isInternal)
+		if len(addrs) == 0 {
+			return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, errors.New("the exit's answer held only internal addresses (ClientDNSRejectInternalAddresses)"))
+		}
 	}
 	return socks.ResolveAnswer{Addrs: addrs}, nil
 }

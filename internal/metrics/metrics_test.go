@@ -84,7 +84,8 @@ func TestScrape(t *testing.T) {
 	m.IsolationHit()
 	m.IsolationMiss()
 
-	s, err := NewServer(ServerConfig{Addr: "127.0.0.1:0"}, m)
+	pol, _ := ParsePolicy("accept 127.0.0.1")
+	s, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Policy: pol}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +203,20 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+// Without a policy every client is refused, loopback too (C tor; issue
+// 17 item 20), as with "reject *".
 func TestPolicyRejectsConnection(t *testing.T) {
+	for _, pol := range []string{"", "reject *"} {
+		t.Run(pol, func(t *testing.T) { testRejected(t, pol) })
+	}
+}
+
+func testRejected(t *testing.T, pol string) {
 	m := New()
-	p, _ := ParsePolicy("reject *")
+	var p Policy
+	if pol != "" {
+		p, _ = ParsePolicy(pol)
+	}
 	s, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Policy: p}, m)
 	if err != nil {
 		t.Fatal(err)

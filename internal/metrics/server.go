@@ -23,10 +23,9 @@ type ServerConfig struct {
 	// addresses are refused unless AllowNonLoopback is set.
 	Addr             string
 	AllowNonLoopback bool
-	// Policy is the MetricsPortPolicy. If nil, only loopback clients are
-	// accepted (C tor rejects everyone without a policy; gotor's default
-	// listener is loopback-only, so loopback is let in). Use
-	// ParsePolicy("reject *") for C tor's behaviour.
+	// Policy is the MetricsPortPolicy. Empty rejects every client, as C
+	// tor does without a policy: byte counters are a traffic side channel
+	// to other local users.
 	Policy Policy
 	Logger *slog.Logger
 }
@@ -103,11 +102,7 @@ func (s *Server) allows(ra net.Addr) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	if s.cfg.Policy == nil {
-		return a.IsLoopback()
-	}
-	return s.cfg.Policy.Allows(a)
+	return s.cfg.Policy.Allows(ap.Addr().Unmap())
 }
 
 // Start listens and serves in the background.

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"unicode/utf8"
 )
 
 const (
@@ -288,8 +287,10 @@ func readUserPass(r *bufio.Reader, w io.Writer, req *Request) error {
 
 // interpretExtendedAuth applies proposal 351: a username starting with
 // "<torS0X>" is followed by a one-byte format code. Format '0' must end
-// there and makes the password the isolation string; format '1' carries
-// an RPC object ID. Other forms are refused, as arti refuses them.
+// there and makes the password the isolation string. Format '1' carries
+// an RPC object ID; gotor has no RPC, so it is refused, as arti built
+// without RPC refuses it (taking it as plain credentials would drop the
+// object the application meant). Other forms are refused too.
 func interpretExtendedAuth(req *Request) error {
 	rest, ok := bytes.CutPrefix(req.Username, []byte(ExtendedAuthPrefix))
 	if !ok {
@@ -303,10 +304,8 @@ func interpretExtendedAuth(req *Request) error {
 		req.ExtFormat = '0'
 	case code == '0':
 		return errf(5, ReplyGeneralFailure, "socks5: extraneous data after <torS0X>0")
-	case code == '1' && len(rest) > 0 && utf8.Valid(rest):
-		req.ExtFormat, req.RPCObject = '1', string(rest)
 	case code == '1':
-		return errf(5, ReplyGeneralFailure, "socks5: missing or invalid RPC object ID")
+		return errf(5, ReplyGeneralFailure, "socks5: <torS0X>1 (an RPC object) is not supported: gotor has no RPC")
 	default:
 		return errf(5, ReplyGeneralFailure, "socks5: unknown extended auth format %q", code)
 	}

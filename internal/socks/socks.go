@@ -115,12 +115,9 @@ type Request struct {
 	Username, Password []byte
 
 	// ExtFormat is the proposal 351 format code when the username began
-	// with "<torS0X>": '0' (the password is the isolation string) or '1'
-	// (RPCObject names an RPC object, the password is the isolation
-	// string). It is 0 for legacy credentials.
+	// with "<torS0X>": '0', the password is the isolation string (format
+	// '1', an RPC object, is refused). It is 0 for legacy credentials.
 	ExtFormat byte
-	// RPCObject is the object ID of a "<torS0X>1" username.
-	RPCObject string
 
 	ClientAddr netip.AddrPort // the application's address and source port
 	Listener   net.Addr       // the local address the request arrived on

@@ -667,6 +667,17 @@ func (s *Conn) LocalAddr() net.Addr { return Addr{Host: "client"} }
 // RemoteAddr returns the requested destination.
 func (s *Conn) RemoteAddr() net.Addr { return s.remote }
 
+// ConnectedAddr is the address the exit's RELAY_CONNECTED named, or the
+// zero Addr if it named none (tor-spec §6.2).
+func (s *Conn) ConnectedAddr() netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connected == nil {
+		return netip.Addr{}
+	}
+	return s.connected.Addr
+}
+
 // SetDeadline sets read and write deadlines.
 func (s *Conn) SetDeadline(t time.Time) error {
 	s.rdl.set(t)
