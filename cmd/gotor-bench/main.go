@@ -4,6 +4,12 @@
 //	go run ./cmd/gotor-bench               # full run, < 10 minutes
 //	go run ./cmd/gotor-bench -quick        # short run, < 3 minutes
 //	go run ./cmd/gotor-bench -out docs/bench
+//	go run ./cmd/gotor-bench -latency 40ms -phases bulk -bulk-reps 3
+//
+// -latency gives every ORPort link of the network that one-way delay in
+// each direction (testnet.Options.Latency: a userspace proxy per ORPort),
+// as the real network's round trips are; on loopback windows never bind.
+// -phases runs only the named phases (after bootstrapping both clients).
 //
 // It builds ./cmd/gotor, starts the network, then runs gotor and C tor as
 // separate processes from the same client torrc and measures both
@@ -49,6 +55,8 @@ type options struct {
 	profile  bool
 	gotorBin string
 	trace    bool
+	latency  time.Duration
+	phases   string
 }
 
 func main() {
@@ -60,6 +68,10 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", true, "profile gotor (CPU and allocations) during one extra bulk download")
 	flag.BoolVar(&o.trace, "trace", false, "also record a runtime trace of gotor in the profiled window and add its scheduler-latency profile to profile.txt")
 	flag.StringVar(&o.gotorBin, "gotor", "", "use this gotor binary instead of building ./cmd/gotor (e.g. to compare a patched build)")
+	flag.DurationVar(&o.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms); 0: loopback")
+	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run after bootstrap (warm-up, transfers, fresh circuits, bulk, streams, cold .onion, profile, bootstrap restarts); empty: all")
+	bulkReps := flag.Int("bulk-reps", 0, "bulk downloads per client and kind (default 3, 1 with -quick)")
+	bulkMiB := flag.Int("bulk-mib", 0, "size of the single-stream bulk download in MiB (default 100, 25 with -quick)")
 	replot := flag.String("replot", "", "only redraw the chart from a transfers.csv of an earlier run (into -out)")
 	flag.Parse()
 	if *replot != "" {
@@ -79,6 +91,12 @@ func main() {
 		if o.reps == 0 {
 			o.reps = 40
 		}
+	}
+	if *bulkReps > 0 {
+		o.bulkReps = *bulkReps
+	}
+	if *bulkMiB > 0 {
+		o.bulkMiB = *bulkMiB
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -171,8 +189,8 @@ func run(ctx context.Context, o options) error {
 		torVersion = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 	}
 
-	progress("starting the private network (3 authorities, 3 relays, 2 exits)")
-	n, err := testnet.Start(ctx, testnet.Options{})
+	progress("starting the private network (3 authorities, 3 relays, 2 exits; %v one-way per ORPort link)", o.latency)
+	n, err := testnet.Start(ctx, testnet.Options{Latency: o.latency})
 	if err != nil {
 		return err
 	}
@@ -273,9 +291,18 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"profile", b.profileGotor},
 		{"bootstrap restarts", b.bootstraps},
 	}
-	for _, s := range steps {
+	want := map[string]bool{}
+	for _, p := range strings.Split(b.o.phases, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			want[p] = true
+		}
+	}
+	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if i > 0 && len(want) > 0 && !want[s.name] {
+			continue
 		}
 		progress("phase: %s", s.name)
 		if err := s.f(ctx); err != nil {

@@ -275,6 +275,12 @@ func (r *results) header() string {
 	if r.opts.quick {
 		mode = "-quick run"
 	}
+	if r.opts.latency > 0 {
+		mode += fmt.Sprintf(", %v one-way per ORPort link", r.opts.latency)
+	}
+	if r.opts.phases != "" {
+		mode += ", phases " + r.opts.phases
+	}
 	return fmt.Sprintf("%s: %s; %s; gotor %s, built with %s; network ready after %v; whole run %v; failed transfers: gotor %d, C tor %d",
 		mode, r.machine, r.torVersion, r.gotorRev, r.goVersion, r.netReady.Round(time.Second), r.elapsed.Round(time.Second), r.errors[kindGotor], r.errors[kindCTor])
 }
