@@ -2,7 +2,11 @@
 // "UseBridges"; guard-spec §2 "UseBridges"; C tor's bridges.c): the
 // Bridge torrc line, and fetching and checking a bridge's own descriptor.
 //
-// Files: line.go (the Bridge line, C tor's parse_bridge_line).
+// Files: line.go (the Bridge line, C tor's parse_bridge_line);
+// dial.go (channels to bridges only, through their transport or the
+// outbound proxy); descriptor.go (a bridge's own descriptor over
+// BEGIN_DIR, and the bridge as a guard relay); verify.go (the
+// descriptor's signatures and identities).
 package bridge
 
 import (

@@ -161,12 +161,29 @@ func Dial(ctx context.Context, addr netip.AddrPort, want Identity) (*Channel, er
 	if err != nil {
 		return nil, fmt.Errorf("channel: dial %s: %w", addr, err)
 	}
+	return Handshake(ctx, raw, addr, &want)
+}
+
+// Handshake performs the link handshake on raw, a connection already
+// open to the relay at addr: a TCP connection, or one through an outbound
+// proxy or a pluggable transport (addr is then the relay's address as
+// configured, which the NETINFO cell reports). It checks that the relay's
+// identity is *want (Ed25519 only if want.HasEd25519); a nil want accepts
+// whichever identity the relay proves, as for a bridge configured without
+// a fingerprint (Peer says who it is). raw is closed on error. ctx bounds
+// the handshake (HandshakeTimeout when it has no deadline).
+func Handshake(ctx context.Context, raw net.Conn, addr netip.AddrPort, want *Identity) (*Channel, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, HandshakeTimeout)
+		defer cancel()
+	}
 	// Relays present self-signed certificates: authenticity comes from
 	// the CERTS cell, which binds the TLS certificate to the identity.
 	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	ch := &Channel{conn: tc, addr: addr, circs: map[uint32]*Endpoint{}, done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
-	err = ch.handshake(ctx, tc, want)
+	err := ch.handshake(ctx, tc, want)
 	if !stop() || err != nil {
 		raw.Close()
 		if err == nil || ctx.Err() != nil {
@@ -179,7 +196,7 @@ func Dial(ctx context.Context, addr netip.AddrPort, want Identity) (*Channel, er
 	return ch, nil
 }
 
-func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want Identity) error {
+func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want *Identity) error {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("channel: TLS with %s: %w", c.addr, err)
 	}
@@ -257,10 +274,10 @@ func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want Identity) er
 			if err != nil {
 				return err
 			}
-			if got.RSAID != want.RSAID {
+			if want != nil && got.RSAID != want.RSAID {
 				return &IdentityMismatchError{Kind: "RSA", Expected: hex.EncodeToString(want.RSAID[:]), Got: hex.EncodeToString(got.RSAID[:])}
 			}
-			if want.HasEd25519 && got.Ed25519ID != want.Ed25519ID {
+			if want != nil && want.HasEd25519 && got.Ed25519ID != want.Ed25519ID {
 				return &IdentityMismatchError{Kind: "Ed25519", Expected: base64NoPad(want.Ed25519ID[:]), Got: base64NoPad(got.Ed25519ID[:])}
 			}
 			c.peer = got

@@ -292,8 +292,11 @@ func (meth Method) Dial(ctx context.Context, addr string, args Args) (net.Conn, 
 	}
 	if err != nil {
 		var pe *proxy.Error
-		if errors.As(err, &pe) && pe.Code != 0 {
+		switch {
+		case errors.As(err, &pe) && pe.Code != 0:
 			return nil, fmt.Errorf("pt: transport %s could not reach the bridge (a wrong bridge argument, such as obfs4's cert, looks like this too): %w", meth.Transport, err)
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("pt: transport %s did not reach the bridge in time (a wrong bridge argument, such as obfs4's cert, looks like this too: an obfs4 bridge stays silent): %w", meth.Transport, err)
 		}
 		return nil, fmt.Errorf("pt: transport %s: %w", meth.Transport, err)
 	}
