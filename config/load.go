@@ -53,6 +53,11 @@ func pos(file string, line int) string {
 // clears it. The flags --verify-config, --version and --help are left
 // to the caller (see torrc.ParseCommandLine).
 func Load(path string, args []string) (*Config, []Warning, error) {
+	return loadSources(path, args, nil)
+}
+
+// loadSources is Load; stdin is the torrc of "-f -" (LoadWithStdin).
+func loadSources(path string, args []string, stdin []byte) (*Config, []Warning, error) {
 	cl, err := torrc.ParseCommandLine(args)
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +71,7 @@ func Load(path string, args []string) (*Config, []Warning, error) {
 		if f == "" {
 			continue
 		}
-		lines, err := torrc.ParseFile(f)
+		lines, err := parseTorrc(f, i == 1, stdin)
 		if errors.Is(err, os.ErrNotExist) && (i == 0 || allowMissing) {
 			continue // C tor tolerates a missing defaults file
 		}
@@ -129,6 +134,7 @@ func FromLines(lines []Line) (*Config, []Warning, error) {
 			errs = append(errs, &OptionError{File: l.File, LineNo: l.LineNo, Option: name, Msg: err.Error()})
 		}
 	}
+	st.finishControlSockets(c)
 	if c.TestingTorNetwork {
 		// C tor's testing defaults (testnet.inc) that matter to a client,
 		// unless the torrc set them.
@@ -157,6 +163,10 @@ type loadState struct {
 	set   map[string]bool // options given at least once
 	warns []Warning
 	zero  map[string]bool // port options that were given as "0"
+	// controlSockets and socketsGroupWritable: ControlSocket's
+	// listeners and ControlSocketsGroupWritable (controlsocket.go).
+	controlSockets       []ControlPortConfig
+	socketsGroupWritable bool
 }
 
 func (st *loadState) warn(l torrc.Line, name, format string, args ...any) {

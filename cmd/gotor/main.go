@@ -5,13 +5,14 @@
 //	gotor -f /path/to/torrc     # a torrc, as C tor reads it
 //	gotor --SocksPort 9150 --MaxCircuitDirtiness "5 minutes"
 //	gotor --verify-config -f torrc
+//	gotor --hash-password PASSWORD
 //
-// SIGINT and SIGTERM shut down cleanly; SIGHUP re-reads the configuration.
+// The command line is C tor's (cmdline.go). SIGINT and SIGTERM shut down
+// cleanly; SIGHUP re-reads the configuration.
 package main
 
 import (
 	"context"
-
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,76 +27,23 @@ import (
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/engine"
 	"github.com/gotor/gotor/internal/logging"
-	"github.com/gotor/gotor/internal/torrc"
 )
 
-var version = "0.1.0-dev"
-
-const usage = `Usage: gotor [-f FILE] [--defaults-torrc FILE] [--Option value ...]
-
-gotor is a Tor client written in Go. It reads C tor's torrc syntax and
-option names (see docs/TORRC.md).
-
-  -f FILE              read the configuration from FILE
-  --defaults-torrc F   read defaults from F
-  --verify-config      check the configuration and exit
-  --version            print the version and exit
-  -h, --help           print this help and exit
-  --Option value       set a torrc option (overrides the file)
-
-Without -f, gotor runs with built-in defaults: SocksPort 127.0.0.1:9050,
-the DataDirectory in the user's cache directory, the Tor network's
-directory authorities.
-`
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// A launcher may close gotor's standard output once it has seen
+	// "Bootstrapped 100%" (stem does): later log lines must then fail
+	// quietly, not kill gotor with SIGPIPE. C tor ignores SIGPIPE too.
+	signal.Ignore(syscall.SIGPIPE)
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cl, err := torrc.ParseCommandLine(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "gotor: %v\n", err)
-		return 2
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	inv, cfg, h, code, done := startup(args, stdin, stdout, stderr) // cmdline.go
+	if done {
+		return code
 	}
-	switch {
-	case cl.Has("--help") || cl.Has("-h"):
-		fmt.Fprint(stdout, usage)
-		return 0
-	case cl.Has("--version"):
-		fmt.Fprintf(stdout, "gotor %s (a Tor client in Go)\n", version)
-		return 0
-	}
-	cfg, warnings, err := config.Load("", args)
-	if err != nil {
-		fmt.Fprintf(stderr, "gotor: configuration: %v\n", err)
-		return 1
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "gotor: warning: %s\n", w)
-	}
-	if cl.Has("--verify-config") {
-		fmt.Fprintln(stdout, "Configuration was valid")
-		return 0
-	}
-
-	// As C tor does, the DataDirectory exists before logs are opened, so
-	// "Log notice file DATADIR/notice.log" works on a first start.
-	if cfg.DataDirectory != "" {
-		if err := os.MkdirAll(cfg.DataDirectory, 0o700); err != nil {
-			fmt.Fprintf(stderr, "gotor: DataDirectory: %v\n", err)
-			return 1
-		}
-	}
-	first, closeLogs, err := logging.New(cfg.Logs)
-	if err != nil {
-		fmt.Fprintf(stderr, "gotor: %v\n", err)
-		return 1
-	}
-	h := logging.NewSwappable(first, closeLogs)
 	defer h.Close()
 	log := slog.New(h)
-	log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("gotor %s starting", version))
 
 	c, err := engine.New(cfg, log)
 	if err != nil {
@@ -103,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	c.SetConfigFile(cl.ConfigFile())
+	c.SetConfigFile(inv.configFile)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -132,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			bar.done()
 			started = nil
 		case <-c.Reload():
-			reload(log, h, args, cfg)
+			reload(log, h, inv, cfg)
 		case <-c.Shutdown():
 			log.Log(context.Background(), logging.LevelNotice, "Controller asked to shut down")
 			cancel()
@@ -141,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				reload(log, h, args, cfg)
+				reload(log, h, inv, cfg)
 			default:
 				log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("Caught %v, shutting down cleanly", s))
 				cancel()
@@ -156,15 +104,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 // reload re-reads the configuration on SIGHUP. gotor cannot yet change a
 // running client's options, so it validates the new configuration and
 // names the options that changed and need a restart.
-func reload(log *slog.Logger, h *logging.Swappable, args []string, old *config.Config) {
-	cfg, _, err := config.Load("", args)
+func reload(log *slog.Logger, h *logging.Swappable, inv *invocation, old *config.Config) {
+	cfg, _, err := inv.load()
 	if err != nil {
 		log.Warn("SIGHUP: configuration not reloaded", "err", err)
 		return
 	}
 	// Log lines take effect at once (files are reopened, which also
 	// serves log rotation).
-	if nh, closeFn, err := logging.New(cfg.Logs); err != nil {
+	if nh, closeFn, err := inv.openLogs(cfg); err != nil {
 		log.Warn("SIGHUP: Log lines not applied", "err", err)
 	} else {
 		h.Swap(nh, closeFn)

@@ -32,6 +32,7 @@ var cmdlineOnly = map[string]argKind{
 	"--version": argNone, "--list-modules": argNone, "--library-versions": argNone,
 	"--help": argNone, "-h": argNone, "--list-torrc-options": argNone,
 	"--list-deprecated-options": argNone, "--nt-service": argNone, "-nt-service": argNone,
+	"--dbg-dump-subsystem-list": argNone,
 }
 
 // CommandLine is a parsed command line.
@@ -39,6 +40,9 @@ type CommandLine struct {
 	// Flags holds the command-line-only flags by canonical name ("-h" is
 	// "--help", "-f" is "--torrc-file"), with their argument or "".
 	Flags map[string]string
+	// Given lists the command-line-only flags by canonical name in the
+	// order given (C tor's command is the last command flag).
+	Given []string
 	// Options are the torrc options given on the command line, in order;
 	// they take precedence over the torrc file.
 	Options []Line
@@ -94,6 +98,7 @@ func ParseCommandLine(args []string) (*CommandLine, error) {
 				name = "--nt-service"
 			}
 			c.Flags[name] = val
+			c.Given = append(c.Given, name)
 		} else {
 			if key == "" {
 				return nil, fmt.Errorf("command-line argument %d: missing option name", i+1)

@@ -159,6 +159,26 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
+// TestCommandLineOrder: Given keeps the flags' order (C tor runs the last
+// command flag) and a flag without a value never takes the next argument.
+func TestCommandLineOrder(t *testing.T) {
+	c, err := ParseCommandLine([]string{"--verify-config", "--quiet", "--SocksPort", "9150",
+		"--dump-config", "--hush", "-f", "t", "--dbg-dump-subsystem-list", "--hash-password", "--list-modules"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--verify-config", "--quiet", "--dump-config", "--hush", "--torrc-file", "--dbg-dump-subsystem-list", "--hash-password"}
+	if !reflect.DeepEqual(c.Given, want) {
+		t.Errorf("Given %q, want %q", c.Given, want)
+	}
+	if c.Flags["--hash-password"] != "--list-modules" || c.Flags["--dump-config"] != "" {
+		t.Errorf("flag values %q", c.Flags)
+	}
+	if len(c.Options) != 1 || c.Options[0].Key != "SocksPort" || c.Options[0].Value != "9150" {
+		t.Errorf("options %v", simplify(c.Options))
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"Foo Bar\n", "K \"\\x41\\101\"\n", "This entry \\\n # c \\\n x\n", "+A 1\n/B\n",

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // Profiling hook for benchmarks (cmd/gotor-bench). With
@@ -8,7 +10,8 @@ package main
 // read with `go tool pprof -base PATH.allocs.base`) and PATH.memstats
 // (allocations made between the two signals); with GOTOR_TRACE=TRACEPATH
 // too, a runtime execution trace of the same window goes to TRACEPATH.
-// Without GOTOR_CPUPROFILE, SIGUSR1 keeps Go's default behaviour.
+// Without GOTOR_CPUPROFILE, SIGUSR1 keeps Go's default behaviour. Unix
+// only (Windows has no SIGUSR1; there GOTOR_CPUPROFILE does nothing).
 
 import (
 	"fmt"
