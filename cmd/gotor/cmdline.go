@@ -182,8 +182,10 @@ func startup(args []string, stdin io.Reader, stdout, stderr io.Writer) (inv *inv
 		case err == nil && !st.IsDir():
 			inv.configFile = abs
 			start.notice(fmt.Sprintf("Read configuration file %q.", abs))
-		case cl.Has("--ignore-missing-torrc") || cl.Has("--allow-missing-torrc"):
+		case cl.Has("--ignore-missing-torrc"):
 			start.notice(fmt.Sprintf("Configuration file %q not present, using reasonable defaults.", abs))
+		case cl.Has("--allow-missing-torrc"):
+			start.warn(fmt.Sprintf("Unable to open configuration file %q.", abs)) // and go on, as C tor does
 		default:
 			return fail(start, fmt.Sprintf("Unable to open configuration file %q.", abs))
 		}
