@@ -90,11 +90,7 @@ func exec1(t *testing.T, dir, stdin string, env []string, bin string, args ...st
 func torBin(t *testing.T) string {
 	t.Helper()
 	testnet.IntegrationEnabled(t)
-	p, err := exec.LookPath("tor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testnet.NeedTool(t, "tor")
 }
 
 // offlineTorrc writes a client torrc whose only directory authority is
