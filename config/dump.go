@@ -28,6 +28,8 @@ var dumpers = map[string]func(c *Config) []string{
 	"HTTPTunnelPort":                   func(c *Config) []string { return portValues(c.HTTPTunnelPorts) },
 	"DataDirectory":                    func(c *Config) []string { return nonEmpty(c.DataDirectory) },
 	"DirAuthority":                     func(c *Config) []string { return c.DirAuthorities },
+	"FallbackDir":                      func(c *Config) []string { return c.FallbackDirs },
+	"UseDefaultFallbackDirs":           func(c *Config) []string { return boolValue(c.UseDefaultFallbackDirs) },
 	"TestingTorNetwork":                func(c *Config) []string { return boolValue(c.TestingTorNetwork) },
 	"IsolationLevel":                   func(c *Config) []string { return nonEmpty(c.IsolationLevel) },
 	"IsolateDestinations":              func(c *Config) []string { return boolValue(c.IsolateDestinations) },
