@@ -142,6 +142,7 @@ type Network struct {
 	proxies []*delayProxy // one per node with Options.Latency/LinkRate
 	nodes   []*node
 	clients []*RefClient
+	bridges []*Bridge // StartBridge's
 	stopped bool
 }
 
@@ -635,6 +636,7 @@ func (n *Network) Stop() error {
 	n.stopped = true
 	nodes := append([]*node(nil), n.nodes...)
 	clients := append([]*RefClient(nil), n.clients...)
+	bridges := append([]*Bridge(nil), n.bridges...)
 	for _, nd := range nodes {
 		nd.killed = true
 	}
@@ -644,6 +646,10 @@ func (n *Network) Stop() error {
 	for _, c := range clients {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Stop() }()
+	}
+	for _, b := range bridges {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.Stop() }()
 	}
 	for _, nd := range nodes {
 		if nd.p != nil {

@@ -1,0 +1,9 @@
+package bridge
+
+import (
+	"testing"
+
+	"github.com/gotor/gotor/internal/testnet"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m) }
