@@ -85,7 +85,7 @@ func TestReceivePathAllocs(t *testing.T) {
 
 // TestSendPathAllocs: a Write costs a few allocations (its deadline
 // watcher), none per cell: writing 32 cells at once costs no more than
-// writing one.
+// writing one (within 2).
 func TestSendPathAllocs(t *testing.T) {
 	_, s := allocStream(t)
 	one := make([]byte, cell.RelayDataMax)
@@ -103,7 +103,9 @@ func TestSendPathAllocs(t *testing.T) {
 		}
 	})
 	t.Logf("allocations per Write: %v for 1 cell, %v for 32 cells", perOne, perMany)
-	if perMany > perOne {
+	// Two of slack for occasional allocations (a slice growing, 8 runs
+	// averaged); one allocation per cell would add 32.
+	if perMany > perOne+2 {
 		t.Fatalf("a 32-cell Write allocates %v times, a 1-cell Write %v: allocations per cell sent", perMany, perOne)
 	}
 	if perOne > maxWriteAllocs {
