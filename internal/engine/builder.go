@@ -103,6 +103,7 @@ func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.A
 		att.Close()
 		return nil, fmt.Errorf("CREATE2 to guard %s: %w", g.Nickname, err)
 	}
+	c.sendmeRules(circ)
 	att.Report(true)
 	circ.AfterClose(func() {
 		att.Close()
@@ -229,6 +230,7 @@ func (c *Engine) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*
 	if err != nil {
 		return nil, fmt.Errorf("one-hop directory circuit: %w", err)
 	}
+	c.sendmeRules(circ)
 	c.dirCircs.mu.Lock()
 	if old := c.dirCircs.circs[t.RSAID]; old != nil {
 		old.Close()
@@ -236,6 +238,15 @@ func (c *Engine) dirCircuit(ctx context.Context, t circuit.Target, ntor bool) (*
 	c.dirCircs.circs[t.RSAID] = circ
 	c.dirCircs.mu.Unlock()
 	return circ, nil
+}
+
+// sendmeRules applies the consensus's sendme_accept_min_version
+// (param-spec; prop 289): a circuit SENDME of a lower version closes the
+// circuit.
+func (c *Engine) sendmeRules(circ *circuit.Circuit) {
+	if nd := c.dir.NetDir(); nd != nil {
+		circ.SetSendmeAcceptMinVersion(int(nd.Param("sendme_accept_min_version", 0, 0, 255)))
+	}
 }
 
 // logCircuitEnd logs why a circuit closed when a relay caused it: a

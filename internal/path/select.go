@@ -334,8 +334,8 @@ type request struct {
 	relaxExclude bool
 	// filter, if set, must accept the relay.
 	filter func(*netdir.Relay) bool
-	path         []*netdir.Relay
-	port         *uint16 // for error messages
+	path   []*netdir.Relay
+	port   *uint16 // for error messages
 }
 
 type scratch struct {
