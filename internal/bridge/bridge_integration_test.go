@@ -18,6 +18,7 @@ import (
 	"github.com/gotor/gotor/internal/channel"
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/dirclient"
+	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/pt"
 	"github.com/gotor/gotor/internal/stream"
 	"github.com/gotor/gotor/internal/testnet"
@@ -92,7 +93,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 // ntor circuit to it with the descriptor's key and fetches the network's
 // consensus from it over BEGIN_DIR (a bridge user's directory requests all
 // go to the bridge).
-func checkBridge(t *testing.T, ctx context.Context, ch *channel.Channel, line Line, b *testnet.Bridge) {
+func checkBridge(t *testing.T, ctx context.Context, ch *channel.Channel, line Line, b *testnet.Bridge) *Descriptor {
 	t.Helper()
 	peer := ch.Peer()
 	if got := strings.ToUpper(hex.EncodeToString(peer.RSAID[:])); got != b.Fingerprint {
@@ -131,6 +132,7 @@ func checkBridge(t *testing.T, ctx context.Context, ch *channel.Channel, line Li
 		t.Errorf("consensus from the bridge starts %q", string(resp.Body[:min(60, len(resp.Body))]))
 	}
 	t.Logf("%s: descriptor checked, ntor circuit built, %d-byte consensus fetched through it", line.Name(), len(resp.Body))
+	return desc
 }
 
 // The harness test: gotor's pt package runs obfs4proxy as a client
@@ -161,13 +163,27 @@ func TestObfs4BridgeThroughManagedTransport(t *testing.T) {
 	if ch.Addr() != line.Addr {
 		t.Errorf("channel address %v, want the line's %v", ch.Addr(), line.Addr)
 	}
-	checkBridge(t, ctx, ch, line, b)
+	desc := checkBridge(t, ctx, ch, line, b)
 
-	// A second channel through the same transport process, by identity
-	// (the channel manager's path).
-	ch2, err := d.DialChannel(ctx, line.Addr, ch.Peer())
+	// The bridge as the guard (guard-spec §2 A): picked by a guard
+	// manager with UseBridges, reached by identity through the same
+	// transport process (the channel manager's path).
+	gm, err := guard.New(guard.Config{UseBridges: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	g, att, err := gm.Pick(NetDir([]*Descriptor{desc}), guard.Usage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch2, err := d.DialChannel(ctx, g.ORAddrPort(), circuit.TargetFromRelay(g).Identity())
+	att.Report(err == nil)
+	att.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch2.Peer() != ch.Peer() {
+		t.Errorf("second channel to %v, first to %v", ch2.Peer(), ch.Peer())
 	}
 	ch2.Close()
 	if n := len(m.Processes()); n != 1 {

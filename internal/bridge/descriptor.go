@@ -163,3 +163,21 @@ func (d *Descriptor) Relay() *netdir.Relay {
 func (d *Descriptor) Target() circuit.Target {
 	return circuit.TargetFromRelay(d.Relay())
 }
+
+// NetDir returns the bridges as the NetDir that a guard.Manager with
+// UseBridges samples its guards from (guard-spec §2 A): one relay per
+// descriptor (Relay), no weights or parameters, valid from the earliest
+// fetch.
+func NetDir(descs []*Descriptor) *netdir.NetDir {
+	nd := &netdir.NetDir{Params: map[string]int32{}, Weights: map[string]int64{}}
+	for _, d := range descs {
+		nd.Relays = append(nd.Relays, d.Relay())
+		if nd.ValidAfter.IsZero() || d.Fetched.Before(nd.ValidAfter) {
+			nd.ValidAfter = d.Fetched
+		}
+	}
+	nd.FreshUntil = nd.ValidAfter
+	nd.ValidUntil = nd.ValidAfter
+	nd.Index()
+	return nd
+}

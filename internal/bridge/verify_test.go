@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gotor/gotor/internal/channel"
+	"github.com/gotor/gotor/internal/guard"
 	"github.com/gotor/gotor/internal/netdoc"
 	"github.com/gotor/gotor/internal/realdocs"
 )
@@ -97,6 +98,10 @@ func TestCheckDescriptorIdentities(t *testing.T) {
 	r := desc.Relay()
 	if r.ORAddrPort() != line.Addr || r.RSAID != keys.rsaID || r.NtorOnionKey != d.NtorOnionKey || !r.IsUsable() {
 		t.Errorf("Relay = %+v", r)
+	}
+	nd := NetDir([]*Descriptor{desc})
+	if len(nd.Relays) != 1 || nd.ByRSAID[keys.rsaID] == nil || !guard.IsGuardCandidate(nd.Relays[0]) {
+		t.Errorf("NetDir = %+v", nd)
 	}
 	other := peer
 	other.RSAID[0] ^= 1

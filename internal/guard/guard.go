@@ -1,7 +1,7 @@
 // Package guard keeps gotor's entry guards.
 //
-// Spec: guard-spec §2 (state instances; gotor keeps the single default
-// instance), §4.0 {GUARDS} (Guard, Stable, Fast, V2Dir, Running, Valid),
+// Spec: guard-spec §2 (state instances: default, restricted, and
+// bridges with UseBridges), §4.0 {GUARDS} (Guard, Stable, Fast, V2Dir, Running, Valid),
 // §4.1 the persistent sampled set (bandwidth-weighted with the Wgg/Wgm/Wgd
 // weights of dir-spec §3.8.3, bounded by guard-max-sample-size and
 // guard-max-sample-threshold-percent, expired after guard-lifetime-days
@@ -81,6 +81,13 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// Version is recorded as sampled_by (default "gotor").
 	Version string
+	// UseBridges makes the configured bridges the guards (guard-spec §2
+	// A, C tor's GS_TYPE_BRIDGE): the NetDirs given to SetNetDir and
+	// Pick then list the bridges (bridge.Descriptor.Relay), not the
+	// consensus. They are kept in their own state instance ("bridges"),
+	// sampled uniformly with no upper bound on the sample, and
+	// EntryNodes does not apply (ExcludeNodes still does).
+	UseBridges bool
 }
 
 type reach int8
@@ -121,6 +128,7 @@ type instance struct{ sampled, confirmed []*entry }
 const (
 	InstanceDefault    = "default"
 	InstanceRestricted = "restricted"
+	InstanceBridges    = "bridges"
 )
 
 // Manager is the guard state of one client. It is safe for concurrent
@@ -253,7 +261,7 @@ func (m *Manager) passes(r *netdir.Relay) bool {
 	if m.cfg.ExcludeNodes.Contains(r) {
 		return false
 	}
-	return m.cfg.EntryNodes.Empty() || m.cfg.EntryNodes.Contains(r)
+	return m.cfg.UseBridges || m.cfg.EntryNodes.Empty() || m.cfg.EntryNodes.Contains(r)
 }
 
 // filtered is membership of {FILTERED_GUARDS} (guard-spec §4.2).
@@ -269,7 +277,9 @@ func (m *Manager) filtered(e *entry) bool {
 // (guard-spec §2.B), with the 5% hysteresis, and switches to it.
 func (m *Manager) chooseInstance(dir *netdir.NetDir, first bool) {
 	want := InstanceDefault
-	if !m.cfg.EntryNodes.Empty() || !m.cfg.ExcludeNodes.Empty() {
+	if m.cfg.UseBridges {
+		want = InstanceBridges
+	} else if !m.cfg.EntryNodes.Empty() || !m.cfg.ExcludeNodes.Empty() {
 		n, ok := 0, 0
 		for _, r := range dir.Relays {
 			if IsGuardCandidate(r) {
@@ -336,7 +346,9 @@ func (m *Manager) setNetDirLocked(dir *netdir.NetDir) {
 	m.chooseInstance(dir, m.dir == nil)
 	m.dir = dir
 	now := m.now()
-	live := !now.Before(dir.ValidAfter) && now.Before(dir.ValidUntil)
+	// Bridges come from the configuration, not from a consensus that
+	// could be stale (C tor's reasonably_live_consensus_is_missing).
+	live := m.cfg.UseBridges || !now.Before(dir.ValidAfter) && now.Before(dir.ValidUntil)
 	for _, e := range m.sampled {
 		r := dir.ByRSAID[e.id]
 		listed := r != nil && IsGuardCandidate(r)
@@ -378,8 +390,12 @@ func (m *Manager) expire(now time.Time) {
 	m.primary = slices.DeleteFunc(m.primary, func(e *entry) bool { return !slices.Contains(m.sampled, e) })
 }
 
-// maxSample is the bound of guard-spec §4.1.
+// maxSample is the bound of guard-spec §4.1 (none for bridges: "we
+// impose no upper limit on the sample size", §2 A).
 func (m *Manager) maxSample(nGuards int) int {
+	if m.cfg.UseBridges {
+		return nGuards
+	}
 	pct := m.param("guard-max-sample-threshold-percent", defaultMaxSampleThresholdPct, 1, 100)
 	abs := m.param("guard-max-sample-size", defaultMaxSampleSize, 1, 1<<30)
 	mx := min(nGuards*pct/100, abs)
@@ -422,7 +438,14 @@ func (m *Manager) expandSample() bool {
 	added := false
 	now := m.now()
 	for usable < minFiltered && len(m.sampled) < maxS && len(cands) > 0 {
-		r := path.ChooseWeighted(m.dir, cands, path.WeightForGuard, m.rng)
+		var r *netdir.Relay
+		if m.cfg.UseBridges {
+			// Bridges have no consensus weights: uniformly, as C tor's
+			// select_and_add_guard_item_for_sample.
+			r = cands[m.rng.IntN(len(cands))]
+		} else {
+			r = path.ChooseWeighted(m.dir, cands, path.WeightForGuard, m.rng)
+		}
 		cands = slices.DeleteFunc(cands, func(c *netdir.Relay) bool { return c == r })
 		e := &entry{id: r.RSAID, nickname: r.Nickname, listed: true,
 			sampledOn: m.randPast(now, m.lifetime()/10), sampledBy: m.cfg.Version}

@@ -345,7 +345,7 @@ func TestPersistence(t *testing.T) {
 	dir := t.TempDir()
 	stateFile := filepath.Join(dir, StateFile)
 	// Lines written by others must survive.
-	other := "CircuitBuildTimeBin 125 3\nGuard in=bridges rsa_id=0000000000000000000000000000000000000000 sampled_on=2026-01-01T00:00:00 listed=1\n"
+	other := "CircuitBuildTimeBin 125 3\nGuard in=some-future-instance rsa_id=0000000000000000000000000000000000000000 sampled_on=2026-01-01T00:00:00 listed=1\n"
 	if err := os.WriteFile(stateFile, []byte(other), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestPersistence(t *testing.T) {
 	if strings.Count(string(b), "pb_use_attempts=1.000000") != len(s2) {
 		t.Error("unknown K=V fields not retained")
 	}
-	if !strings.Contains(string(b), "in=bridges") {
+	if !strings.Contains(string(b), "in=some-future-instance") {
 		t.Error("other instance lost")
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "state.tmp*"))
@@ -782,5 +782,110 @@ func checkInvariants(t *testing.T, m *Manager, step int) {
 			// guards are always placed first.
 			t.Fatalf("step %d: confirmed primary after an unconfirmed one", step)
 		}
+	}
+}
+
+// bridgeDir is a NetDir of n bridges as the engine builds it from their
+// descriptors (bridge.Descriptor.Relay: the {GUARDS} flags, no weights).
+func bridgeDir(n int, t time.Time) *netdir.NetDir {
+	d := &netdir.NetDir{Params: map[string]int32{}}
+	for i := 0; i < n; i++ {
+		r := &netdir.Relay{Nickname: "bridge" + string(rune('a'+i)), HasMicrodesc: true,
+			Flags: netdir.FlagGuard | netdir.FlagStable | netdir.FlagFast | netdir.FlagV2Dir | netdir.FlagRunning | netdir.FlagValid}
+		r.RSAID[0], r.RSAID[19] = 0xB0, byte(i)
+		d.Relays = append(d.Relays, r)
+	}
+	// Bridges need no live consensus: a NetDir long expired still
+	// counts (the engine need not fake validity times).
+	d.ValidAfter, d.FreshUntil, d.ValidUntil = t.Add(-72*time.Hour), t.Add(-71*time.Hour), t.Add(-70*time.Hour)
+	d.Index()
+	return d
+}
+
+// guard-spec §2 A: with UseBridges the bridges are the guards, in their
+// own state instance; EntryNodes does not apply, ExcludeNodes does; the
+// default instance is left alone.
+func TestBridges(t *testing.T) {
+	dir := t.TempDir()
+	m, clk, d := newTest(t, Config{DataDirectory: dir})
+	m.SetNetDir(d)
+	def := m.Sampled()
+
+	bd := bridgeDir(4, clk.Now())
+	excluded := bd.Relays[3]
+	mb, err := New(Config{DataDirectory: dir, Now: clk.Now, UseBridges: true, Rand: rand.New(rand.NewPCG(3, 4)),
+		EntryNodes: path.MustParseNodeSet(d.Relays[0].Nickname), ExcludeNodes: path.MustParseNodeSet(excluded.Nickname)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb.SetNetDir(bd)
+	if s := mb.Sampled(); len(s) != 4 {
+		t.Fatalf("bridge sample has %d entries, want all 4 bridges", len(s))
+	}
+	seen := map[[20]byte]bool{}
+	for i := 0; i < 20; i++ {
+		r, a, err := mb.Pick(bd, Usage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bd.ByRSAID[r.RSAID] != r {
+			t.Fatalf("picked %s, not a bridge", r.Nickname)
+		}
+		if r == excluded {
+			t.Fatalf("picked the excluded bridge")
+		}
+		seen[r.RSAID] = true
+		a.Report(true)
+		a.Close()
+	}
+	if r, a, err := mb.Pick(bd, Usage{Dir: true}); err != nil || bd.ByRSAID[r.RSAID] != r {
+		t.Fatalf("directory pick: %v %v", r, err)
+	} else {
+		a.Close()
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, StateFile))
+	if n := strings.Count(string(b), "in=bridges"); n != 4 {
+		t.Errorf("%d bridges-instance lines, want 4:\n%s", n, b)
+	}
+	if n := strings.Count(string(b), "in=default"); n != len(def) {
+		t.Errorf("%d default-instance lines, want %d", n, len(def))
+	}
+	// Without UseBridges again: the default sample, no bridge.
+	m3, err := New(Config{DataDirectory: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3.SetNetDir(d)
+	if s := m3.Sampled(); len(s) != len(def) || s[0].ID != def[0].ID {
+		t.Fatal("default sample changed by the bridge run")
+	}
+	// And with UseBridges once more: the same bridge sample.
+	mb2, err := New(Config{DataDirectory: dir, Now: clk.Now, UseBridges: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb2.SetNetDir(bd)
+	if s := mb2.Sampled(); len(s) != 4 {
+		t.Errorf("bridge sample after restart: %d entries", len(s))
+	}
+	if len(mb2.PrimaryGuards()) == 0 {
+		t.Error("no primary bridges")
+	}
+}
+
+// The sample takes every bridge, however many, until enough are usable:
+// no guard-max-sample-size (60) or threshold percent applies.
+func TestBridgesNoSampleLimit(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 27, 3, 10, 0, 0, time.UTC)}
+	bd := bridgeDir(30, clk.Now())
+	bd.Params["guard-min-filtered-sample-size"] = 25
+	bd.Params["guard-max-sample-size"] = 5
+	m, err := New(Config{Now: clk.Now, UseBridges: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetNetDir(bd)
+	if s := m.Sampled(); len(s) != 25 {
+		t.Errorf("sample of %d bridges, want 25 (min filtered sample, not the max sample size 5)", len(s))
 	}
 }

@@ -66,7 +66,7 @@ func readState(p string) (inst map[string]*loaded, other []string, err error) {
 			continue
 		}
 		e, sIdx, cIdx, in, perr := parseGuardLine(rest)
-		if (in != InstanceDefault && in != InstanceRestricted) || perr != nil || seen[in+string(e.id[:])] {
+		if (in != InstanceDefault && in != InstanceRestricted && in != InstanceBridges) || perr != nil || seen[in+string(e.id[:])] {
 			other = append(other, line) // not ours, or unparseable: keep verbatim
 			continue
 		}
@@ -131,7 +131,7 @@ func parseGuardLine(s string) (e *entry, sampledIdx, confirmedIdx int, in string
 }
 
 // load reads the state file into m: the default instance becomes
-// current, the restricted one (if any) is parked.
+// current, the restricted and bridges ones (if any) are parked.
 func (m *Manager) load() error {
 	inst, other, err := readState(m.statePath())
 	if err != nil {
@@ -206,7 +206,7 @@ func (m *Manager) writeState() error {
 		buf.WriteByte('\n')
 	}
 	writeInstance(&buf, m.cur, m.sampled, m.confirmed)
-	for _, name := range []string{InstanceDefault, InstanceRestricted} {
+	for _, name := range []string{InstanceDefault, InstanceRestricted, InstanceBridges} {
 		if in := m.parked[name]; in != nil && name != m.cur {
 			writeInstance(&buf, name, in.sampled, in.confirmed)
 		}
