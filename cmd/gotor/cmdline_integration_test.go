@@ -449,3 +449,44 @@ func authenticate(t *testing.T, port int, pw string) string {
 	}
 	return strings.TrimSpace(line)
 }
+
+// TestControlSocket: ControlSocket and ControlSocketsGroupWritable open a
+// Unix control socket of mode 0660 next to a ControlPort, whichever line
+// comes first, and stem talks to both. (Password authentication: with
+// CookieAuthentication each listener's server writes its own cookie to
+// the one cookie file, so only the last one started accepts it; see the
+// engine's startControl.)
+func TestControlSocket(t *testing.T) {
+	testnet.IntegrationEnabled(t)
+	py := testnet.NeedStem(t)
+	gotor := buildGotor(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	ctrl := freePort(t)
+	ln := listen(t)
+	defer countConns(ln)()
+	const pw = "socket secret"
+	hash := exec1(t, dir, "", nil, gotor, "--hash-password", pw).text()[0]
+	torrc := offlineTorrc(t, dir, ln, fmt.Sprintf("ControlSocketsGroupWritable 1\nControlSocket %s\nControlPort %d\nHashedControlPassword %s\n", sock, ctrl, hash))
+	startBackground(t, exec.Command(gotor, "-f", torrc, "--hush"))
+	if got := authenticate(t, ctrl, pw); !strings.HasPrefix(got, "250") { // also waits for the listeners
+		t.Fatalf("ControlPort: %q", got)
+	}
+	st, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o660 {
+		t.Errorf("%s: mode %v, want a socket of mode 0660", sock, st.Mode())
+	}
+	out, err := exec.Command(py, "-c", `
+import sys, stem.control
+for c in (stem.control.Controller.from_socket_file(sys.argv[1]), stem.control.Controller.from_port(port=int(sys.argv[2]))):
+    c.authenticate(password=sys.argv[3])
+    print(c.get_info("version"))
+    c.close()
+`, sock, fmt.Sprint(ctrl), pw).CombinedOutput()
+	if err != nil || strings.Count(string(out), "gotor") != 2 {
+		t.Errorf("stem over the socket and the port: %v\n%s", err, out)
+	}
+}
