@@ -111,6 +111,14 @@ func TestStemLaunchTorWithConfig(t *testing.T) {
 		t.Errorf("after RELOAD with its stdout closed: alive %v, version %q", got.AliveAfterReload, got.VersionAfter)
 	}
 
+	// The RELOAD read the same torrc again (the one stem wrote to gotor's
+	// standard input, read once), so nothing changed.
+	notice := filepath.Join(dir, "data", "notice.log")
+	waitFor(t, notice, "SIGHUP: configuration re-read; nothing changed", 10*time.Second)
+	// The start-up messages, logged before the Log lines were open, are in
+	// the log file too.
+	waitFor(t, notice, "(a Tor client in Go, following Tor", time.Second)
+
 	// An application uses the SocksPort of the gotor stem launched.
 	out, err := curl(t, "--socks5-hostname", fmt.Sprintf("127.0.0.1:%d", socks), srv.URL+"/random")
 	if err != nil {
