@@ -28,6 +28,37 @@ type Transports interface {
 	Dial(ctx context.Context, transport, addr string, args pt.Args) (net.Conn, error)
 }
 
+// TransportFunc is an in-process pluggable transport: it connects to
+// addr (a bridge's ADDR:PORT) with the bridge line's arguments, e.g.
+// lyrebird's ClientFactory.Dial wrapped by a program that embeds gotor.
+type TransportFunc func(ctx context.Context, addr string, args pt.Args) (net.Conn, error)
+
+// WithFuncs returns Transports that serve the named transports with
+// in-process functions first, and the others with managed (nil: none).
+func WithFuncs(funcs map[string]TransportFunc, managed *pt.Manager) Transports {
+	return funcTransports{funcs: funcs, managed: managed}
+}
+
+type funcTransports struct {
+	funcs   map[string]TransportFunc
+	managed *pt.Manager
+}
+
+func (f funcTransports) Has(t string) bool {
+	_, ok := f.funcs[t]
+	return ok || (f.managed != nil && f.managed.Has(t))
+}
+
+func (f funcTransports) Dial(ctx context.Context, t, addr string, args pt.Args) (net.Conn, error) {
+	if fn, ok := f.funcs[t]; ok {
+		return fn(ctx, addr, args)
+	}
+	if f.managed == nil {
+		return nil, &pt.UnknownTransportError{Transport: t}
+	}
+	return f.managed.Dial(ctx, t, addr, args)
+}
+
 // Dialer opens channels to the configured bridges, and only to them.
 type Dialer struct {
 	byAddr     map[netip.AddrPort]Line
