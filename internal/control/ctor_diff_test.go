@@ -38,8 +38,18 @@ var diffSessions = [][]string{
 		"QUIT"},
 }
 
-// runSession sends each command and collects what arrives within a short
-// quiet period; "<EOF>" marks a closed connection.
+// replyTimeout bounds the wait for a reply. Both servers answer at once;
+// the bound only turns a server that never answers into a failure
+// instead of a hang.
+const replyTimeout = 15 * time.Second
+
+// runSession sends each command and reads its whole reply (control-spec
+// §2.3: mid lines "NNN-", data lines "NNN+" up to a lone ".", and the
+// final "NNN " line), or "<EOF>" when the connection is closed instead.
+// A last entry probes the connection with QUIT, so a server that closes
+// after a reply differs from one that keeps the connection open. The test
+// waits for replies, never for a quiet period: no reply within
+// replyTimeout fails it.
 func runSession(t *testing.T, addr string, cmds []string) []string {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
@@ -49,27 +59,57 @@ func runSession(t *testing.T, addr string, cmds []string) []string {
 	defer nc.Close()
 	r := bufio.NewReader(nc)
 	var out []string
-	for _, cmd := range cmds {
-		nc.Write([]byte(cmd + "\r\n"))
-		var got strings.Builder
-		for first := true; ; first = false {
-			wait := 150 * time.Millisecond
-			if first {
-				wait = 3 * time.Second
-			}
-			nc.SetReadDeadline(time.Now().Add(wait))
-			l, err := r.ReadString('\n')
-			got.WriteString(l)
-			if err != nil {
-				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-					got.WriteString("<EOF>")
-				}
-				break
-			}
+	for _, cmd := range append(cmds, "(probe) QUIT") {
+		nc.Write([]byte(strings.TrimPrefix(cmd, "(probe) ") + "\r\n"))
+		nc.SetReadDeadline(time.Now().Add(replyTimeout))
+		got, err := readReply(r)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: %q: no complete reply within %v (got %q)", addr, cmd, replyTimeout, got)
 		}
-		out = append(out, fmt.Sprintf("%-28s %q", cmd, got.String()))
+		if err != nil {
+			got += "<EOF>"
+		}
+		out = append(out, fmt.Sprintf("%-28s %q", cmd, got))
+		if err != nil {
+			break
+		}
 	}
 	return out
+}
+
+// readReply reads one reply and returns its lines as sent; after a QUIT
+// reply it also reads the close (error io.EOF).
+func readReply(r *bufio.Reader) (string, error) {
+	var got strings.Builder
+	for {
+		l, err := r.ReadString('\n')
+		got.WriteString(l)
+		if err != nil {
+			return got.String(), err
+		}
+		if len(l) < 4 {
+			continue
+		}
+		switch l[3] {
+		case '+': // data up to a line with a lone "."
+			for {
+				d, err := r.ReadString('\n')
+				got.WriteString(d)
+				if err != nil {
+					return got.String(), err
+				}
+				if d == ".\r\n" {
+					break
+				}
+			}
+		case ' ':
+			if strings.HasPrefix(l, "250 closing connection") {
+				_, err := r.ReadByte()
+				return got.String(), err
+			}
+			return got.String(), nil
+		}
+	}
 }
 
 func freePort(t *testing.T) string {
