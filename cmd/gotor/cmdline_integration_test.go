@@ -287,6 +287,14 @@ func TestCommandLineAgainstCTor(t *testing.T) {
 		{"unknown-word", []string{"-f", torrc, "NoSuchOption", "--verify-config"}, "", []check{failed("NoSuchOption")}},
 		{"no-value", []string{"--verify-config", "-f", torrc, "--SocksPort"}, "", []check{failed("SocksPort")}},
 		{"dump-short", []string{"--dump-config", "short", "-f", torrc}, "", []check{sameOptions}},
+		{"dump-short-cmdline", []string{"-f", torrc, "--SafeSocks", "0", "+ControlPort", "9912", "MaxCircuitDirtiness", "1 hour", "--dump-config", "short"}, "", []check{sameOptions, func(t *testing.T, g, c result) {
+			for _, r := range []result{g, c} {
+				txt := strings.Join(r.text(), "\n")
+				if strings.Contains(txt, "SafeSocks") || !strings.Contains(txt, "MaxCircuitDirtiness 3600") || strings.Count(txt, "ControlPort ") != 2 {
+					t.Errorf("command-line options not applied over the torrc:\n%s", txt)
+				}
+			}
+		}}},
 		{"dump-short-stdin", []string{"-f", "-", "--dump-config", "short"}, string(stdinTorrc), []check{sameOptions}},
 		{"dump-short-defaults", []string{"--defaults-torrc", defaults, "-f", torrc, "--dump-config", "short"}, "", []check{sameOptions}},
 		{"dump-non-builtin", []string{"--dump-config", "non-builtin", "-f", torrc}, "", []check{sameOptions, sameStderr}},
