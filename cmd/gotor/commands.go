@@ -10,16 +10,17 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/gotor/gotor/internal/engine"
 )
 
 // version is gotor's own version.
 var version = "0.1.0-dev"
 
-// torVersion is the Tor version gotor follows, as tor version parsers
-// (stem's among them, version-spec.txt) read it: the same string the
-// control port's GETINFO version reports (client/control.go).
+// torVersion is the Tor version gotor follows (engine.TorVersion, what
+// GETINFO version reports); torMajor is its release series.
 const (
-	torVersion = "0.4.9.0-gotor"
+	torVersion = engine.TorVersion
 	torMajor   = "0.4.9"
 )
 

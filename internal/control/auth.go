@@ -104,10 +104,14 @@ func CheckPassword(hashed, password string) bool {
 	return err == nil && hp.matches([]byte(password))
 }
 
-// writeCookie creates a new authentication cookie and writes it to path
-// with the given mode, normally 0600 (replacing any previous file
-// atomically).
-func writeCookie(path string, mode os.FileMode) ([]byte, error) {
+// WriteCookie creates a new authentication cookie and writes it to path,
+// mode 0600 (0640 when groupReadable), replacing any previous file
+// atomically.
+func WriteCookie(path string, groupReadable bool) ([]byte, error) {
+	mode := os.FileMode(0o600)
+	if groupReadable {
+		mode = 0o640
+	}
 	cookie := make([]byte, cookieLen)
 	if _, err := rand.Read(cookie); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func TestS2KAgainstTor(t *testing.T) {
 func TestWriteCookie(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "control_auth_cookie")
-	c, err := writeCookie(p, 0o600)
+	c, err := WriteCookie(p, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestWriteCookie(t *testing.T) {
 	if !bytes.Equal(b, c) {
 		t.Fatal("content mismatch")
 	}
-	c2, err := writeCookie(p, 0o600)
+	c2, err := WriteCookie(p, false)
 	if err != nil || bytes.Equal(c, c2) {
 		t.Fatal("cookie not regenerated")
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	DataDirectory        string
 	// CookieAuthFileGroupReadable makes the cookie file mode 0640.
 	CookieAuthFileGroupReadable bool
+	// Cookie, if set, is the cookie already written to CookieAuthFile
+	// (WriteCookie) that this server accepts; servers sharing one file
+	// must share it. Nil: the server writes a fresh one.
+	Cookie []byte
 	// HashedControlPassword values, "16:..." as printed by
 	// `tor --hash-password`.
 	HashedControlPassword []string
@@ -165,12 +169,10 @@ func (s *Server) CookieFile() string { return s.cookieAbs }
 // ticker, once.
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
-		if s.cfg.CookieAuthentication {
-			mode := os.FileMode(0o600)
-			if s.cfg.CookieAuthFileGroupReadable {
-				mode = 0o640
-			}
-			c, err := writeCookie(s.cookieAbs, mode)
+		if s.cfg.CookieAuthentication && s.cfg.Cookie != nil {
+			s.cookie = s.cfg.Cookie
+		} else if s.cfg.CookieAuthentication {
+			c, err := WriteCookie(s.cookieAbs, s.cfg.CookieAuthFileGroupReadable)
 			if err != nil {
 				s.initErr = err
 				return

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +21,10 @@ import (
 	"github.com/gotor/gotor/internal/netdir"
 )
 
-// controlVersion is what GETINFO version reports; stem parses it as a
-// Tor version, so it keeps that form.
-var controlVersion = "0.4.9.0-gotor"
+// TorVersion is the Tor version gotor follows, in the form Tor version
+// parsers (stem's, version-spec) read: GETINFO version reports it and
+// gotor --version prints it.
+const TorVersion = "0.4.9.0-gotor"
 
 // observer fans client events out to the control port and metrics.
 type observer struct {
@@ -66,7 +68,7 @@ func (b controlBackend) Subscribe(f func(control.Event)) func() {
 	}
 }
 
-func (b controlBackend) Version() string { return controlVersion }
+func (b controlBackend) Version() string { return TorVersion }
 
 func (b controlBackend) BootstrapStatus() control.Bootstrap {
 	p := b.c.Bootstrap()
@@ -314,8 +316,22 @@ func (c *Engine) streamStatus(s StreamInfo, status, reason string) {
 // startControl opens the ControlPort and the MetricsPort, if configured.
 func (c *Engine) startControl() error {
 	cfg := c.cfg
+	// Every control listener accepts the one cookie written to the one
+	// cookie file (C tor), however many listeners there are.
+	var cookie []byte
+	if cfg.CookieAuthentication && len(cfg.ControlPorts) > 0 {
+		path := cfg.CookieAuthFile
+		if path == "" {
+			path = filepath.Join(cfg.DataDirectory, "control_auth_cookie")
+		}
+		var err error
+		if cookie, err = control.WriteCookie(path, false); err != nil {
+			return err
+		}
+	}
 	for _, p := range cfg.ControlPorts {
 		ccfg := control.Config{
+			Cookie:                  cookie,
 			CookieAuthentication:    cfg.CookieAuthentication,
 			CookieAuthFile:          cfg.CookieAuthFile,
 			DataDirectory:           cfg.DataDirectory,
