@@ -12,27 +12,27 @@ import (
 type ErrorKind int
 
 // The kinds of Error. The SOCKS and HTTP CONNECT ports answer with the
-// reply codes of the same kinds.
+// reply codes of the same kinds (internal/errkind, in the same order).
 const (
-	ErrOther             = ErrorKind(errkind.Other)             // none of the below
-	ErrNotRunning        = ErrorKind(errkind.NotRunning)        // the client is not started or was stopped
-	ErrBadRequest        = ErrorKind(errkind.BadRequest)        // malformed address, port or network
-	ErrNoCircuit         = ErrorKind(errkind.NoCircuit)         // no circuit could be built
-	ErrTimeout           = ErrorKind(errkind.Timeout)           // no answer in time
-	ErrExitPolicy        = ErrorKind(errkind.ExitPolicy)        // the exit refuses the destination
-	ErrConnectionRefused = ErrorKind(errkind.ConnectionRefused) // the destination refused the connection
-	ErrResolveFailed     = ErrorKind(errkind.ResolveFailed)     // the exit could not resolve the name
-	ErrHostUnreachable   = ErrorKind(errkind.HostUnreachable)   // the exit has no route to the host
-	ErrStreamClosed      = ErrorKind(errkind.StreamClosed)      // the exit or the circuit closed the stream
-	ErrInternalAddress   = ErrorKind(errkind.InternalAddress)   // a private address refused locally
-	ErrOnionNotFound     = ErrorKind(errkind.OnionDescNotFound) // no descriptor for the onion service
-	ErrOnionDescInvalid  = ErrorKind(errkind.OnionDescInvalid)  // its descriptor did not verify or decrypt
-	ErrOnionIntroFailed  = ErrorKind(errkind.OnionIntroFailed)  // every introduction point failed
-	ErrOnionRendFailed   = ErrorKind(errkind.OnionRendFailed)   // the rendezvous failed
-	ErrOnionAuthRequired = ErrorKind(errkind.OnionAuthRequired) // the service needs client authorization
-	ErrOnionAuthBad      = ErrorKind(errkind.OnionAuthBad)      // the client authorization was refused
-	ErrOnionBadAddress   = ErrorKind(errkind.OnionBadAddress)   // malformed .onion address
-	ErrOnionIntroTimeout = ErrorKind(errkind.OnionIntroTimeout) // the introduction timed out
+	ErrOther             ErrorKind = iota // none of the below
+	ErrNotRunning                         // the client is not started or was stopped
+	ErrBadRequest                         // malformed address, port or network
+	ErrNoCircuit                          // no circuit could be built
+	ErrTimeout                            // no answer in time
+	ErrExitPolicy                         // the exit refuses the destination
+	ErrConnectionRefused                  // the destination refused the connection
+	ErrResolveFailed                      // the exit could not resolve the name
+	ErrHostUnreachable                    // the exit has no route to the host
+	ErrStreamClosed                       // the exit or the circuit closed the stream
+	ErrInternalAddress                    // a private address or local name refused locally
+	ErrOnionNotFound                      // no descriptor for the onion service
+	ErrOnionDescInvalid                   // its descriptor did not verify or decrypt
+	ErrOnionIntroFailed                   // every introduction point failed
+	ErrOnionRendFailed                    // the rendezvous failed
+	ErrOnionAuthRequired                  // the service needs client authorization
+	ErrOnionAuthBad                       // the client authorization was refused
+	ErrOnionBadAddress                    // malformed .onion address
+	ErrOnionIntroTimeout                  // the introduction timed out
 )
 
 func (k ErrorKind) Error() string { return errkind.Kind(k).String() }

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,4 +80,21 @@ func ExampleClient_ProxyURL() {
 	_ = c.Start(context.Background())
 	defer c.Stop()
 	fmt.Println(c.ProxyURL()) // socks5h://127.0.0.1:9050
+}
+
+// Errors from DialContext (and HTTPClient requests) are *client.Error:
+// match a kind with errors.Is, or read the details with errors.As.
+func ExampleError() {
+	// What a failed c.DialContext(ctx, "tcp", "example.com:81") returns
+	// when the exit's connection is refused, wrapped by the caller:
+	err := fmt.Errorf("fetch: %w", &client.Error{Kind: client.ErrConnectionRefused, Addr: "example.com:81"})
+
+	fmt.Println(errors.Is(err, client.ErrConnectionRefused))
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		fmt.Printf("%s: %v\n", ce.Addr, ce.Kind)
+	}
+	// Output:
+	// true
+	// example.com:81: connection refused
 }
