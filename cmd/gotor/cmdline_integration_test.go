@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -100,7 +102,7 @@ func offlineTorrc(t *testing.T, dir string, ln net.Listener, extra string) strin
 	port := ln.Addr().(*net.TCPAddr).Port
 	fp := strings.Repeat("AB", 20)
 	text := fmt.Sprintf("DataDirectory %s\nSocksPort 127.0.0.1:%d\nDirAuthority auth0 orport=%d no-v2 v3ident=%s 127.0.0.1:%d %s\n%s",
-		filepath.Join(dir, "data"), freePort(t), port, strings.Repeat("CD", 20), port, fp, extra)
+		filepath.Join(dir, "data"), itest.FreePort(t), port, strings.Repeat("CD", 20), port, fp, extra)
 	path := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -387,7 +389,7 @@ func TestHashPasswordBothWays(t *testing.T) {
 	}
 
 	// C tor with gotor's hash: DisableNetwork keeps it offline.
-	cPort := freePort(t)
+	cPort := itest.FreePort(t)
 	cDir := filepath.Join(dir, "ctor")
 	os.MkdirAll(cDir, 0o700)
 	ctor := exec.Command(tor, "--SocksPort", "0", "--DataDirectory", cDir, "--DisableNetwork", "1",
@@ -399,7 +401,7 @@ func TestHashPasswordBothWays(t *testing.T) {
 	// port meanwhile.
 	ln := listen(t)
 	defer countConns(ln)()
-	gPort := freePort(t)
+	gPort := itest.FreePort(t)
 	torrc := offlineTorrc(t, dir, ln, fmt.Sprintf("ControlPort %d\nHashedControlPassword %s\n", gPort, cHash))
 	startBackground(t, exec.Command(gotor, "-f", torrc, "--quiet"))
 
@@ -470,7 +472,7 @@ func TestControlSocket(t *testing.T) {
 	gotor := buildGotor(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "control.sock")
-	ctrl := freePort(t)
+	ctrl := itest.FreePort(t)
 	ln := listen(t)
 	defer countConns(ln)()
 	const pw = "socket secret"

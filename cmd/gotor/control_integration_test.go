@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -44,7 +46,7 @@ func TestControlPortWithStem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ctrlPort, metricsPort := freePort(t), freePort(t)
+	ctrlPort, metricsPort := itest.FreePort(t), itest.FreePort(t)
 	g := startGotor(t, n, fmt.Sprintf("ControlPort %d\nCookieAuthentication 1\nHashedControlPassword %s\nMetricsPort 127.0.0.1:%d\nMetricsPortPolicy accept 127.0.0.1\n",
 		ctrlPort, hashPassword(t, "gotor-secret"), metricsPort))
 

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gotor/gotor/internal/itest"
 
 	"github.com/gotor/gotor/internal/testnet"
 )
@@ -55,22 +56,13 @@ func buildGotor(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startGotor runs the gotor binary with the network's client torrc (the
 // one C tor uses) plus extra lines, and waits for "Bootstrapped 100%".
 func startGotor(t *testing.T, n *testnet.Network, extra string) *gotorProc {
 	t.Helper()
 	bin := buildGotor(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := itest.FreePort(t)
 	torrcText := n.ClientTorrc(filepath.Join(dir, "data"), port) + extra
 	torrcPath := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(torrcPath, []byte(torrcText), 0o600); err != nil {
@@ -222,7 +214,7 @@ func TestCurlThroughGotor(t *testing.T) {
 		// The exit learns of the refusal asynchronously and C tor exits
 		// then send END reason MISC, not CONNECTREFUSED; so the reply
 		// code must be the one the C tor client sends in the same case.
-		url := fmt.Sprintf("http://127.0.0.1:%d/", freePort(t))
+		url := fmt.Sprintf("http://127.0.0.1:%d/", itest.FreePort(t))
 		_, err := curl(t, "--socks5-hostname", g.socks, url)
 		ref := testnet.SharedReferenceClient(t)
 		_, refErr := curl(t, "--socks5-hostname", ref.SocksAddr(), url)

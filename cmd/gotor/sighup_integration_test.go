@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -33,7 +35,7 @@ func TestSIGHUPReload(t *testing.T) {
 	bin := buildGotor(t)
 	dir := t.TempDir()
 	logA, logB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
-	port := freePort(t)
+	port := itest.FreePort(t)
 	base := n.ClientTorrc(filepath.Join(dir, "data"), port)
 	torrc := filepath.Join(dir, "torrc")
 	os.WriteFile(torrc, []byte(base+"Log notice file "+logA+"\n"), 0o600)
@@ -48,7 +50,7 @@ func TestSIGHUPReload(t *testing.T) {
 	}()
 	waitFor(t, logA, "Bootstrapped 100%", 90*time.Second)
 
-	newPort := freePort(t)
+	newPort := itest.FreePort(t)
 	changed := strings.Replace(base, fmt.Sprintf("SocksPort 127.0.0.1:%d", port), fmt.Sprintf("SocksPort 127.0.0.1:%d", newPort), 1)
 	os.WriteFile(torrc, []byte(changed+"Log notice file "+logB+"\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)

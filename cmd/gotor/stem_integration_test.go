@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotor/gotor/internal/itest"
+
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -36,7 +38,7 @@ func TestStemLaunchTorWithConfig(t *testing.T) {
 
 	// The network's client torrc, as a stem config dictionary.
 	dir := t.TempDir()
-	socks, ctrl := freePort(t), freePort(t)
+	socks, ctrl := itest.FreePort(t), itest.FreePort(t)
 	config := map[string][]string{}
 	for _, l := range strings.Split(n.ClientTorrc(filepath.Join(dir, "data"), socks), "\n") {
 		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
