@@ -3,7 +3,8 @@
 //
 // tor-spec §2 "Connections", §4 "Negotiating and initializing
 // connections" (VERSIONS, CERTS, AUTH_CHALLENGE, NETINFO), §5.1.1
-// "Choosing circuit IDs in create cells", §5.4 DESTROY.
+// "Choosing circuit IDs in create cells", §5.4 DESTROY, §7.2
+// PADDING_NEGOTIATE (padding.go, with padding-spec §2).
 //
 // # Concurrency
 //
@@ -19,6 +20,10 @@
 // Writes are serialized by a mutex; every write has a deadline
 // (WriteTimeout) so a peer that stops reading fails the channel instead
 // of blocking writers forever.
+//
+// A channel opened by a Manager also has one padding goroutine
+// (padding.go: padding-spec §2 netflow padding, keepalives, idle
+// expiry), which writes PADDING cells under the same mutex.
 package channel
 
 import (
@@ -111,6 +116,8 @@ type Channel struct {
 	closed bool
 	err    error
 	done   chan struct{}
+
+	pad padState // padding.go
 }
 
 // Endpoint is one circuit's attachment to a channel: its ID and the
@@ -140,6 +147,7 @@ func (e *Endpoint) Release(destroy bool, reason cell.DestroyReason) {
 	live := ok && cur == e
 	if live {
 		delete(c.circs, e.ID)
+		c.noteCircuitGone()
 	}
 	c.mu.Unlock()
 	if live && destroy {
@@ -182,6 +190,7 @@ func Handshake(ctx context.Context, raw net.Conn, addr netip.AddrPort, want *Ide
 	// the CERTS cell, which binds the TLS certificate to the identity.
 	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	ch := &Channel{conn: tc, addr: addr, circs: map[uint32]*Endpoint{}, done: make(chan struct{})}
+	ch.pad.init()
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
 	err := ch.handshake(ctx, tc, want)
 	if !stop() || err != nil {
@@ -302,6 +311,7 @@ func (c *Channel) handshake(ctx context.Context, tc *tls.Conn, want *Identity) e
 func NewFromConn(conn net.Conn, peer Identity) *Channel {
 	ch := &Channel{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), linkProto: 4, peer: peer,
 		circs: map[uint32]*Endpoint{}, done: make(chan struct{})}
+	ch.pad.init()
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
 		ch.addr = ap
 	}
@@ -376,6 +386,11 @@ func (c *Channel) closedErr() error {
 func (c *Channel) Send(cl *cell.Cell) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.sendLocked(cl)
+}
+
+// sendLocked is Send with c.wmu held.
+func (c *Channel) sendLocked(cl *cell.Cell) error {
 	select {
 	case <-c.done:
 		return c.Err()
@@ -391,6 +406,7 @@ func (c *Channel) Send(cl *cell.Cell) error {
 		c.fail(fmt.Errorf("channel: write to %s: %w", c.addr, err))
 		return c.Err()
 	}
+	c.pad.noteSent(cl.Command)
 	return nil
 }
 
@@ -400,9 +416,13 @@ func (c *Channel) Close() error {
 	return nil
 }
 
-func (c *Channel) fail(err error) {
+func (c *Channel) fail(err error) { c.failWhen(err, nil) }
+
+// failWhen closes the channel with err if it is open and cond (called
+// with c.mu held; nil means true) allows.
+func (c *Channel) failWhen(err error, cond func() bool) {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || (cond != nil && !cond()) {
 		c.mu.Unlock()
 		return
 	}
@@ -425,11 +445,18 @@ func (c *Channel) readLoop() {
 			c.fail(fmt.Errorf("channel: read from %s: %w", c.addr, err))
 			return
 		}
+		c.pad.noteReceived()
 		if cl.CircID == 0 {
 			switch cl.Command {
-			case cell.PADDING, cell.VPADDING, cell.PADDING_NEGOTIATE:
+			case cell.PADDING, cell.VPADDING:
+				c.pad.recv.Add(1)
 				cl.Release()
 				continue
+			case cell.PADDING_NEGOTIATE:
+				// padding-spec §2.5: clients MUST reject padding
+				// negotiation from relays and close the channel.
+				c.fail(&ProtocolError{"PADDING_NEGOTIATE from a relay"})
+				return
 			case cell.VERSIONS, cell.CERTS, cell.AUTH_CHALLENGE, cell.NETINFO, cell.AUTHENTICATE, cell.AUTHORIZE:
 				c.fail(&ProtocolError{cl.Command.String() + " after handshake"})
 				return
@@ -452,6 +479,7 @@ func (c *Channel) readLoop() {
 			e, ok := c.circs[cl.CircID]
 			if ok {
 				delete(c.circs, cl.CircID)
+				c.noteCircuitGone()
 			}
 			c.mu.Unlock()
 			if ok {

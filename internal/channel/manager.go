@@ -21,6 +21,7 @@ type Manager struct {
 	chans   map[[20]byte]*Channel
 	pending map[[20]byte]*dialCall
 	closed  bool
+	pad     *padShared
 }
 
 type dialCall struct {
@@ -31,7 +32,21 @@ type dialCall struct {
 
 // NewManager returns an empty manager.
 func NewManager() *Manager {
-	return &Manager{chans: map[[20]byte]*Channel{}, pending: map[[20]byte]*dialCall{}}
+	return &Manager{chans: map[[20]byte]*Channel{}, pending: map[[20]byte]*dialCall{}, pad: newPadShared()}
+}
+
+// SetPadding sets how channels opened from now on pad (padding.go;
+// C tor's ConnectionPadding, ReducedConnectionPadding, KeepalivePeriod).
+// The default is C tor's: ConnectionPadding auto, not reduced.
+func (m *Manager) SetPadding(cfg PaddingConfig) { m.pad.cfg.Store(&cfg) }
+
+// SetPaddingParams installs a new consensus's nf_* parameters
+// (PaddingParamsFrom) for every channel, open or not.
+func (m *Manager) SetPaddingParams(p PaddingParams) {
+	m.pad.params.Store(&p)
+	for _, ch := range m.Channels() {
+		ch.pad.poke()
+	}
 }
 
 // Get returns an open channel to the relay with identity want at addr,
@@ -50,8 +65,11 @@ func (m *Manager) Get(ctx context.Context, addr netip.AddrPort, want Identity) (
 				delete(m.chans, want.RSAID)
 			default:
 				if !want.HasEd25519 || ch.peer.Ed25519ID == want.Ed25519ID {
-					m.mu.Unlock()
-					return ch, nil
+					if ch.reserve() {
+						m.mu.Unlock()
+						return ch, nil
+					}
+					delete(m.chans, want.RSAID) // closed as idle just now
 				}
 			}
 		}
@@ -87,6 +105,9 @@ func (m *Manager) Get(ctx context.Context, addr netip.AddrPort, want Identity) (
 			}
 		}
 		m.mu.Unlock()
+		if call.err == nil {
+			call.ch.startPadding(m.pad)
+		}
 		close(call.done)
 		return call.ch, call.err
 	}

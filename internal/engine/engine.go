@@ -198,6 +198,7 @@ func (c *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
 	c.guards.SetNetDir(c.dir.NetDir())
+	c.notePaddingParams(c.dir.NetDir())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -277,6 +278,7 @@ func (c *Engine) followNetDir(ctx context.Context) {
 				return
 			}
 			c.guards.SetNetDir(nd)
+			c.notePaddingParams(nd)
 		}
 	}
 }
