@@ -103,6 +103,13 @@ func New[C Circuit](b Builder[C], cfg Config) *Manager[C] {
 // isolation.StreamInfo.Epoch.
 func (m *Manager[C]) Epoch() uint64 { return m.epoch.Load() }
 
+// KeyFor is the isolation key of a stream arriving now with info on a
+// listener that isolates on flags: info stamped with the current epoch.
+func (m *Manager[C]) KeyFor(info isolation.StreamInfo, flags isolation.Flags) isolation.Key {
+	info.Epoch = m.Epoch()
+	return isolation.NewKey(info, flags)
+}
+
 // Attachment is a stream's claim on a circuit. Release it when the
 // stream closes.
 type Attachment[C Circuit] struct {

@@ -10,10 +10,6 @@ import (
 	"github.com/gotor/gotor/internal/isolation"
 )
 
-// apiListener is the listener id of streams opened through the Go API;
-// SOCKS and HTTP listeners are numbered from 1.
-const apiListener = 0
-
 // apiFlags are the isolation flags for Go API streams, from the design's
 // fields (IsolationLevel, IsolateDestinations, IsolateSOCKSAuth,
 // IsolateClientPort).
@@ -57,16 +53,9 @@ func (c *Engine) DialContext(ctx context.Context, network, addr string, tok isol
 		defer cancel()
 	}
 	return c.openStream(ctx, streamRequest{
-		host: host,
-		port: uint16(port),
-		info: isolation.StreamInfo{
-			DestAddr:     host,
-			DestPort:     uint16(port),
-			Listener:     apiListener,
-			SessionGroup: isolation.SessionGroupUnset,
-			Protocol:     isolation.ProtoAPI,
-			Token:        tok,
-		},
+		host:  host,
+		port:  uint16(port),
+		info:  isolation.APIStreamInfo(host, uint16(port), tok),
 		flags: c.apiFlags(),
 	})
 }

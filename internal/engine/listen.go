@@ -55,19 +55,9 @@ func portFlags(p config.PortConfig) isolation.Flags {
 
 func (h *listenerHandler) request(req *socks.Request) streamRequest {
 	return streamRequest{
-		host: req.Host,
-		port: req.Port,
-		info: isolation.StreamInfo{
-			DestAddr:     req.Host,
-			DestPort:     req.Port,
-			Username:     req.Username,
-			Password:     req.Password,
-			ExtFormat:    req.ExtFormat,
-			ClientAddr:   req.ClientAddr,
-			Listener:     h.id,
-			SessionGroup: h.sessionGroup,
-			Protocol:     isolation.Protocol(req.Protocol),
-		},
+		host:  req.Host,
+		port:  req.Port,
+		info:  req.StreamInfo(h.id, h.sessionGroup),
 		flags: h.flags,
 	}
 }

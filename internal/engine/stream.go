@@ -119,8 +119,7 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	if c.cfg.ClientRejectInternalAddresses && internalTarget(r.host) {
 		return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
 	}
-	r.info.Epoch = c.circs.Epoch()
-	key := isolation.NewKey(r.info, r.flags)
+	key := c.circs.KeyFor(r.info, r.flags)
 	if onion.IsOnion(strings.TrimSuffix(r.host, ".")) {
 		return c.dialOnion(ctx, r, key)
 	}
@@ -308,8 +307,7 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	if !ptr && onion.IsOnion(r.host) {
 		return socks.ResolveAnswer{}, errkind.New(errkind.BadRequest, errors.New("resolve requests for .onion names are not allowed"))
 	}
-	r.info.Epoch = c.circs.Epoch()
-	key := isolation.NewKey(r.info, r.flags)
+	key := c.circs.KeyFor(r.info, r.flags)
 	att, err := c.attach(ctx, circmgr.Usage{}, key)
 	if err != nil {
 		return socks.ResolveAnswer{}, errkind.New(errkind.NoCircuit, err)

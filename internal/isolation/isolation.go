@@ -220,6 +220,24 @@ type StreamInfo struct {
 	Epoch uint64
 }
 
+// APIListener is the Listener of streams opened through the Go API;
+// SOCKS and HTTP CONNECT listeners are numbered from 1.
+const APIListener uint32 = 0
+
+// APIStreamInfo is the isolation input of a Go API stream to host:port
+// with session token tok: no credentials, no client address, the API's
+// own listener and protocol. (The SOCKS side is socks.Request.StreamInfo.)
+func APIStreamInfo(host string, port uint16, tok Token) StreamInfo {
+	return StreamInfo{
+		DestAddr:     host,
+		DestPort:     port,
+		Listener:     APIListener,
+		SessionGroup: SessionGroupUnset,
+		Protocol:     ProtoAPI,
+		Token:        tok,
+	}
+}
+
 // authKind says how the credentials were given.
 const (
 	authNone     uint8 = iota // no credentials

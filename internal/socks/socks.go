@@ -128,6 +128,24 @@ func (r *Request) Addr() string {
 	return net.JoinHostPort(r.Host, fmt.Sprint(r.Port))
 }
 
+// StreamInfo is the request's isolation input (C tor's
+// connection_edge isolation fields) for a stream that arrived on the
+// listener numbered listener with that listener's SessionGroup= value (or
+// isolation.SessionGroupUnset).
+func (r *Request) StreamInfo(listener uint32, sessionGroup int) isolation.StreamInfo {
+	return isolation.StreamInfo{
+		DestAddr:     r.Host,
+		DestPort:     r.Port,
+		Username:     r.Username,
+		Password:     r.Password,
+		ExtFormat:    r.ExtFormat,
+		ClientAddr:   r.ClientAddr,
+		Listener:     listener,
+		SessionGroup: sessionGroup,
+		Protocol:     r.Protocol,
+	}
+}
+
 // ExtendedAuthPrefix is the proposal 351 username prefix.
 const ExtendedAuthPrefix = isolation.ExtendedAuthPrefix
 
