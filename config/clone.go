@@ -22,5 +22,6 @@ func (c *Config) Clone() *Config {
 	out.HashedControlPassword = slices.Clone(c.HashedControlPassword)
 	out.MetricsPortPolicy = slices.Clone(c.MetricsPortPolicy)
 	out.Logs = slices.Clone(c.Logs)
+	out.ignored = slices.Clone(c.ignored)
 	return &out
 }

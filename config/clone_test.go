@@ -12,10 +12,11 @@ func TestCloneIsDeep(t *testing.T) {
 	v := reflect.ValueOf(c).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
-		if f.Kind() == reflect.Slice {
+		if f.Kind() == reflect.Slice && f.CanSet() {
 			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
 		}
 	}
+	c.ignored = make([]Line, 1) // unexported: reflect cannot set it
 	d := c.Clone()
 	w := reflect.ValueOf(d).Elem()
 	for i := 0; i < v.NumField(); i++ {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/isolation"
+	"github.com/gotor/gotor/internal/torrc"
 )
 
 // Config is a gotor client configuration. The zero value is not useful;
@@ -129,6 +130,14 @@ type Config struct {
 	CookieAuthFile string
 	// HashedControlPassword are "16:HEX" S2K password hashes.
 	HashedControlPassword []string
+	// ControlPortWriteToFile, if set, is rewritten with the control
+	// listeners' addresses ("PORT=127.0.0.1:9051", "UNIX_PORT=/path")
+	// whenever they change, so that "auto" ports can be found;
+	// ControlPortFileGroupReadable makes it mode 0640 instead of 0600.
+	ControlPortWriteToFile       string
+	ControlPortFileGroupReadable bool
+	// CookieAuthFileGroupReadable makes the cookie file mode 0640.
+	CookieAuthFileGroupReadable bool
 	// MetricsPort is the Prometheus listener, IP:PORT ("127.0.0.1:9035"; Load
 	// accepts C tor's forms and writes this one), "" for
 	// none; MetricsPortPolicy lists C tor "accept/reject ADDR" rules.
@@ -137,6 +146,23 @@ type Config struct {
 
 	// Logs are the log destinations; empty means "notice stdout".
 	Logs []LogConfig
+
+	// DisableNetwork (torrc DisableNetwork): while true gotor makes no
+	// network connection and opens no SOCKS, HTTP or metrics listener;
+	// only the control port works. Setting it false at run time (SETCONF)
+	// starts the bootstrap.
+	DisableNetwork bool
+	// OwningControllerProcess (torrc __OwningControllerProcess) is the
+	// PID of a controller that started gotor; gotor exits when that
+	// process is gone. 0 means none.
+	OwningControllerProcess int
+	// ReloadTorrcOnSIGHUP (torrc __ReloadTorrcOnSIGHUP, default true):
+	// SIGHUP re-reads the torrc; when false it only reopens the logs.
+	ReloadTorrcOnSIGHUP bool
+
+	// ignored are the lines of options that are accepted and ignored, kept
+	// so that GETCONF shows and SAVECONF writes what was configured.
+	ignored []torrc.Line
 }
 
 // PortConfig is one SocksPort or HTTPTunnelPort line: its address and C
@@ -258,6 +284,7 @@ func DefaultConfig() *Config {
 		ClientDNSRejectInternalAddresses: true,
 		UseEntryGuards:                   true,
 		UseDefaultFallbackDirs:           true,
+		ReloadTorrcOnSIGHUP:              true,
 	}
 }
 
@@ -343,6 +370,9 @@ func (c *Config) Validate() error {
 		if d.v < d.lo || d.v > d.hi {
 			bad("%s %v: must be between %v and %v", d.name, d.v, d.lo, d.hi)
 		}
+	}
+	if c.OwningControllerProcess < 0 {
+		bad("__OwningControllerProcess %d: not a process ID", c.OwningControllerProcess)
 	}
 	if c.NumEntryGuards < 0 {
 		bad("NumEntryGuards %d: must not be negative", c.NumEntryGuards)

@@ -126,7 +126,7 @@ func TestTestnetTorrc(t *testing.T) {
 			t.Errorf("warning without position: %v", w)
 		}
 	}
-	want := []string{"SafeLogging", "GeoIPFile", "GeoIPv6File", "AssumeReachable", "ShutdownWaitLength", "__OwningControllerProcess"}
+	want := []string{"SafeLogging", "GeoIPFile", "GeoIPv6File", "AssumeReachable", "ShutdownWaitLength"}
 	if !reflect.DeepEqual(warned, want) {
 		t.Errorf("warnings for %q, want %q", warned, want)
 	}
@@ -165,7 +165,8 @@ func TestOptionErrors(t *testing.T) {
 		{"HiddenServiceDir /x\n", "torrc:1: HiddenServiceDir: C tor option not supported by gotor"},
 		{"UseBridges 1\n", "torrc:1: UseBridges: gotor only supports UseBridges 0"},
 		{"RunAsDaemon 1\n", "RunAsDaemon: gotor only supports RunAsDaemon 0"},
-		{"DisableNetwork 1\n", "DisableNetwork: gotor only supports DisableNetwork 0"},
+		{"DisableNetwork 2\n", "DisableNetwork: boolean must be 0 or 1"},
+		{"__OwningControllerProcess me\n", "not a process ID"},
 		{"SafeSocks yes\n", "torrc:1: SafeSocks: boolean must be 0 or 1"},
 		{"MaxCircuitDirtiness 10 fortnights\n", "unknown unit \"fortnights\""},
 		{"MaxCircuitDirtiness 0\n", "MaxCircuitDirtiness 0s: must be between"},

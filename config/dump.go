@@ -109,7 +109,7 @@ func (c *Config) Dump(defaults *Config) []string {
 	var out []string
 	for _, name := range OptionNames() {
 		d, ok := dumpers[name]
-		if !ok {
+		if !ok || strings.HasPrefix(name, "__") { // C tor's CFLG_NODUMP
 			continue
 		}
 		vals := d(c)

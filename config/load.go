@@ -53,11 +53,12 @@ func pos(file string, line int) string {
 // clears it. The flags --verify-config, --version and --help are left
 // to the caller (see torrc.ParseCommandLine).
 func Load(path string, args []string) (*Config, []Warning, error) {
-	return loadSources(path, args, nil)
+	return loadSources(path, args, nil, nil)
 }
 
-// loadSources is Load; stdin is the torrc of "-f -" (LoadWithStdin).
-func loadSources(path string, args []string, stdin []byte) (*Config, []Warning, error) {
+// loadSources is Load; stdin is the torrc of "-f -" (LoadWithStdin);
+// main, if not nil, stands for the torrc, whatever args name (LoadString).
+func loadSources(path string, args []string, stdin []byte, main []torrc.Line) (*Config, []Warning, error) {
 	cl, err := torrc.ParseCommandLine(args)
 	if err != nil {
 		return nil, nil, err
@@ -68,10 +69,16 @@ func loadSources(path string, args []string, stdin []byte) (*Config, []Warning, 
 	allowMissing := cl.Has("--ignore-missing-torrc") || cl.Has("--allow-missing-torrc")
 	var sources [][]torrc.Line
 	for i, f := range []string{cl.DefaultsFile(), path} {
-		if f == "" {
+		if f == "" && (i == 0 || main == nil) {
 			continue
 		}
-		lines, err := parseTorrc(f, i == 1, stdin)
+		var lines []torrc.Line
+		var err error
+		if i == 1 && main != nil {
+			lines = main
+		} else {
+			lines, err = parseTorrc(f, i == 1, stdin)
+		}
 		if errors.Is(err, os.ErrNotExist) && (i == 0 || allowMissing) {
 			continue // C tor tolerates a missing defaults file
 		}
@@ -227,6 +234,12 @@ func (st *loadState) apply(c *Config, name string, l torrc.Line) error {
 	}
 	if why, ok := ignored[name]; ok {
 		st.warn(l, name, "not supported by gotor, ignored (%s)", why)
+		if l.Op == torrc.OpClear {
+			c.ignored = slices.DeleteFunc(c.ignored, func(x torrc.Line) bool { return x.Key == name })
+		} else {
+			l.Key = name
+			c.ignored = append(c.ignored, l)
+		}
 		return nil
 	}
 	if strings.HasPrefix(name, "Testing") {

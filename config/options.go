@@ -225,7 +225,6 @@ var options = map[string]option{
 // acceptedAtDefault are C tor options gotor accepts only with the value
 // that matches what gotor does (lower case).
 var acceptedAtDefault = map[string][]string{
-	"DisableNetwork":             {"0"},
 	"RunAsDaemon":                {"0"},
 	"ORPort":                     {"0"},
 	"DirPort":                    {"0"},
@@ -271,7 +270,6 @@ var ignored = map[string]string{
 	"FetchDirInfoEarly":           "directory fetching is not configurable in gotor",
 	"FetchDirInfoExtraEarly":      "directory fetching is not configurable in gotor",
 	"KeepalivePeriod":             "not configurable in gotor",
-	"CookieAuthFileGroupReadable": "file modes are not configurable in gotor",
 	"DataDirectoryGroupReadable":  "file modes are not configurable in gotor",
 	"CacheDirectoryGroupReadable": "file modes are not configurable in gotor",
 	"DirAllowPrivateAddresses":    "relay option",
@@ -284,12 +282,9 @@ var ignored = map[string]string{
 	"CellStatistics":              "relay statistics",
 	"HiddenServiceStatistics":     "relay statistics",
 	"ExtraInfoStatistics":         "relay statistics",
-	"__OwningControllerProcess":   "gotor does not watch a controller process",
-	"__ReloadTorrcOnSIGHUP":       "gotor does not reload its torrc",
 	"__AllDirActionsPrivate":      "not configurable in gotor",
 	"__AlwaysCongestionControl":   "not configurable in gotor",
 	"__SbwsExit":                  "relay option",
-	"ControlPortWriteToFile":      "gotor does not write the control port address to a file",
 }
 
 // aliases are C tor's alternative spellings (option_abbrevs_ in C

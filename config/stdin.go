@@ -26,7 +26,7 @@ func LoadWithStdin(args []string, stdin []byte) (*Config, []Warning, error) {
 	if stdin == nil {
 		stdin = []byte{}
 	}
-	return loadSources("", args, stdin)
+	return loadSources("", args, stdin, nil)
 }
 
 // parseTorrc reads one configuration source: the torrc (main) or the

@@ -8,7 +8,8 @@
 //	gotor --hash-password PASSWORD
 //
 // The command line is C tor's (cmdline.go). SIGINT and SIGTERM shut down
-// cleanly; SIGHUP re-reads the configuration.
+// cleanly; SIGHUP re-reads the configuration and applies it (as a
+// controller's SIGNAL RELOAD).
 package main
 
 import (
@@ -18,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +51,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	c.SetConfigFile(inv.configFile)
+	// SIGHUP, SIGNAL RELOAD and LOADCONF read the configuration from the
+	// command line's sources again; SAVECONF writes the -f torrc; Log
+	// lines changed at run time go through the swappable handler.
+	c.SetConfigSource(engine.ConfigSource{
+		File: inv.configFile,
+		Load: inv.load,
+		LoadText: func(text string) (*config.Config, []config.Warning, error) {
+			return config.LoadString(text, "LOADCONF", inv.args)
+		},
+	})
+	c.SetLogHook(func(cfg *config.Config) error {
+		nh, closeFn, err := inv.openLogs(cfg)
+		if err != nil {
+			return err
+		}
+		h.Swap(nh, closeFn)
+		return nil
+	})
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -79,8 +96,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			bar.done()
 			started = nil
-		case <-c.Reload():
-			reload(log, h, inv, cfg)
 		case <-c.Shutdown():
 			log.Log(context.Background(), logging.LevelNotice, "Controller asked to shut down")
 			cancel()
@@ -89,7 +104,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				reload(log, h, inv, cfg)
+				c.ReloadTorrc() // as SIGNAL RELOAD
 			default:
 				log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("Caught %v, shutting down cleanly", s))
 				cancel()
@@ -99,39 +114,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-}
-
-// reload re-reads the configuration on SIGHUP. gotor cannot yet change a
-// running client's options, so it validates the new configuration and
-// names the options that changed and need a restart.
-func reload(log *slog.Logger, h *logging.Swappable, inv *invocation, old *config.Config) {
-	cfg, _, err := inv.load()
-	if err != nil {
-		log.Warn("SIGHUP: configuration not reloaded", "err", err)
-		return
-	}
-	// Log lines take effect at once (files are reopened, which also
-	// serves log rotation).
-	if nh, closeFn, err := inv.openLogs(cfg); err != nil {
-		log.Warn("SIGHUP: Log lines not applied", "err", err)
-	} else {
-		h.Swap(nh, closeFn)
-		old.Logs = cfg.Logs
-	}
-	// Everything else is fixed once the client runs: name what changed.
-	var changed []string
-	nv, ov := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(old).Elem()
-	for i := 0; i < nv.NumField(); i++ {
-		name := nv.Type().Field(i).Name
-		if name != "Logs" && !reflect.DeepEqual(nv.Field(i).Interface(), ov.Field(i).Interface()) {
-			changed = append(changed, name)
-		}
-	}
-	if len(changed) == 0 {
-		log.Log(context.Background(), logging.LevelNotice, "SIGHUP: configuration re-read; nothing changed")
-		return
-	}
-	log.Warn("SIGHUP: these options changed and take effect only after a restart: " + strings.Join(changed, ", "))
 }
 
 func logsToStderr(logs []config.LogConfig) bool {

@@ -62,11 +62,12 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		}
 		m.m.Builds++
 		id := p.id
+		timeout := m.cfg.CircuitBuildTimeout // Reconfigure may change it
 		m.emitLocked(Event{Type: EventCircLaunched, CircID: id, Purpose: p.purpose, Port: p.port})
 		m.mu.Unlock()
 		m.flushEvents()
 
-		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CircuitBuildTimeout)
+		ctx, cancel := context.WithTimeout(m.ctx, timeout)
 		c, err = m.builder.Build(ctx, Usage{Port: p.port})
 		cancel()
 		if err == nil && !allows(c, p.port) {

@@ -164,3 +164,58 @@ func safeCookieHashes(cookie, clientNonce, serverNonce []byte) (server, client [
 	client = m.Sum(nil)
 	return server, client
 }
+
+// authState is the authentication configuration in force. Reconfigure
+// replaces it as a whole; connections read it once per command.
+type authState struct {
+	cookieAuth    bool
+	cookieFile    string // absolute; "" without cookie authentication
+	groupReadable bool
+	cookie        []byte // nil until written
+	passwords     []hashedPassword
+}
+
+// newAuthState checks the authentication settings of cfg. The cookie of
+// old is kept when the cookie settings did not change; otherwise a new
+// one must be written (writeCookie).
+func newAuthState(cfg Config, old *authState) (*authState, error) {
+	a := &authState{cookieAuth: cfg.CookieAuthentication, groupReadable: cfg.CookieAuthFileGroupReadable}
+	for _, p := range cfg.HashedControlPassword {
+		hp, err := parseHashedPassword(p)
+		if err != nil {
+			return nil, fmt.Errorf("control: %w", err)
+		}
+		a.passwords = append(a.passwords, hp)
+	}
+	if a.cookieAuth {
+		f := cfg.CookieAuthFile
+		if f == "" {
+			if cfg.DataDirectory == "" {
+				return nil, errors.New("control: CookieAuthentication needs CookieAuthFile or DataDirectory")
+			}
+			f = filepath.Join(cfg.DataDirectory, "control_auth_cookie")
+		}
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, err
+		}
+		a.cookieFile = abs
+		if old != nil && old.cookieAuth && old.cookieFile == abs && old.groupReadable == a.groupReadable {
+			a.cookie = old.cookie
+		}
+	}
+	if !a.cookieAuth && len(a.passwords) == 0 && !cfg.AllowNullAuth {
+		return nil, errors.New("control: no authentication method configured (set CookieAuthentication, HashedControlPassword or AllowNullAuth)")
+	}
+	return a, nil
+}
+
+// writeCookie writes a new cookie to a.cookieFile (control-spec §5.1).
+func (a *authState) writeCookie() error {
+	c, err := WriteCookie(a.cookieFile, a.groupReadable)
+	if err != nil {
+		return err
+	}
+	a.cookie = c
+	return nil
+}

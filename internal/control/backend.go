@@ -1,8 +1,9 @@
 // Package control implements the subset of Tor's control protocol that
 // controllers such as stem and nyx need: authentication (control-spec §3.5,
 // §3.21 PROTOCOLINFO, §3.24 AUTHCHALLENGE), GETINFO (§3.9), GETCONF/SETCONF/
-// RESETCONF (§3.1-§3.3), SETEVENTS (§3.4), SIGNAL (§3.7), TAKEOWNERSHIP
-// (§3.23), and the CIRC/STREAM/BW/STATUS_*/log events of §4.1.
+// RESETCONF (§3.1-§3.3), SAVECONF (§3.6), LOADCONF (§3.22), SETEVENTS
+// (§3.4), SIGNAL (§3.7), TAKEOWNERSHIP (§3.23), and the CIRC/STREAM/BW/
+// STATUS_*/CONF_CHANGED/log events of §4.1.
 //
 // The server is independent of the client: everything it reports comes from
 // a Backend, which the client implements.
@@ -25,7 +26,23 @@ var (
 	ErrInvalidValue = errors.New("invalid configuration value")
 	// ErrNotSupported: the operation is known but not implemented (551).
 	ErrNotSupported = errors.New("not supported")
+	// ErrTransition: a SETCONF/LOADCONF would change an option that
+	// cannot change while running (553 Transition not allowed).
+	ErrTransition = errors.New("transition not allowed")
 )
+
+// Error returns an error whose message is msg and that matches kind
+// (ErrUnknownKey, ErrInvalidValue, ErrTransition, ...) under errors.Is,
+// so that the reply carries msg without the kind's own text.
+func Error(kind error, msg string) error { return &kindError{kind, msg} }
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
 // Backend is what the control server needs from the client. Every method
 // may be called concurrently from several control connections and must not
@@ -46,13 +63,30 @@ type Backend interface {
 	// the listeners of the given kind: "socks", "control", "dns", "trans",
 	// "natd", "httptunnel", "metrics".
 	Listeners(kind string) []string
-	// GetConf returns the values of a configuration option; nil/empty means
-	// the option is unset (reported as "250 Key"). Unknown keys return
-	// ErrUnknownKey.
-	GetConf(key string) ([]string, error)
+	// GetConf returns the canonical name and the values of a
+	// configuration option; no values means the option is unset
+	// (reported as "250 Key"). Unknown keys return ErrUnknownKey.
+	GetConf(key string) (name string, values []string, err error)
 	// SetConf applies SETCONF/RESETCONF changes atomically: either all of
-	// them or none (ErrUnknownKey, ErrInvalidValue).
+	// them or none (ErrUnknownKey, ErrInvalidValue, ErrTransition, or
+	// another error for a configuration that does not validate). The
+	// backend publishes CONF_CHANGED for what changed, also when the
+	// configuration changes otherwise (LOADCONF, SIGHUP).
 	SetConf(changes []ConfChange) error
+	// LoadConf replaces the configuration with the text of a torrc
+	// (+LOADCONF, control-spec §3.22), with the errors of SetConf.
+	LoadConf(text string) error
+	// SaveConf writes the configuration to the torrc (SAVECONF,
+	// control-spec §3.6); without force it fails if the torrc uses
+	// %include.
+	SaveConf(force bool) error
+	// ConfigText is the configuration as a torrc (GETINFO config-text);
+	// CanSaveConf reports whether SAVECONF works without FORCE (GETINFO
+	// config-can-saveconf); ConfigDefaults are "Option value" lines of
+	// the defaults (GETINFO config/defaults).
+	ConfigText() string
+	CanSaveConf() bool
+	ConfigDefaults() []string
 	// Signal acts on a canonical signal name: RELOAD, SHUTDOWN, DUMP,
 	// DEBUG, HALT, CLEARDNSCACHE, NEWNYM, HEARTBEAT, DORMANT, ACTIVE.
 	// For SHUTDOWN and HALT it is called after "250 OK" has been written,

@@ -28,6 +28,8 @@ func init() {
 		"GETCONF":       (*conn).cmdGetConf,
 		"SETCONF":       func(c *conn, cmd command) bool { return c.cmdSetConf(cmd, false) },
 		"RESETCONF":     func(c *conn, cmd command) bool { return c.cmdSetConf(cmd, true) },
+		"+LOADCONF":     (*conn).cmdLoadConf,
+		"SAVECONF":      (*conn).cmdSaveConf,
 		"SETEVENTS":     (*conn).cmdSetEvents,
 		"SIGNAL":        (*conn).cmdSignal,
 		"TAKEOWNERSHIP": (*conn).cmdTakeOwnership,
@@ -40,7 +42,7 @@ func init() {
 // unsupported are commands of control-spec §3 that this implementation
 // recognises but does not implement; they get 551 rather than 510.
 var unsupported = map[string]bool{
-	"+LOADCONF": true, "SAVECONF": true, "EXTENDCIRCUIT": true,
+	"EXTENDCIRCUIT":     true,
 	"SETCIRCUITPURPOSE": true, "ATTACHSTREAM": true, "+POSTDESCRIPTOR": true,
 	"REDIRECTSTREAM": true, "CLOSESTREAM": true, "CLOSECIRCUIT": true,
 	"RESOLVE": true, "DROPGUARDS": true, "DROPTIMEOUTS": true, "HSFETCH": true,
@@ -52,8 +54,14 @@ var unsupported = map[string]bool{
 // errKV is C tor's wording for a malformed Key=Value argument list.
 var errKV = errors.New("Cannot parse keyword argument(s)")
 
+// bad replies as C tor does to arguments that do not parse; the
+// keyword is as the controller sent it, "+" included.
 func (c *conn) bad(err error, cmd command) bool {
-	c.writeLine(512, "Bad arguments to "+cmd.Keyword+": "+err.Error())
+	kw := cmd.Keyword
+	if cmd.Multiline {
+		kw = "+" + kw
+	}
+	c.writeLine(512, "Bad arguments to "+kw+": "+err.Error())
 	return true
 }
 
@@ -68,19 +76,20 @@ func (c *conn) cmdProtocolInfo(cmd command) bool {
 		}
 	}
 	s := c.s
+	a := s.auth.Load()
 	var methods []string
-	if s.cfg.CookieAuthentication {
+	if a.cookieAuth {
 		methods = append(methods, "COOKIE", "SAFECOOKIE")
 	}
-	if len(s.passwords) > 0 {
+	if len(a.passwords) > 0 {
 		methods = append(methods, "HASHEDPASSWORD")
 	}
 	if len(methods) == 0 {
 		methods = append(methods, "NULL")
 	}
 	auth := "AUTH METHODS=" + strings.Join(methods, ",")
-	if s.cfg.CookieAuthentication {
-		auth += " COOKIEFILE=" + quote(s.cookieAbs)
+	if a.cookieAuth {
+		auth += " COOKIEFILE=" + quote(a.cookieFile)
 	}
 	r := newReply(250).Line("PROTOCOLINFO 1").Line(auth).
 		Line("VERSION Tor=" + quote(s.b.Version())).Line("OK")
@@ -111,7 +120,8 @@ func (c *conn) cmdAuthChallenge(cmd command) bool {
 		c.writeLine(513, "AUTHCHALLENGE only supports SAFECOOKIE authentication")
 		return false
 	}
-	if !c.s.cfg.CookieAuthentication {
+	a := c.s.auth.Load()
+	if !a.cookieAuth {
 		c.writeLine(515, "Cookie authentication is disabled")
 		return false
 	}
@@ -130,7 +140,7 @@ func (c *conn) cmdAuthChallenge(cmd command) bool {
 	}
 	serverNonce := make([]byte, safeCookieNonce)
 	rand.Read(serverNonce)
-	serverHash, clientHash := safeCookieHashes(c.s.cookie, clientNonce, serverNonce)
+	serverHash, clientHash := safeCookieHashes(a.cookie, clientNonce, serverNonce)
 	c.safeCookieHash = clientHash
 	c.writeLine(250, "AUTHCHALLENGE SERVERHASH="+strings.ToUpper(hex.EncodeToString(serverHash))+
 		" SERVERNONCE="+strings.ToUpper(hex.EncodeToString(serverNonce)))
@@ -174,7 +184,7 @@ func (c *conn) cmdAuthenticate(cmd command) bool {
 // checkAuth returns "" if secret authenticates the connection, else the
 // reason (worded like C tor's).
 func (c *conn) checkAuth(secret []byte, quoted bool) string {
-	s := c.s
+	a := c.s.auth.Load()
 	if c.safeCookieHash != nil {
 		want := c.safeCookieHash
 		c.safeCookieHash = nil
@@ -186,13 +196,13 @@ func (c *conn) checkAuth(secret []byte, quoted bool) string {
 		}
 		return ""
 	}
-	cookie := s.cfg.CookieAuthentication
-	passwd := len(s.passwords) > 0
+	cookie := a.cookieAuth
+	passwd := len(a.passwords) > 0
 	if !cookie && !passwd {
 		return "" // NULL authentication, only reachable with AllowNullAuth
 	}
 	if cookie {
-		if len(secret) == cookieLen && subtle.ConstantTimeCompare(secret, s.cookie) == 1 {
+		if len(secret) == cookieLen && subtle.ConstantTimeCompare(secret, a.cookie) == 1 {
 			return ""
 		}
 		if !passwd {
@@ -202,7 +212,7 @@ func (c *conn) checkAuth(secret []byte, quoted bool) string {
 			return "Authentication cookie did not match expected value."
 		}
 	}
-	for _, hp := range s.passwords {
+	for _, hp := range a.passwords {
 		if hp.matches(secret) {
 			return ""
 		}
@@ -224,7 +234,7 @@ var errUnknownInfo = errors.New("unrecognized key")
 
 // infoNames documents the keys for GETINFO info/names.
 var infoNames = []string{
-	"version", "config-file", "status/bootstrap-phase",
+	"version", "config-file", "config-text", "config-can-saveconf", "config/defaults", "status/bootstrap-phase",
 	"status/circuit-established", "status/enough-dir-info", "circuit-status",
 	"stream-status", "net/listeners/socks", "net/listeners/control",
 	"net/listeners/dns", "net/listeners/trans", "net/listeners/natd",
@@ -288,6 +298,15 @@ func (c *conn) getInfo(key string) (string, error) {
 		return strings.Join(signalNames, " "), nil
 	case "info/names":
 		return strings.Join(infoNames, "\n"), nil
+	case "config-text":
+		return b.ConfigText(), nil
+	case "config-can-saveconf":
+		if b.CanSaveConf() {
+			return "1", nil
+		}
+		return "0", nil
+	case "config/defaults":
+		return strings.Join(b.ConfigDefaults(), "\n"), nil
 	case "config/names":
 		cl, ok := b.(ConfigLister)
 		if !ok {
@@ -386,7 +405,7 @@ func (c *conn) cmdGetConf(cmd command) bool {
 	r := newReply(250)
 	var unknown []string
 	for _, k := range keys {
-		vals, err := c.s.b.GetConf(k)
+		name, vals, err := c.s.b.GetConf(k)
 		if err != nil {
 			if errors.Is(err, ErrUnknownKey) {
 				unknown = append(unknown, "Unrecognized configuration key "+quote(k))
@@ -396,10 +415,10 @@ func (c *conn) cmdGetConf(cmd command) bool {
 			return true
 		}
 		if len(vals) == 0 {
-			r.Line(k)
+			r.Line(name)
 		}
 		for _, v := range vals {
-			r.Line(k + "=" + oneLine(v))
+			r.Line(name + "=" + oneLine(v))
 		}
 	}
 	if len(unknown) > 0 {
@@ -448,27 +467,60 @@ func (c *conn) cmdSetConf(cmd command, reset bool) bool {
 		return true
 	}
 	if err := c.s.b.SetConf(changes); err != nil {
+		// C tor's control_setconf_helper replies.
 		switch {
 		case errors.Is(err, ErrUnknownKey):
 			c.writeLine(552, "Unrecognized option: "+oneLine(err.Error()))
 		case errors.Is(err, ErrInvalidValue):
 			c.writeLine(513, "Unacceptable option value: "+oneLine(err.Error()))
+		case errors.Is(err, ErrTransition):
+			c.writeLine(553, "Transition not allowed: "+oneLine(err.Error()))
 		default:
 			c.writeLine(553, "Unable to set option: "+oneLine(err.Error()))
 		}
 		return true
 	}
 	c.writeLine(250, "OK")
-	var lines []string
-	for _, ch := range changes {
-		if len(ch.Values) == 0 {
-			lines = append(lines, ch.Key)
-		}
-		for _, v := range ch.Values {
-			lines = append(lines, ch.Key+"="+v)
-		}
+	return true
+}
+
+// cmdLoadConf is +LOADCONF (control-spec §3.22), with the replies of C
+// tor's handle_control_loadconf.
+func (c *conn) cmdLoadConf(cmd command) bool {
+	if cmd.Args != "" {
+		return c.bad(errors.New("Cannot accept more than 0 argument(s)"), cmd)
 	}
-	c.s.Publish(Event{Type: EventConfChanged, Conf: lines})
+	if err := c.s.b.LoadConf(cmd.Data); err != nil {
+		msg := oneLine(err.Error())
+		switch {
+		case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInvalidValue):
+			c.writeLine(552, "Invalid config file: "+msg)
+		case errors.Is(err, ErrTransition):
+			c.writeLine(553, "Transition not allowed: "+msg)
+		default:
+			c.writeLine(553, "Unable to set option: "+msg)
+		}
+		return true
+	}
+	c.writeLine(250, "OK")
+	return true
+}
+
+// cmdSaveConf is SAVECONF [FORCE] (control-spec §3.6).
+func (c *conn) cmdSaveConf(cmd command) bool {
+	force := false
+	for _, w := range strings.Fields(cmd.Args) {
+		if !strings.EqualFold(w, "FORCE") {
+			return c.bad(errors.New("Unrecognized argument "+quote(w)), cmd)
+		}
+		force = true
+	}
+	if err := c.s.b.SaveConf(force); err != nil {
+		c.s.log.Warn("control: SAVECONF failed", "err", err)
+		c.writeLine(551, "Unable to write configuration to disk.")
+		return true
+	}
+	c.writeLine(250, "OK")
 	return true
 }
 

@@ -15,7 +15,7 @@ type myClient struct{ control.Backend }
 func Example() {
 	var client myClient // the client implementing Backend
 	srv, err := control.New(control.Config{
-		ListenAddr:            "127.0.0.1:0", // ControlPort
+		Listeners:             []control.ListenerConfig{{Addr: "127.0.0.1:0"}}, // ControlPort
 		CookieAuthentication:  true,
 		DataDirectory:         "/tmp/gotor-example", // cookie goes to DataDirectory/control_auth_cookie
 		HashedControlPassword: []string{control.HashPassword("secret")},

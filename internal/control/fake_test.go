@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -24,6 +25,9 @@ type fakeBackend struct {
 	written  atomic.Uint64
 	mappings map[string]string
 	onSignal func(string)
+	loaded   []string // LOADCONF texts
+	saved    int      // successful SAVECONFs
+	include  bool     // the torrc "uses %include"
 }
 
 func newFakeBackend() *fakeBackend {
@@ -83,33 +87,104 @@ func (f *fakeBackend) canon(key string) (string, bool) {
 	}
 	return "", false
 }
-func (f *fakeBackend) GetConf(key string) ([]string, error) {
+func (f *fakeBackend) GetConf(key string) (string, []string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k, ok := f.canon(key)
 	if !ok {
-		return nil, ErrUnknownKey
+		return "", nil, ErrUnknownKey
 	}
-	return f.conf[k], nil
+	return k, f.conf[k], nil
 }
+
+// SetConf checks like a real backend: unknown keys, the value "bad"
+// (513), the value "invalid" (553), DataDirectory (a transition), then
+// applies all changes and publishes CONF_CHANGED.
 func (f *fakeBackend) SetConf(changes []ConfChange) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, ch := range changes {
-		if _, ok := f.canon(ch.Key); !ok {
+		k, ok := f.canon(ch.Key)
+		if !ok {
+			f.mu.Unlock()
 			return fmt.Errorf("Unknown option %q: %w", ch.Key, ErrUnknownKey)
 		}
+		if k == "DataDirectory" {
+			f.mu.Unlock()
+			return Error(ErrTransition, "While Tor is running, changing DataDirectory is not allowed")
+		}
 		for _, v := range ch.Values {
-			if v == "bad" {
+			switch v {
+			case "bad":
+				f.mu.Unlock()
 				return fmt.Errorf("value %q: %w", v, ErrInvalidValue)
+			case "invalid":
+				f.mu.Unlock()
+				return fmt.Errorf("%s %q does not validate", k, v)
 			}
 		}
 	}
+	var lines []string
 	for _, ch := range changes {
 		k, _ := f.canon(ch.Key)
 		f.conf[k] = ch.Values
+		if len(ch.Values) == 0 {
+			lines = append(lines, k)
+		}
+		for _, v := range ch.Values {
+			lines = append(lines, k+"="+v)
+		}
 	}
+	f.mu.Unlock()
+	f.emit(Event{Type: EventConfChanged, Conf: lines})
 	return nil
+}
+
+// LoadConf takes "Key Value" lines; errors as SetConf.
+func (f *fakeBackend) LoadConf(text string) error {
+	var changes []ConfChange
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(l, " ")
+		changes = append(changes, ConfChange{Key: k, Values: []string{v}})
+	}
+	f.mu.Lock()
+	f.loaded = append(f.loaded, text)
+	f.mu.Unlock()
+	return f.SetConf(changes)
+}
+
+func (f *fakeBackend) SaveConf(force bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.include && !force {
+		return errors.New("torrc uses %include")
+	}
+	f.saved++
+	return nil
+}
+
+func (f *fakeBackend) ConfigText() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, k := range []string{"SocksPort", "DataDirectory", "ExitNodes"} {
+		for _, v := range f.conf[k] {
+			b.WriteString(k + " " + v + "\n")
+		}
+	}
+	return b.String()
+}
+
+func (f *fakeBackend) CanSaveConf() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.include
+}
+
+func (f *fakeBackend) ConfigDefaults() []string {
+	return []string{"SocksPort 127.0.0.1:9050", "MaxCircuitDirtiness 600"}
 }
 func (f *fakeBackend) Signal(name string) error {
 	f.mu.Lock()

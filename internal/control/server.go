@@ -8,32 +8,28 @@ package control
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Config configures a Server. The field names follow the torrc options.
+// Reconfigure changes the listeners, the port file and authentication of
+// a running server; the other fields are fixed by New.
 type Config struct {
-	// ListenAddr is the ControlPort TCP address, e.g. "127.0.0.1:9051".
-	// Empty means no TCP listener. Non-loopback addresses are refused
-	// unless AllowNonLoopback is set.
-	ListenAddr       string
+	// Listeners are the ControlPort listeners (TCP, or Unix sockets for
+	// ControlSocket / "ControlPort unix:PATH"). Non-loopback TCP
+	// addresses are refused unless AllowNonLoopback is set.
+	Listeners        []ListenerConfig
 	AllowNonLoopback bool
-	// UnixSocket is the ControlSocket path; empty means none. The socket
-	// is created with mode 0600 (0660 with UnixSocketGroupWritable).
-	UnixSocket              string
-	UnixSocketGroupWritable bool
 
 	// PortWriteToFile (torrc ControlPortWriteToFile), if set, receives
-	// "PORT=127.0.0.1:9051" / "UNIX_PORT=/path" lines after Start, so that
-	// a ListenAddr with port 0 ("auto") can be discovered.
+	// "PORT=127.0.0.1:9051" / "UNIX_PORT=/path" lines whenever the
+	// listeners change, so that a port 0 ("auto") can be discovered.
 	PortWriteToFile       string
 	PortFileGroupReadable bool
 
@@ -45,10 +41,6 @@ type Config struct {
 	DataDirectory        string
 	// CookieAuthFileGroupReadable makes the cookie file mode 0640.
 	CookieAuthFileGroupReadable bool
-	// Cookie, if set, is the cookie already written to CookieAuthFile
-	// (WriteCookie) that this server accepts; servers sharing one file
-	// must share it. Nil: the server writes a fresh one.
-	Cookie []byte
 	// HashedControlPassword values, "16:..." as printed by
 	// `tor --hash-password`.
 	HashedControlPassword []string
@@ -76,26 +68,25 @@ const preAuthMaxCommand = 4096
 
 // Server is a control-port server.
 type Server struct {
-	cfg       Config
-	b         Backend
-	log       *slog.Logger
-	cookie    []byte
-	cookieAbs string
-	passwords []hashedPassword
+	cfg  Config
+	b    Backend
+	log  *slog.Logger
+	auth atomic.Pointer[authState]
 
 	initOnce sync.Once
 	initErr  error
 
+	// reconf serialises Start and Reconfigure.
+	reconf sync.Mutex
+
 	mu        sync.Mutex
 	closed    bool
-	listeners []net.Listener
+	listeners []*listener
 	conns     map[*conn]struct{}
 	owner     *conn
 	unsub     func()
-	// startedUnix: Start created the ControlSocket, so Close removes it.
-	startedUnix bool
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New validates cfg and returns a server; nothing is opened or written
@@ -120,32 +111,14 @@ func New(cfg Config, b Backend) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range cfg.HashedControlPassword {
-		hp, err := parseHashedPassword(p)
-		if err != nil {
-			return nil, fmt.Errorf("control: %w", err)
-		}
-		s.passwords = append(s.passwords, hp)
+	a, err := newAuthState(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.CookieAuthentication {
-		if cfg.CookieAuthFile == "" {
-			if cfg.DataDirectory == "" {
-				return nil, errors.New("control: CookieAuthentication needs CookieAuthFile or DataDirectory")
-			}
-			s.cfg.CookieAuthFile = filepath.Join(cfg.DataDirectory, "control_auth_cookie")
-		}
-		abs, err := filepath.Abs(s.cfg.CookieAuthFile)
-		if err != nil {
-			return nil, err
-		}
-		s.cookieAbs = abs
+	if err := checkListeners(cfg); err != nil {
+		return nil, err
 	}
-	if !cfg.CookieAuthentication && len(s.passwords) == 0 && !cfg.AllowNullAuth {
-		return nil, errors.New("control: no authentication method configured (set CookieAuthentication, HashedControlPassword or AllowNullAuth)")
-	}
-	if cfg.ListenAddr != "" && !cfg.AllowNonLoopback && !isLoopbackAddr(cfg.ListenAddr) {
-		return nil, fmt.Errorf("control: refusing non-loopback ControlPort %q", cfg.ListenAddr)
-	}
+	s.auth.Store(a)
 	return s, nil
 }
 
@@ -163,21 +136,23 @@ func isLoopbackAddr(addr string) bool {
 
 // CookieFile is the absolute path of the authentication cookie, "" if
 // cookie authentication is off.
-func (s *Server) CookieFile() string { return s.cookieAbs }
+func (s *Server) CookieFile() string { return s.auth.Load().cookieFile }
 
 // init writes the cookie, subscribes to the backend and starts the BW
 // ticker, once.
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
-		if s.cfg.CookieAuthentication && s.cfg.Cookie != nil {
-			s.cookie = s.cfg.Cookie
-		} else if s.cfg.CookieAuthentication {
-			c, err := WriteCookie(s.cookieAbs, s.cfg.CookieAuthFileGroupReadable)
+		a := s.auth.Load()
+		if a.cookieAuth && a.cookie == nil {
+			na, err := newAuthState(s.cfg, nil)
+			if err == nil {
+				err = na.writeCookie()
+			}
 			if err != nil {
 				s.initErr = err
 				return
 			}
-			s.cookie = c
+			s.auth.Store(na)
 		}
 		if es, ok := s.b.(EventSource); ok {
 			unsub := es.Subscribe(s.Publish)
@@ -196,68 +171,44 @@ func (s *Server) Start() error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	var ls []net.Listener
-	fail := func(err error) error {
-		for _, l := range ls {
-			l.Close()
-		}
+	s.reconf.Lock()
+	defer s.reconf.Unlock()
+	return s.setListeners(s.cfg.Listeners, s.cfg)
+}
+
+// Reconfigure applies a new configuration to a running server: listeners
+// in cfg that are already open stay open (their connections untouched),
+// others are opened, and listeners no longer wanted are closed (the
+// connections they accepted stay open, as in C tor); the port file is
+// rewritten; authentication settings apply to connections that
+// authenticate afterwards (a changed cookie setting writes a new
+// cookie). Either everything changes or, on error, nothing does.
+func (s *Server) Reconfigure(cfg Config) error {
+	if err := s.init(); err != nil {
 		return err
 	}
-	if s.cfg.ListenAddr != "" {
-		l, err := net.Listen("tcp", s.cfg.ListenAddr)
-		if err != nil {
-			return fail(fmt.Errorf("control: %w", err))
-		}
-		ls = append(ls, l)
+	s.reconf.Lock()
+	defer s.reconf.Unlock()
+	old := s.auth.Load()
+	a, err := newAuthState(cfg, old)
+	if err != nil {
+		return err
 	}
-	if s.cfg.UnixSocket != "" {
-		if fi, err := os.Lstat(s.cfg.UnixSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(s.cfg.UnixSocket) // stale socket from a previous run
-		}
-		l, err := net.Listen("unix", s.cfg.UnixSocket)
-		if err != nil {
-			return fail(fmt.Errorf("control: %w", err))
-		}
-		mode := os.FileMode(0o600)
-		if s.cfg.UnixSocketGroupWritable {
-			mode = 0o660
-		}
-		if err := os.Chmod(s.cfg.UnixSocket, mode); err != nil {
-			l.Close()
-			return fail(err)
-		}
-		ls = append(ls, l)
-		s.mu.Lock()
-		s.startedUnix = true
-		s.mu.Unlock()
+	if err := checkListeners(cfg); err != nil {
+		return err
 	}
-	if s.cfg.PortWriteToFile != "" {
-		var b strings.Builder
-		for _, l := range ls {
-			if l.Addr().Network() == "unix" {
-				b.WriteString("UNIX_PORT=" + l.Addr().String() + "\n")
-			} else {
-				b.WriteString("PORT=" + l.Addr().String() + "\n")
-			}
-		}
-		mode := os.FileMode(0o600)
-		if s.cfg.PortFileGroupReadable {
-			mode = 0o640
-		}
-		if err := writeFileAtomic(s.cfg.PortWriteToFile, []byte(b.String()), mode); err != nil {
-			return fail(fmt.Errorf("control: ControlPortWriteToFile: %w", err))
+	if a.cookieAuth && a.cookie == nil {
+		if err := a.writeCookie(); err != nil {
+			return err
 		}
 	}
-	for _, l := range ls {
-		if err := s.track(l); err != nil {
-			return fail(err)
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.acceptLoop(l)
-		}()
+	if err := s.setListeners(cfg.Listeners, cfg); err != nil {
+		return err
 	}
+	s.auth.Store(a)
+	s.cfg.Listeners = cfg.Listeners
+	s.cfg.AllowNonLoopback = cfg.AllowNonLoopback
+	s.cfg.PortWriteToFile, s.cfg.PortFileGroupReadable = cfg.PortWriteToFile, cfg.PortFileGroupReadable
 	return nil
 }
 
@@ -267,19 +218,9 @@ func (s *Server) Addrs() []net.Addr {
 	defer s.mu.Unlock()
 	var out []net.Addr
 	for _, l := range s.listeners {
-		out = append(out, l.Addr())
+		out = append(out, l.l.Addr())
 	}
 	return out
-}
-
-func (s *Server) track(l net.Listener) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return net.ErrClosed
-	}
-	s.listeners = append(s.listeners, l)
-	return nil
 }
 
 // Serve accepts control connections on l until Close. It returns
@@ -288,13 +229,19 @@ func (s *Server) Serve(l net.Listener) error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	if err := s.track(l); err != nil {
-		return err
+	ln := &listener{l: l}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
 	}
-	return s.acceptLoop(l)
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	return s.acceptLoop(ln)
 }
 
-func (s *Server) acceptLoop(l net.Listener) error {
+func (s *Server) acceptLoop(ln *listener) error {
+	l := ln.l
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -302,7 +249,7 @@ func (s *Server) acceptLoop(l net.Listener) error {
 			s.mu.Lock()
 			closed := s.closed
 			s.mu.Unlock()
-			if closed {
+			if closed || ln.retired.Load() {
 				return net.ErrClosed
 			}
 			var ne net.Error
@@ -350,15 +297,12 @@ func (s *Server) Close() error {
 		unsub()
 	}
 	for _, l := range ls {
-		l.Close()
+		l.close()
 	}
 	for _, c := range conns {
 		c.nc.Close()
 	}
 	s.wg.Wait()
-	if s.cfg.UnixSocket != "" && s.startedUnix {
-		os.Remove(s.cfg.UnixSocket)
-	}
 	return nil
 }
 

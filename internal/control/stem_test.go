@@ -75,7 +75,7 @@ func TestDemoServer(t *testing.T) {
 	if secs <= 0 {
 		secs = 120
 	}
-	ts := startServer(t, func(c *Config) { c.ListenAddr = addr; c.BWInterval = time.Second })
+	ts := startServer(t, func(c *Config) { c.Listeners = []ListenerConfig{{Addr: addr}}; c.BWInterval = time.Second })
 	t.Logf("control port on %s, cookie %s, password foo", ts.addr, ts.s.CookieFile())
 	end := time.After(time.Duration(secs) * time.Second)
 	tk := time.NewTicker(time.Second)

@@ -41,6 +41,9 @@ func (e *exitCircuit) Close() error { return e.Circuit.Close() }
 
 // buildExitCircuit builds one circuit on a fresh path for u.
 func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCircuit, error) {
+	if err := c.checkNetwork(); err != nil {
+		return nil, err
+	}
 	// No new circuit on a consensus that is not reasonably live (dir-spec
 	// §5.1: more than 24 h past valid-until); dirmgr keeps fetching.
 	if err := c.dir.Usable(); err != nil {
@@ -58,15 +61,16 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 		p := u.Port
 		port = &p
 	}
-	exit, err := c.sel.PickExit(dir, port)
+	sel := c.selector()
+	exit, err := sel.PickExit(dir, port)
 	if err != nil {
 		return nil, fmt.Errorf("pick path: %w", err)
 	}
-	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: c.sel.CompatibleWith(exit)})
+	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: sel.CompatibleWith(exit)})
 	if err != nil {
 		return nil, fmt.Errorf("pick guard: %w", err)
 	}
-	mid, err := c.sel.PickMiddle(dir, g, exit)
+	mid, err := sel.PickMiddle(dir, g, exit)
 	if err != nil {
 		att.Close()
 		return nil, fmt.Errorf("pick path: %w", err)
@@ -90,6 +94,10 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 // introduction point's link specifiers). It returns once the guard
 // manager says the circuit may be used (guard-spec §4.9).
 func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.Attempt, rest []circuit.Target, lastSpecs []cell.LinkSpec) (*circuit.Circuit, error) {
+	if err := c.checkNetwork(); err != nil { // DisableNetwork set meanwhile: not the guard's fault
+		att.Close()
+		return nil, err
+	}
 	first := circuit.HopFor(g, false, congestion.Params{})
 	ch, err := c.chans.Get(ctx, first.Addr, first.Identity())
 	if err != nil {
@@ -149,7 +157,10 @@ type dirCircuits struct {
 // the relay the directory manager named being the fallback when the
 // guards fail.
 func (c *Engine) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, error) {
-	if nd := c.dir.NetDir(); nd != nil && c.cfg.UseEntryGuards {
+	if err := c.checkNetwork(); err != nil {
+		return nil, err
+	}
+	if nd := c.dir.NetDir(); nd != nil && c.conf().UseEntryGuards {
 		if g, att, err := c.guards.Pick(nd, guard.Usage{Dir: true}); err == nil {
 			conn, err := c.dirStream(ctx, g)
 			att.Report(err == nil)

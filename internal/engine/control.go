@@ -8,13 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/circmgr"
 	"github.com/gotor/gotor/internal/control"
 	"github.com/gotor/gotor/internal/metrics"
@@ -81,8 +82,10 @@ func (b controlBackend) circuitInfo(in circmgr.Info) control.CircuitInfo {
 	if in.State == "LAUNCHED" {
 		ci.State = control.CircLaunched
 	}
-	if ec, ok := b.c.circs.Lookup(in.ID); ok {
-		ci.Path = hops(ec.relays)
+	if circs := b.c.circMgr(); circs != nil {
+		if ec, ok := circs.Lookup(in.ID); ok {
+			ci.Path = hops(ec.relays)
+		}
 	}
 	return ci
 }
@@ -96,11 +99,12 @@ func hops(rs []*netdir.Relay) []control.Hop {
 }
 
 func (b controlBackend) Circuits() []control.CircuitInfo {
-	if b.c.circs == nil {
+	circs := b.c.circMgr()
+	if circs == nil {
 		return nil
 	}
 	var out []control.CircuitInfo
-	for _, in := range b.c.circs.Circuits() {
+	for _, in := range circs.Circuits() {
 		out = append(out, b.circuitInfo(in))
 	}
 	return out
@@ -132,69 +136,34 @@ func (b controlBackend) Listeners(kind string) []string {
 		}
 		return out
 	case "metrics":
-		if b.c.metricsSrv != nil {
-			return []string{b.c.metricsSrv.Addr().String()}
+		if m := b.c.metrics(); m != nil {
+			return []string{m.Addr().String()}
 		}
 	}
 	return nil
 }
 
-func (b controlBackend) GetConf(key string) ([]string, error) {
-	cfg := b.c.cfg
-	switch strings.ToLower(key) {
-	case "socksport":
-		var out []string
-		for _, p := range cfg.SocksPorts {
-			out = append(out, p.Addr)
-		}
-		return out, nil
-	case "datadirectory":
-		return []string{cfg.DataDirectory}, nil
-	case "maxcircuitdirtiness":
-		return []string{strconv.Itoa(int(cfg.MaxCircuitDirtiness / time.Second))}, nil
-	case "controlport":
-		var out []string
-		for _, p := range cfg.ControlPorts {
-			out = append(out, p.String())
-		}
-		return out, nil
-	case "cookieauthentication":
-		return []string{boolStr(cfg.CookieAuthentication)}, nil
-	case "testingtornetwork":
-		return []string{boolStr(cfg.TestingTorNetwork)}, nil
-	case "dirauthority":
-		return cfg.DirAuthorities, nil
-	case "exitnodes":
-		return joinNonEmpty(cfg.ExitNodes), nil
-	case "entrynodes":
-		return joinNonEmpty(cfg.EntryNodes), nil
-	case "excludenodes":
-		return joinNonEmpty(cfg.ExcludeNodes), nil
-	case "safesocks":
-		return []string{boolStr(cfg.SafeSocks)}, nil
-	case "orport", "dirport", "bridgerelay", "exitrelay", "hiddenservicedir", "bandwidthrate", "bandwidthburst":
-		return nil, nil // a client: unset
+func (b controlBackend) GetConf(key string) (string, []string, error) {
+	name, vals, err := b.c.conf().Get(key)
+	if err != nil {
+		return "", nil, control.ErrUnknownKey
 	}
-	return nil, control.ErrUnknownKey
+	return name, vals, nil
 }
 
-func boolStr(b bool) string {
-	if b {
-		return "1"
+func (b controlBackend) SetConf(changes []control.ConfChange) error {
+	cc := make([]config.Change, len(changes))
+	for i, ch := range changes {
+		cc[i] = config.Change{Key: ch.Key, Values: ch.Values, Reset: ch.Reset}
 	}
-	return "0"
+	return b.c.SetConf(cc)
 }
 
-func joinNonEmpty(v []string) []string {
-	if len(v) == 0 {
-		return nil
-	}
-	return []string{strings.Join(v, ",")}
-}
-
-func (b controlBackend) SetConf([]control.ConfChange) error {
-	return fmt.Errorf("gotor cannot change options at run time yet: %w", control.ErrNotSupported)
-}
+func (b controlBackend) LoadConf(text string) error { return b.c.LoadConf(text) }
+func (b controlBackend) SaveConf(force bool) error  { return b.c.SaveConf(force) }
+func (b controlBackend) ConfigText() string         { return b.c.conf().Text() }
+func (b controlBackend) CanSaveConf() bool          { return b.c.canSaveConf() }
+func (b controlBackend) ConfigDefaults() []string   { return config.DefaultLines() }
 
 func (b controlBackend) Signal(name string) error {
 	switch name {
@@ -203,7 +172,7 @@ func (b controlBackend) Signal(name string) error {
 	case "SHUTDOWN", "HALT":
 		b.c.requestShutdown()
 	case "RELOAD":
-		b.c.requestReload()
+		b.c.ReloadTorrc()
 	case "CLEARDNSCACHE", "DUMP", "DEBUG", "HEARTBEAT", "DORMANT", "ACTIVE":
 		// No DNS cache; nothing to dump; always active.
 	default:
@@ -313,78 +282,78 @@ func (c *Engine) streamStatus(s StreamInfo, status, reason string) {
 	c.obs.publish(control.Event{Type: control.EventStream, Stream: &ev})
 }
 
-// startControl opens the ControlPort and the MetricsPort, if configured.
-func (c *Engine) startControl() error {
-	cfg := c.cfg
-	// Every control listener accepts the one cookie written to the one
-	// cookie file (C tor), however many listeners there are.
-	var cookie []byte
-	if cfg.CookieAuthentication && len(cfg.ControlPorts) > 0 {
-		path := cfg.CookieAuthFile
-		if path == "" {
-			path = filepath.Join(cfg.DataDirectory, "control_auth_cookie")
-		}
-		var err error
-		if cookie, err = control.WriteCookie(path, false); err != nil {
-			return err
-		}
+// controlConfig is the control server's configuration for cfg: one
+// server for every ControlPort line, so that they share one cookie.
+func controlConfig(cfg *config.Config, log *slog.Logger) control.Config {
+	cc := control.Config{
+		CookieAuthentication:        cfg.CookieAuthentication,
+		CookieAuthFile:              cfg.CookieAuthFile,
+		CookieAuthFileGroupReadable: cfg.CookieAuthFileGroupReadable,
+		DataDirectory:               cfg.DataDirectory,
+		HashedControlPassword:       cfg.HashedControlPassword,
+		AllowNullAuth:               !cfg.CookieAuthentication && len(cfg.HashedControlPassword) == 0,
+		PortWriteToFile:             cfg.ControlPortWriteToFile,
+		PortFileGroupReadable:       cfg.ControlPortFileGroupReadable,
+		Logger:                      log,
 	}
 	for _, p := range cfg.ControlPorts {
-		ccfg := control.Config{
-			Cookie:                  cookie,
-			CookieAuthentication:    cfg.CookieAuthentication,
-			CookieAuthFile:          cfg.CookieAuthFile,
-			DataDirectory:           cfg.DataDirectory,
-			HashedControlPassword:   cfg.HashedControlPassword,
-			AllowNullAuth:           !cfg.CookieAuthentication && len(cfg.HashedControlPassword) == 0,
-			Logger:                  c.log,
-			ListenAddr:              p.Addr,
-			UnixSocket:              p.Unix,
-			UnixSocketGroupWritable: p.GroupWritable,
-		}
-		if ccfg.AllowNullAuth {
-			c.log.Warn("ControlPort without CookieAuthentication or HashedControlPassword: any local program can control gotor")
-		}
-		srv, err := control.New(ccfg, controlBackend{c})
-		if err != nil {
-			return fmt.Errorf("ControlPort %s: %w", p, err)
-		}
-		if err := srv.Start(); err != nil {
-			return fmt.Errorf("ControlPort %s: %w", p, err)
-		}
-		c.ctrls = append(c.ctrls, srv)
-		for _, a := range srv.Addrs() {
-			c.log.Info("Opened Control listener on " + a.String())
-		}
+		cc.Listeners = append(cc.Listeners, control.ListenerConfig{Addr: p.Addr, Unix: p.Unix, GroupWritable: p.GroupWritable})
 	}
-	if cfg.MetricsPort != "" {
-		pol, err := metrics.ParsePolicy(cfg.MetricsPortPolicy...)
-		if err != nil {
-			return fmt.Errorf("client: MetricsPortPolicy: %w", err)
-		}
-		if len(cfg.MetricsPortPolicy) == 0 {
-			c.log.Warn("MetricsPort without MetricsPortPolicy: every connection to it is refused, as in C tor (add e.g. \"MetricsPortPolicy accept 127.0.0.1\")")
-		}
-		srv, err := metrics.NewServer(metrics.ServerConfig{Addr: cfg.MetricsPort, Policy: pol, Logger: c.log}, c.obs.metrics)
-		if err != nil {
-			return fmt.Errorf("client: MetricsPort: %w", err)
-		}
-		if err := srv.Start(); err != nil {
-			return fmt.Errorf("client: MetricsPort: %w", err)
-		}
-		c.metricsSrv = srv
-		c.log.Info("Opened Metrics listener on " + srv.Addr().String())
+	return cc
+}
+
+func controlConfigEqual(a, b control.Config) bool {
+	return slices.Equal(a.Listeners, b.Listeners) && slices.Equal(a.HashedControlPassword, b.HashedControlPassword) &&
+		a.CookieAuthentication == b.CookieAuthentication && a.CookieAuthFile == b.CookieAuthFile &&
+		a.CookieAuthFileGroupReadable == b.CookieAuthFileGroupReadable && a.DataDirectory == b.DataDirectory &&
+		a.PortWriteToFile == b.PortWriteToFile && a.PortFileGroupReadable == b.PortFileGroupReadable
+}
+
+// startControl opens the ControlPort listeners and the MetricsPort. The
+// control server runs even without a ControlPort, so that SETCONF
+// ControlPort can open one later.
+func (c *Engine) startControl() error {
+	c.rt.mu.Lock()
+	defer c.rt.mu.Unlock()
+	if c.rt.stopped {
+		return errNotStarted
+	}
+	cfg := c.conf()
+	cc := controlConfig(cfg, c.log)
+	if len(cfg.ControlPorts) > 0 && cc.AllowNullAuth {
+		c.log.Warn("ControlPort without CookieAuthentication or HashedControlPassword: any local program can control gotor")
+	}
+	srv, err := control.New(cc, controlBackend{c})
+	if err != nil {
+		return fmt.Errorf("ControlPort: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("ControlPort: %w", err)
+	}
+	c.ctrl = srv
+	for _, a := range srv.Addrs() {
+		c.log.Info("Opened Control listener on " + a.String())
+	}
+	m, _, err := c.prepareMetrics(cfg, cfg)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if m != nil {
+		c.swapMetrics(m)
+		c.log.Info("Opened Metrics listener on " + m.Addr().String())
 	}
 	return nil
 }
 
 // controlAddrs lists the addresses of every control listener.
 func (c *Engine) controlAddrs() []net.Addr {
-	var out []net.Addr
-	for _, s := range c.ctrls {
-		out = append(out, s.Addrs()...)
+	c.rt.mu.Lock()
+	srv := c.ctrl
+	c.rt.mu.Unlock()
+	if srv == nil {
+		return nil
 	}
-	return out
+	return srv.Addrs()
 }
 
 // ControlAddr returns the control port's TCP address, or nil.
@@ -404,42 +373,16 @@ func (c *Engine) SetConfigFile(path string) { c.configFile = path }
 // down (SIGNAL SHUTDOWN or HALT); the program should then call Stop.
 func (c *Engine) Shutdown() <-chan struct{} { return c.shutdownCh }
 
-// Reload returns a channel that receives when a controller sends SIGNAL
-// RELOAD.
-func (c *Engine) Reload() <-chan struct{} { return c.reloadCh }
-
 func (c *Engine) requestShutdown() { c.shutdownOnce.Do(func() { close(c.shutdownCh) }) }
 
-func (c *Engine) requestReload() {
-	select {
-	case c.reloadCh <- struct{}{}:
-	default:
-	}
-}
-
-// ConfigNames implements control.ConfigLister (GETINFO config/names): the
-// options GETCONF answers.
+// ConfigNames implements control.ConfigLister (GETINFO config/names):
+// the options gotor implements.
 func (b controlBackend) ConfigNames() []control.ConfigOption {
-	return []control.ConfigOption{
-		{Name: "SocksPort", Type: "LineList"},
-		{Name: "DataDirectory", Type: "Filename"},
-		{Name: "MaxCircuitDirtiness", Type: "Interval"},
-		{Name: "ControlPort", Type: "LineList"},
-		{Name: "CookieAuthentication", Type: "Boolean"},
-		{Name: "TestingTorNetwork", Type: "Boolean"},
-		{Name: "DirAuthority", Type: "LineList"},
-		{Name: "ExitNodes", Type: "RouterList"},
-		{Name: "EntryNodes", Type: "RouterList"},
-		{Name: "ExcludeNodes", Type: "RouterList"},
-		{Name: "SafeSocks", Type: "Boolean"},
-		{Name: "ORPort", Type: "LineList"},
-		{Name: "DirPort", Type: "LineList"},
-		{Name: "BridgeRelay", Type: "Boolean"},
-		{Name: "ExitRelay", Type: "Boolean"},
-		{Name: "HiddenServiceDir", Type: "Dependent"},
-		{Name: "BandwidthRate", Type: "DataSize"},
-		{Name: "BandwidthBurst", Type: "DataSize"},
+	var out []control.ConfigOption
+	for _, o := range config.Options() {
+		out = append(out, control.ConfigOption{Name: o.Name, Type: o.Type})
 	}
+	return out
 }
 
 // NSAll implements control.NSAller (GETINFO ns/all).

@@ -14,11 +14,12 @@ import (
 // fields (IsolationLevel, IsolateDestinations, IsolateSOCKSAuth,
 // IsolateClientPort).
 func (c *Engine) apiFlags() isolation.Flags {
+	cfg := c.conf()
 	f, err := isolation.FlagsFromConfig(isolation.Config{
-		IsolationLevel:      c.cfg.IsolationLevel,
-		IsolateDestinations: c.cfg.IsolateDestinations,
-		IsolateSOCKSAuth:    c.cfg.IsolateSOCKSAuth,
-		IsolateClientPort:   c.cfg.IsolateClientPort,
+		IsolationLevel:      cfg.IsolationLevel,
+		IsolateDestinations: cfg.IsolateDestinations,
+		IsolateSOCKSAuth:    cfg.IsolateSOCKSAuth,
+		IsolateClientPort:   cfg.IsolateClientPort,
 	})
 	if err != nil { // Validate already checked IsolationLevel
 		return isolation.Default
@@ -47,9 +48,9 @@ func (c *Engine) DialContext(ctx context.Context, network, addr string, tok isol
 	if err := checkHostname(host); err != nil {
 		return nil, errkind.New(errkind.BadRequest, err)
 	}
-	if c.cfg.SocksTimeout > 0 {
+	if t := c.conf().SocksTimeout; t > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.SocksTimeout)
+		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
 	return c.openStream(ctx, streamRequest{

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,24 +27,28 @@ import (
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/path"
-	"github.com/gotor/gotor/internal/socks"
 )
 
 // Engine is a running (or ready to start) Tor client. Create it with New.
 type Engine struct {
-	cfg *config.Config
+	// cfg is the configuration in force; SETCONF, LOADCONF and SIGHUP
+	// replace it (runtime.go). Read it with conf().
+	cfg atomic.Pointer[config.Config]
 	log *slog.Logger
 
 	dir    *dirmgr.Manager
 	chans  *channel.Manager
 	guards *guard.Manager
-	sel    *path.Selector
-	circs  *circmgr.Manager[*exitCircuit]
+	// sel is replaced when node restrictions change; read it with
+	// selector().
+	sel   atomic.Pointer[path.Selector]
+	circs *circmgr.Manager[*exitCircuit]
 
-	servers    []*socks.Server
-	listeners  []net.Listener
-	socksAddrs []string
-	httpAddrs  []string
+	// ports are the SocksPort and HTTPTunnelPort listeners (ports.go).
+	ports portSet
+	// rt is the run-time configuration state (runtime.go, network.go,
+	// owner.go).
+	rt runtimeState
 
 	mu        sync.Mutex
 	progress  dirmgr.Progress
@@ -60,12 +63,11 @@ type Engine struct {
 
 	onion        *onion.Client
 	onionAuth    *onion.ClientAuth
-	ctrls        []*control.Server
+	ctrl         *control.Server
 	metricsSrv   *metrics.Server
 	configFile   string
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
-	reloadCh     chan struct{}
 	streams      streamTable
 	bytesIn      atomic.Uint64
 	bytesOut     atomic.Uint64
@@ -83,7 +85,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Engine{cfg: cfg, log: logger, shutdownCh: make(chan struct{}), reloadCh: make(chan struct{}, 1)}
+	c := &Engine{log: logger, shutdownCh: make(chan struct{})}
+	c.cfg.Store(cfg)
+	c.rt.net.set(cfg.DisableNetwork)
 	c.obs.metrics = metrics.New()
 	c.obs.metrics.Registry.MustRegister(newClassCollector(c))
 
@@ -102,23 +106,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		_ = os.Chmod(cfg.DataDirectory, 0o700)
 	}
 
-	sel := path.New()
-	sel.EnforceDistinctSubnets = cfg.EnforceDistinctSubnets
-	sel.StrictNodes = cfg.StrictNodes
-	var err error
-	if sel.ExitNodes, err = nodeSet("ExitNodes", cfg.ExitNodes); err != nil {
+	sel, err := newSelector(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if sel.EntryNodes, err = nodeSet("EntryNodes", cfg.EntryNodes); err != nil {
-		return nil, err
-	}
-	if sel.ExcludeNodes, err = nodeSet("ExcludeNodes", cfg.ExcludeNodes); err != nil {
-		return nil, err
-	}
-	if sel.ExcludeExitNodes, err = nodeSet("ExcludeExitNodes", cfg.ExcludeExitNodes); err != nil {
-		return nil, err
-	}
-	c.sel = sel
+	c.sel.Store(sel)
 
 	c.guards, err = guard.New(guard.Config{
 		DataDirectory:  cfg.DataDirectory,
@@ -194,6 +186,16 @@ func (c *Engine) Start(ctx context.Context) error {
 	if err := c.startControl(); err != nil {
 		return err
 	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchOwner(runCtx)
+	}()
+	// DisableNetwork 1: nothing touches the network until a controller
+	// sets it to 0 (Tor Browser's start-up).
+	if err := c.rt.net.wait(ctx); err != nil {
+		return fmt.Errorf("client: bootstrap: %w", err)
+	}
 	if err := c.bootstrapDir(ctx); err != nil {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
@@ -202,7 +204,7 @@ func (c *Engine) Start(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		_ = c.dir.Run(runCtx)
+		c.runDirectory(runCtx)
 	}()
 	c.wg.Add(1)
 	go func() {
@@ -210,23 +212,33 @@ func (c *Engine) Start(ctx context.Context) error {
 		c.followNetDir(runCtx)
 	}()
 
-	c.circs = circmgr.New[*exitCircuit](circmgr.BuilderFunc[*exitCircuit](c.buildExitCircuit), circmgr.Config{
-		MaxCircuitDirtiness:      c.cfg.MaxCircuitDirtiness,
-		CircuitBuildTimeout:      c.cfg.CircuitBuildTimeout,
-		NewCircuitPeriod:         c.cfg.NewCircuitPeriod,
-		EnableCircuitPrebuilding: c.cfg.EnableCircuitPrebuilding,
+	c.rt.mu.Lock() // a SETCONF meanwhile applies its settings to the new manager
+	if c.rt.stopped {
+		c.rt.mu.Unlock()
+		return errNotStarted
+	}
+	cfg := c.conf()
+	circs := circmgr.New[*exitCircuit](circmgr.BuilderFunc[*exitCircuit](c.buildExitCircuit), circmgr.Config{
+		MaxCircuitDirtiness:      cfg.MaxCircuitDirtiness,
+		CircuitBuildTimeout:      cfg.CircuitBuildTimeout,
+		NewCircuitPeriod:         cfg.NewCircuitPeriod,
+		EnableCircuitPrebuilding: cfg.EnableCircuitPrebuilding,
 		Logger:                   c.log,
 		OnEvent:                  c.onCircEventObserve,
 	})
+	c.mu.Lock()
+	c.circs = circs
+	c.mu.Unlock()
+	c.rt.mu.Unlock()
 
 	c.onion = onion.New(onion.Config{
 		Builder:        onionBuilder{c},
 		NetDir:         c.dir.NetDir,
-		TestingNetwork: c.cfg.TestingTorNetwork,
+		TestingNetwork: cfg.TestingTorNetwork,
 		ClientAuth:     c.onionAuth,
-		MaxDirtiness:   c.cfg.MaxCircuitDirtiness,
+		MaxDirtiness:   c.conf().MaxCircuitDirtiness,
 		PickRendezvous: func(dir *netdir.NetDir) (*netdir.Relay, error) {
-			return c.sel.PickRendezvous(dir, onion.RendezvousOK)
+			return c.selector().PickRendezvous(dir, onion.RendezvousOK)
 		},
 	})
 
@@ -297,23 +309,24 @@ func (c *Engine) Stop() error {
 	c.progSubs = nil
 	c.mu.Unlock()
 
-	for _, ln := range c.listeners {
-		_ = ln.Close()
+	// No reconfiguration after this point (runtime.go checks stopped
+	// under rt.mu).
+	c.rt.mu.Lock()
+	c.rt.stopped = true
+	ctrl := c.ctrl
+	c.rt.mu.Unlock()
+	c.ports.closeAll()
+	if ctrl != nil {
+		_ = ctrl.Close()
 	}
-	for _, s := range c.ctrls {
-		_ = s.Close()
-	}
-	if c.metricsSrv != nil {
-		_ = c.metricsSrv.Close()
-	}
-	for _, s := range c.servers {
-		_ = s.Close()
+	if m := c.metrics(); m != nil {
+		_ = m.Close()
 	}
 	if c.onion != nil {
 		_ = c.onion.Close()
 	}
-	if c.circs != nil {
-		_ = c.circs.Close()
+	if circs := c.circMgr(); circs != nil {
+		_ = circs.Close()
 	}
 	if cancel != nil {
 		cancel()
@@ -392,9 +405,15 @@ func (c *Engine) NewIdentity() {
 	}
 }
 
-// Config returns the engine's configuration (its own copy, see New). Do
-// not modify it.
-func (c *Engine) Config() *config.Config { return c.cfg }
+// Config returns the engine's configuration (its own copy, see New), as
+// last changed by a controller or a reload. Do not modify it.
+func (c *Engine) Config() *config.Config { return c.conf() }
+
+// conf returns the configuration in force.
+func (c *Engine) conf() *config.Config { return c.cfg.Load() }
+
+// selector returns the path selector for the node restrictions in force.
+func (c *Engine) selector() *path.Selector { return c.sel.Load() }
 
 // bootstrapDir retries the directory bootstrap until it succeeds or ctx
 // ends, as C tor keeps trying: a network that is down at start-up must
@@ -402,6 +421,9 @@ func (c *Engine) Config() *config.Config { return c.cfg }
 func (c *Engine) bootstrapDir(ctx context.Context) error {
 	backoff := time.Second
 	for {
+		if err := c.rt.net.wait(ctx); err != nil { // DisableNetwork set meanwhile
+			return err
+		}
 		err := c.dir.Bootstrap(ctx)
 		if err == nil || ctx.Err() != nil {
 			return err

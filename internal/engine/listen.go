@@ -7,15 +7,12 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
 
 	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/isolation"
-	"github.com/gotor/gotor/internal/logging"
 	"github.com/gotor/gotor/internal/socks"
 )
 
@@ -92,94 +89,71 @@ func (h *listenerHandler) HandleResolve(ctx context.Context, req *socks.Request)
 	return h.c.resolve(ctx, h.request(req), req.Command == socks.CmdResolvePTR)
 }
 
-// openListeners opens every SocksPort and HTTPTunnelPort.
+// openListeners opens every SocksPort and HTTPTunnelPort (none while
+// DisableNetwork is set); from then on reconfiguration keeps them as
+// configured (runtime.go).
 func (c *Engine) openListeners() error {
-	id := uint32(1)
-	var ports []struct {
-		p    config.PortConfig
-		http bool
+	c.rt.mu.Lock()
+	defer c.rt.mu.Unlock()
+	if c.rt.stopped {
+		return errNotStarted
 	}
-	for _, p := range c.cfg.SocksPorts {
-		ports = append(ports, struct {
-			p    config.PortConfig
-			http bool
-		}{p, false})
+	c.ports.activate()
+	plan, err := c.ports.prepare(c, c.wantedPorts(c.conf()))
+	if err != nil {
+		return err
 	}
-	for _, p := range c.cfg.HTTPTunnelPorts {
-		ports = append(ports, struct {
-			p    config.PortConfig
-			http bool
-		}{p, true})
-	}
-	off := isolationOff(c.cfg)
-	for _, pp := range ports {
-		p := c.cfg.Port(pp.p)
-		if off {
-			// The design's "turn it off": IsolationLevel "none" with
-			// IsolateSOCKSAuth false clears C tor's default port flags too.
-			p.IsolateClientAddr, p.IsolateSOCKSAuth = false, false
-		}
-		ln, err := net.Listen("tcp", p.Addr)
-		if err != nil {
-			return fmt.Errorf("client: listen on %s: %w", p.Addr, err)
-		}
-		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-			c.log.Warn("listener is not on a loopback address: anyone who can reach it can use this client", "addr", ln.Addr().String())
-		}
-		h := &listenerHandler{c: c, id: id, flags: portFlags(p), sessionGroup: p.SessionGroup}
-		if h.sessionGroup < 0 {
-			h.sessionGroup = isolation.SessionGroupUnset
-		}
-		id++
-		srv := &socks.Server{
-			Handler:           h,
-			Logger:            c.log,
-			SafeSocks:         c.cfg.SafeSocks,
-			PreferSOCKSNoAuth: p.PreferSOCKSNoAuth,
-			ExtendedErrors:    p.ExtendedErrors,
-			ConnectTimeout:    c.cfg.SocksTimeout,
-			NoIPv4Traffic:     !p.IPv4Traffic,
-			NoIPv6Traffic:     !p.IPv6Traffic,
-			NoDNSRequest:      !p.DNSRequest,
-			NoOnionTraffic:    !p.OnionTraffic,
-		}
-		c.listeners = append(c.listeners, ln)
-		c.servers = append(c.servers, srv)
-		kind := "SOCKS"
-		serve := srv.Serve
-		if pp.http {
-			kind = "HTTP tunnel"
-			serve = srv.ServeHTTPTunnel
-			c.httpAddrs = append(c.httpAddrs, ln.Addr().String())
-		} else {
-			c.socksAddrs = append(c.socksAddrs, ln.Addr().String())
-		}
-		c.log.Log(context.Background(), logging.LevelNotice, "Opened "+kind+" listener on "+ln.Addr().String())
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			if err := serve(ln); err != nil && !errors.Is(err, socks.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				c.log.Warn("listener stopped", "kind", kind, "err", err)
-			}
-		}()
-	}
+	plan.commit()
 	return nil
+}
+
+// wantedPorts lists the listeners cfg asks for: none while
+// DisableNetwork is set (C tor then listens only for controllers).
+func (c *Engine) wantedPorts(cfg *config.Config) []portWant {
+	if cfg.DisableNetwork {
+		return nil
+	}
+	var out []portWant
+	off := isolationOff(cfg)
+	for i, list := range [][]config.PortConfig{cfg.SocksPorts, cfg.HTTPTunnelPorts} {
+		for _, pc := range list {
+			p := cfg.Port(pc)
+			if off {
+				// The design's "turn it off": IsolationLevel "none" with
+				// IsolateSOCKSAuth false clears C tor's default port flags too.
+				p.IsolateClientAddr, p.IsolateSOCKSAuth = false, false
+			}
+			sg := p.SessionGroup
+			if sg < 0 {
+				sg = isolation.SessionGroupUnset
+			}
+			out = append(out, portWant{
+				http: i == 1,
+				addr: pc.Addr,
+				set: portSettings{
+					flags:        portFlags(p),
+					sessionGroup: sg,
+					safeSocks:    cfg.SafeSocks,
+					noAuth:       p.PreferSOCKSNoAuth,
+					extErrors:    p.ExtendedErrors,
+					timeout:      cfg.SocksTimeout,
+					noIPv4:       !p.IPv4Traffic,
+					noIPv6:       !p.IPv6Traffic,
+					noDNS:        !p.DNSRequest,
+					noOnion:      !p.OnionTraffic,
+				},
+			})
+		}
+	}
+	return out
 }
 
 // SocksAddrs returns the addresses the SOCKS listeners are bound to (with
 // "auto" ports resolved).
-func (c *Engine) SocksAddrs() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.socksAddrs...)
-}
+func (c *Engine) SocksAddrs() []string { return c.ports.addrs(false) }
 
 // HTTPTunnelAddrs returns the addresses of the HTTP CONNECT listeners.
-func (c *Engine) HTTPTunnelAddrs() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.httpAddrs...)
-}
+func (c *Engine) HTTPTunnelAddrs() []string { return c.ports.addrs(true) }
 
 // isolationOff reports whether the design's fields ask for no isolation
 // at all: IsolationLevel "none" (or empty) with IsolateSOCKSAuth,

@@ -30,6 +30,9 @@ type onionBuilder struct{ c *Engine }
 
 func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpose onion.Purpose) (onion.Circ, error) {
 	c := b.c
+	if err := c.checkNetwork(); err != nil {
+		return nil, err
+	}
 	dir := c.dir.NetDir()
 	if dir == nil {
 		return nil, errors.New("no directory yet")
@@ -46,7 +49,7 @@ func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpo
 	}
 	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: func(r *netdir.Relay) bool {
 		for _, a := range avoid {
-			if !c.sel.Compatible(r, a) {
+			if !c.selector().Compatible(r, a) {
 				return false
 			}
 		}
@@ -66,7 +69,7 @@ func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpo
 	path := append([]*netdir.Relay{g}, avoid...)
 	var hops []circuit.Target
 	for i := 0; i < middles; i++ {
-		mid, err := c.sel.PickMiddle(dir, path...)
+		mid, err := c.selector().PickMiddle(dir, path...)
 		if err != nil {
 			att.Close()
 			return nil, fmt.Errorf("pick middle: %w", err)

@@ -116,7 +116,7 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	if c.circs == nil {
 		return nil, errNotStarted
 	}
-	if c.cfg.ClientRejectInternalAddresses && internalTarget(r.host) {
+	if c.conf().ClientRejectInternalAddresses && internalTarget(r.host) {
 		return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
 	}
 	key := c.circs.KeyFor(r.info, r.flags)
@@ -142,7 +142,7 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 		} else {
 			c.obs.metrics.IsolationMiss()
 		}
-		if err == nil && c.cfg.ClientDNSRejectInternalAddresses {
+		if err == nil && c.conf().ClientDNSRejectInternalAddresses {
 			// An exit saying the name resolved to an internal address
 			// is not believed (C tor closes such a stream).
 			if a := s.ConnectedAddr(); a.IsValid() && isInternal(a) {
@@ -331,7 +331,7 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 	if err != nil {
 		return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
 	}
-	if c.cfg.ClientDNSRejectInternalAddresses {
+	if c.conf().ClientDNSRejectInternalAddresses {
 		// Internal addresses in an exit's answer are not believed.
 		addrs = slices.DeleteFunc(addrs, isInternal)
 		if len(addrs) == 0 {

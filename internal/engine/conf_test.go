@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gotor/gotor/config"
+	"github.com/gotor/gotor/internal/control"
+)
+
+// SETCONF, SAVECONF and LOADCONF on an engine that is not started (no
+// network needed): the torrc written reads back to the configuration in
+// force, a hand-written torrc is kept as torrc.orig.1, %include needs
+// FORCE, and CONF_CHANGED names what changed.
+func TestSaveConfAndLoadConf(t *testing.T) {
+	dir := t.TempDir()
+	torrc := filepath.Join(dir, "torrc")
+	orig := "# my torrc\nDataDirectory " + filepath.Join(dir, "data") + "\nSocksPort 9150\n"
+	os.WriteFile(torrc, []byte(orig), 0o600)
+	args := []string{"-f", torrc, "--SafeSocks", "1"}
+	cfg, _, err := config.Load("", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetConfigSource(ConfigSource{
+		File: torrc,
+		Load: func() (*config.Config, []config.Warning, error) { return config.Load("", args) },
+		LoadText: func(text string) (*config.Config, []config.Warning, error) {
+			return config.LoadString(text, "LOADCONF", args)
+		},
+	})
+	var events []control.Event
+	unsub := controlBackend{e}.Subscribe(func(ev control.Event) { events = append(events, ev) })
+	defer unsub()
+
+	if err := e.SetConf([]config.Change{{Key: "MaxCircuitDirtiness", Values: []string{"5 minutes"}},
+		{Key: "ExitNodes", Values: []string{"exitA,exitB"}}, {Key: "__OwningControllerProcess", Values: []string{"1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || !slices.Equal(events[0].Conf, []string{"MaxCircuitDirtiness=300", "ExitNodes=exitA,exitB", "__OwningControllerProcess=1"}) {
+		t.Errorf("CONF_CHANGED: %+v", events)
+	}
+	if !e.canSaveConf() {
+		t.Error("config-can-saveconf is 0 for a plain torrc")
+	}
+	if err := e.SaveConf(false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(torrc + ".orig.1"); string(b) != orig {
+		t.Errorf("backup %q", b)
+	}
+	saved, _ := os.ReadFile(torrc)
+	if !strings.HasPrefix(string(saved), generatedPrefix+"\n") || strings.Contains(string(saved), "__") {
+		t.Errorf("saved torrc:\n%s", saved)
+	}
+	back, _, err := config.Load(torrc, nil)
+	if err != nil {
+		t.Fatalf("saved torrc does not load: %v\n%s", err, saved)
+	}
+	want := e.Config().Clone()
+	want.OwningControllerProcess = 0 // "__" options are not saved
+	if back.MaxCircuitDirtiness != 5*time.Minute || !back.SafeSocks || back.SocksPorts[0].Addr != "127.0.0.1:9150" ||
+		!slices.Equal(back.ExitNodes, []string{"exitA", "exitB"}) || back.OwningControllerProcess != 0 {
+		t.Errorf("saved torrc loads as %+v", back)
+	}
+	if back.Text() != want.Text() {
+		t.Errorf("saved and running configurations differ:\n%s\n--\n%s", back.Text(), want.Text())
+	}
+	// A second SAVECONF replaces gotor's own file without a new backup.
+	os.Remove(torrc + ".orig.1")
+	if err := e.SaveConf(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(torrc + ".orig.1"); !errors.Is(err, os.ErrNotExist) {
+		t.Error("gotor's own torrc was backed up")
+	}
+
+	// LOADCONF: the text replaces the torrc, the command line still applies.
+	events = nil
+	if err := e.LoadConf("DataDirectory " + filepath.Join(dir, "data") + "\nSocksPort 9250\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.Config()
+	if c.SocksPorts[0].Addr != "127.0.0.1:9250" || !c.SafeSocks || c.MaxCircuitDirtiness != config.DefaultMaxCircuitDirtiness || c.ExitNodes != nil {
+		t.Errorf("after LOADCONF: %+v", c)
+	}
+	if len(events) != 1 || !slices.Contains(events[0].Conf, "SocksPort=127.0.0.1:9250") || !slices.Contains(events[0].Conf, "ExitNodes") {
+		t.Errorf("CONF_CHANGED after LOADCONF: %+v", events)
+	}
+	for _, bad := range []struct {
+		text string
+		kind error
+	}{
+		{"SocksPort 9250\nNoSuch 1\n", control.ErrInvalidValue}, // 552 Invalid config file, as a bad value
+		{"DataDirectory " + filepath.Join(dir, "data") + "\nSocksPort nine\n", control.ErrInvalidValue},
+		{"DataDirectory /elsewhere\n", control.ErrTransition},
+		{"\"unterminated\n", control.ErrInvalidValue},
+	} {
+		if err := e.LoadConf(bad.text); !errors.Is(err, bad.kind) {
+			t.Errorf("LOADCONF %q: %v, want %v", bad.text, err, bad.kind)
+		}
+	}
+	if !reflect.DeepEqual(e.Config(), c) {
+		t.Error("a refused LOADCONF changed the configuration")
+	}
+
+	// %include: SAVECONF needs FORCE.
+	os.WriteFile(torrc, []byte("%include "+filepath.Join(dir, "other")+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "other"), nil, 0o600)
+	if e.canSaveConf() {
+		t.Error("config-can-saveconf is 1 for a torrc with %include")
+	}
+	if err := e.SaveConf(false); err == nil {
+		t.Error("SAVECONF overwrote a torrc with %include")
+	}
+	if err := e.SaveConf(true); err != nil {
+		t.Errorf("SAVECONF FORCE: %v", err)
+	}
+
+	// Without -f there is nothing to write.
+	e2, err := New(cfg.Clone(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.SaveConf(true); err == nil {
+		t.Error("SAVECONF without a torrc succeeded")
+	}
+}
