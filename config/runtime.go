@@ -300,11 +300,15 @@ func Changes(old, nc *Config) []string {
 		if slices.Equal(ov, nv) {
 			continue
 		}
+		for _, v := range nv {
+			if v == "" {
+				out = append(out, n) // C tor: an empty value shows as the name alone
+			} else {
+				out = append(out, n+"="+v)
+			}
+		}
 		if len(nv) == 0 {
 			out = append(out, n)
-		}
-		for _, v := range nv {
-			out = append(out, n+"="+v)
 		}
 	}
 	return out

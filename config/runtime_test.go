@@ -318,3 +318,22 @@ func TestUsesInclude(t *testing.T) {
 		t.Errorf("with %%include: %v %v", u, err)
 	}
 }
+
+func TestChanges(t *testing.T) {
+	old, _, err := load(t, "ExitNodes a,b\nSocksPort 9150\nSafeLogging 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := old.Apply([]Change{{Key: "ExitNodes"}, {Key: "SocksPort", Values: []string{"9151", "9152"}},
+		{Key: "SafeLogging", Values: []string{"1"}}, {Key: "UseEntryGuards", Values: []string{"1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ExitNodes", "SocksPort=127.0.0.1:9151", "SocksPort=127.0.0.1:9152", "SafeLogging=1"}
+	if got := Changes(old, nc); !slices.Equal(got, want) {
+		t.Errorf("Changes %q, want %q", got, want)
+	}
+	if got := Changes(nc, nc); len(got) != 0 {
+		t.Errorf("no change: %q", got)
+	}
+}

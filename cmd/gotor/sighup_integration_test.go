@@ -77,7 +77,7 @@ func TestSIGHUPReload(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP) // reads the 0 itself
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		b, _ := os.ReadFile(logB)
-		if strings.Count(string(b), "Received reload signal") == 2 {
+		if strings.Count(string(b), "Received reload signal") == 1 { // the first reload logged it before switching to b.log
 			break
 		}
 		if time.Now().After(deadline) {

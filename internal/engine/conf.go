@@ -68,7 +68,8 @@ func (c *Engine) SetConf(changes []config.Change) error {
 	for _, w := range warns {
 		c.log.Warn("SETCONF: " + w.Option + ": " + w.Msg)
 	}
-	return c.applyConfig(nc)
+	_, err = c.applyConfig(nc)
+	return err
 }
 
 // LoadConf is +LOADCONF: text replaces the torrc, the command line still
@@ -93,7 +94,8 @@ func (c *Engine) LoadConf(text string) error {
 	for _, w := range warns {
 		c.log.Warn("LOADCONF: " + w.String())
 	}
-	return c.applyConfig(nc)
+	_, err = c.applyConfig(nc)
+	return err
 }
 
 // ReloadTorrc is SIGHUP and SIGNAL RELOAD: the torrc and command line are
@@ -119,12 +121,16 @@ func (c *Engine) ReloadTorrc() {
 	for _, w := range warns {
 		c.log.Warn(w.String())
 	}
-	if err := c.applyConfig(nc); err != nil {
+	c.log.Log(context.Background(), logging.LevelNotice, "Received reload signal (hup). Reloading config and resetting internal state.")
+	changed, err := c.applyConfig(nc)
+	if err != nil {
 		c.log.Warn("Configuration not reloaded", "err", err)
 		return
 	}
 	c.reopenLogsLocked(nc) // also for log rotation when the Log lines are the same
-	c.log.Log(context.Background(), logging.LevelNotice, "Received reload signal (hup). Reloading config and resetting internal state.")
+	if len(changed) == 0 {
+		c.log.Log(context.Background(), logging.LevelNotice, "SIGHUP: configuration re-read; nothing changed")
+	}
 }
 
 func (c *Engine) reopenLogsLocked(cfg *config.Config) {

@@ -47,7 +47,7 @@ func TestSaveConfAndLoadConf(t *testing.T) {
 		{Key: "ExitNodes", Values: []string{"exitA,exitB"}}, {Key: "__OwningControllerProcess", Values: []string{"1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || !slices.Equal(events[0].Conf, []string{"MaxCircuitDirtiness=300", "ExitNodes=exitA,exitB", "__OwningControllerProcess=1"}) {
+	if len(events) != 1 || !slices.Equal(events[0].Conf, []string{"ExitNodes=exitA,exitB", "MaxCircuitDirtiness=300", "__OwningControllerProcess=1"}) {
 		t.Errorf("CONF_CHANGED: %+v", events)
 	}
 	if !e.canSaveConf() {

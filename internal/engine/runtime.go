@@ -120,19 +120,19 @@ func (c *Engine) circMgr() *circmgr.Manager[*exitCircuit] {
 }
 
 // applyConfig makes nc the configuration in force (see the file comment)
-// and publishes CONF_CHANGED. Callers hold rt.mu; nc is not modified
-// afterwards.
-func (c *Engine) applyConfig(nc *config.Config) error {
+// and publishes CONF_CHANGED; it returns what changed (config.Changes).
+// Callers hold rt.mu; nc is not modified afterwards.
+func (c *Engine) applyConfig(nc *config.Config) (changed []string, err error) {
 	if c.rt.stopped {
-		return errNotStarted
+		return nil, errNotStarted
 	}
 	old := c.conf()
 	if err := checkTransition(old, nc); err != nil {
-		return err
+		return nil, err
 	}
 	sel, err := newSelector(nc)
 	if err != nil {
-		return control.Error(control.ErrInvalidValue, err.Error())
+		return nil, control.Error(control.ErrInvalidValue, err.Error())
 	}
 
 	// Prepare what may fail: listeners, then the control port's, then the
@@ -140,7 +140,7 @@ func (c *Engine) applyConfig(nc *config.Config) error {
 	var plan *portPlan
 	if c.ports.isActive() {
 		if plan, err = c.ports.prepare(c, c.wantedPorts(nc)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	abort := func() {
@@ -151,7 +151,7 @@ func (c *Engine) applyConfig(nc *config.Config) error {
 	newMetrics, metricsChanged, err := c.prepareMetrics(old, nc)
 	if err != nil {
 		abort()
-		return err
+		return nil, err
 	}
 	abort = func() {
 		if plan != nil {
@@ -165,7 +165,7 @@ func (c *Engine) applyConfig(nc *config.Config) error {
 	if ctrlChanged {
 		if err := c.ctrl.Reconfigure(controlConfig(nc, c.log)); err != nil {
 			abort()
-			return err
+			return nil, err
 		}
 	}
 	if c.rt.logHook != nil && !slices.Equal(old.Logs, nc.Logs) {
@@ -176,7 +176,7 @@ func (c *Engine) applyConfig(nc *config.Config) error {
 					c.log.Warn("control port: could not restore the listeners", "err", rerr)
 				}
 			}
-			return fmt.Errorf("Log: %w", err)
+			return nil, fmt.Errorf("Log: %w", err)
 		}
 	}
 
@@ -214,10 +214,11 @@ func (c *Engine) applyConfig(nc *config.Config) error {
 		c.log.Warn("DisableNetwork is set: closing every connection to the network; only the control port listens")
 		c.closeConnections()
 	}
-	if lines := config.Changes(old, nc); len(lines) > 0 {
-		c.obs.publish(control.Event{Type: control.EventConfChanged, Conf: lines})
+	changed = config.Changes(old, nc)
+	if len(changed) > 0 {
+		c.obs.publish(control.Event{Type: control.EventConfChanged, Conf: changed})
 	}
-	return nil
+	return changed, nil
 }
 
 // prepareMetrics starts the MetricsPort nc asks for if it differs from
