@@ -71,7 +71,7 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 
 	// __ReloadTorrcOnSIGHUP 0: the next SIGHUP leaves the SocksPort alone.
-	third := freePort(t)
+	third := itest.FreePort(t)
 	os.WriteFile(torrc, []byte(strings.Replace(changed, fmt.Sprintf("SocksPort 127.0.0.1:%d", port), fmt.Sprintf("SocksPort 127.0.0.1:%d", third), 1)+
 		"Log notice file "+logB+"\n__ReloadTorrcOnSIGHUP 0\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP) // reads the 0 itself
