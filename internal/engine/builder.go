@@ -28,6 +28,7 @@ import (
 type exitCircuit struct {
 	*circuit.Circuit
 	relays []*netdir.Relay
+	guard  *guard.Attempt // path bias use counts (pathbias.go)
 }
 
 // AllowsPort implements circmgr.Circuit using the exit's policy summary.
@@ -85,7 +86,7 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 	if on, _ := circ.CongestionControl(); rest[1].Handshake == circuit.NtorV3CC && !on {
 		c.log.Debug("exit did not accept congestion control: fixed windows", "exit", exit.Nickname)
 	}
-	return &exitCircuit{Circuit: circ, relays: relays}, nil
+	return &exitCircuit{Circuit: circ, relays: relays, guard: att}, nil
 }
 
 // buildThrough builds a circuit whose first hop is the guard g (the
@@ -114,10 +115,17 @@ func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.A
 	c.sendmeRules(circ)
 	att.Report(true)
 	circ.AfterClose(func() {
-		att.Close()
+		att.CloseCircuit(closedByRelay(circ))
 		c.logCircuitEnd(g, circ.Err())
 	})
+	pathBias := lastSpecs == nil // not an introduction circuit (pathbias.go)
 	for i, t := range rest {
+		if i == 0 && pathBias {
+			if err := att.BuildAttempted(); err != nil {
+				circ.Close()
+				return nil, fmt.Errorf("guard %s: %w", g.Nickname, err)
+			}
+		}
 		var err error
 		if i == len(rest)-1 && lastSpecs != nil {
 			err = circ.ExtendWithSpecs(ctx, t, lastSpecs)
@@ -125,9 +133,15 @@ func (c *Engine) buildThrough(ctx context.Context, g *netdir.Relay, att *guard.A
 			err = circ.Extend(ctx, t)
 		}
 		if err != nil {
+			if pathBias && errors.Is(err, context.DeadlineExceeded) {
+				att.BuildTimedOut()
+			}
 			circ.Close()
 			return nil, fmt.Errorf("EXTEND2 to hop %d ($%X): %w", i+2, t.RSAID, err)
 		}
+	}
+	if pathBias {
+		att.BuildSucceeded()
 	}
 	if ok, err := att.Usable(ctx); !ok || err != nil {
 		circ.Close()

@@ -118,6 +118,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		ExcludeNodes:   sel.ExcludeNodes,
 		NumEntryGuards: cfg.NumEntryGuards,
 		Logf:           func(f string, a ...any) { logger.Warn(fmt.Sprintf(f, a...)) },
+		Noticef: func(f string, a ...any) {
+			logger.Log(context.Background(), logging.LevelNotice, fmt.Sprintf(f, a...))
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: guards: %w", err)
@@ -333,6 +336,7 @@ func (c *Engine) Stop() error {
 	}
 	c.chans.Close()
 	c.wg.Wait()
+	c.guards.Flush() // path bias counts not yet written
 	for _, s := range subs {
 		close(s)
 	}

@@ -130,8 +130,10 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 			return nil, errkind.New(errkind.NoCircuit, err)
 		}
 		actx, cancel := context.WithTimeout(ctx, streamAttemptTimeout)
+		att.Circuit.guard.UseAttempted()
 		s, err := stream.Begin(actx, att.Circuit.Circuit, r.host, r.port, r.begin)
 		cancel()
+		noteStreamOutcome(att.Circuit.guard, err)
 		info := StreamInfo{
 			ID: att.StreamID, CircuitID: att.CircID,
 			Target: net.JoinHostPort(r.host, strconv.Itoa(int(r.port))),
@@ -318,7 +320,9 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 		if err != nil {
 			return socks.ResolveAnswer{}, errkind.New(errkind.BadRequest, err)
 		}
+		att.Circuit.guard.UseAttempted()
 		names, err := stream.ResolvePTR(ctx, att.Circuit.Circuit, ip)
+		noteStreamOutcome(att.Circuit.guard, err)
 		if err != nil {
 			return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
 		}
@@ -327,7 +331,9 @@ func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.
 		}
 		return socks.ResolveAnswer{Name: names[0]}, nil
 	}
+	att.Circuit.guard.UseAttempted()
 	addrs, err := stream.Resolve(ctx, att.Circuit.Circuit, r.host)
+	noteStreamOutcome(att.Circuit.guard, err)
 	if err != nil {
 		return socks.ResolveAnswer{}, errkind.New(errkind.ResolveFailed, err)
 	}

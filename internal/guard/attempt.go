@@ -55,7 +55,11 @@ const (
 //     returns true (or Status is StatusUsable): a circuit through a
 //     non-primary guard may have to wait for better guards (guard-spec
 //     §4.9) and may end up discarded;
-//   - Close when the circuit is closed.
+//   - Close (or CloseCircuit) when the circuit is closed.
+//
+// Path bias (pathbias.go) also counts the circuit's life on its Attempt:
+// BuildAttempted, BuildSucceeded, UseAttempted, UseSucceeded, ... and
+// CloseCircuit.
 type Attempt struct {
 	m        *Manager
 	e        *entry
@@ -65,6 +69,7 @@ type Attempt struct {
 	changed  time.Time // when it entered its current state
 	reported bool
 	done     chan struct{} // closed on reaching complete or done
+	ps       pathState     // path bias state of the circuit
 }
 
 func (m *Manager) newAttempt(e *entry, u Usage, st attemptState, now time.Time) *Attempt {
@@ -141,12 +146,19 @@ func (a *Attempt) Report(success bool) {
 	m.updateWaiting(now)
 }
 
-// Close tells the Manager the circuit is gone. An attempt closed before
-// Report leaves the guard's reachability unchanged.
-func (a *Attempt) Close() {
+// Close tells the Manager the circuit is gone, closed by us. An attempt
+// closed before Report leaves the guard's reachability unchanged.
+func (a *Attempt) Close() { a.CloseCircuit(false) }
+
+// CloseCircuit is Close, saying whether the relay side ended the circuit
+// (remote: a DESTROY or TRUNCATED, or its channel closed other than by
+// us), which path bias counts as a collapsed circuit if it was built but
+// never used (path-spec §7.1).
+func (a *Attempt) CloseCircuit(remote bool) {
 	m := a.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	a.pathBiasClose(remote)
 	if a.state == stateDone {
 		return
 	}

@@ -13,7 +13,7 @@
 // failure and the waiting-for-better-guard rule, §4.10 new consensus,
 // §4.12 missing descriptors, Appendix A.1 parameters (read from the
 // consensus "params" with C tor's names and bounds) and A.5 the state
-// file format.
+// file format; path-spec §7 path bias per guard (pathbias.go).
 //
 // Use: create a Manager with New, give it each new NetDir with
 // SetNetDir (or pass it to Pick), and for each circuit call Pick, then
@@ -58,6 +58,9 @@ const (
 	defaultInternetDownSecs      = 600
 	defaultConnectTimeoutSecs    = 15
 	defaultIdleTimeoutSecs       = 600
+	// stateSaveDelay bounds how long changed path bias counts wait to be
+	// written (C tor marks its state file dirty for 600 s).
+	stateSaveDelay = 10 * time.Minute
 )
 
 // Config configures a Manager. The zero value is usable: no persistence,
@@ -77,8 +80,9 @@ type Config struct {
 	Now func() time.Time
 	// Rand is the randomness source (default: OS-seeded ChaCha8).
 	Rand *rand.Rand
-	// Logf, if set, receives diagnostics (state file errors).
-	Logf func(format string, args ...any)
+	// Logf, if set, receives diagnostics (state file errors) and path
+	// bias warnings; Noticef, if set, path bias notices (default Logf).
+	Logf, Noticef func(format string, args ...any)
 	// Version is recorded as sampled_by (default "gotor").
 	Version string
 	// UseBridges makes the configured bridges the guards (guard-spec §2
@@ -117,6 +121,8 @@ type entry struct {
 	lastTried    time.Time
 	pending      bool
 	primary      bool
+
+	pb pathBias // pathbias.go; counts persistent
 }
 
 func (e *entry) confirmed() bool { return !e.confirmedOn.IsZero() }
@@ -151,7 +157,9 @@ type Manager struct {
 
 	attempts           map[*Attempt]struct{}
 	lastTimeOnInternet time.Time
-	otherLines         []string // state-file lines that are not ours
+	dirty              bool      // path bias counts changed since the last save
+	lastSave           time.Time // of the state file
+	otherLines         []string  // state-file lines that are not ours
 }
 
 // New creates a Manager, loading DataDirectory/state if it exists.
@@ -184,6 +192,14 @@ func (m *Manager) now() time.Time { return m.cfg.Now() }
 func (m *Manager) logf(format string, args ...any) {
 	if m.cfg.Logf != nil {
 		m.cfg.Logf(format, args...)
+	}
+}
+
+func (m *Manager) noticef(format string, args ...any) {
+	if m.cfg.Noticef != nil {
+		m.cfg.Noticef(format, args...)
+	} else {
+		m.logf(format, args...)
 	}
 }
 
@@ -264,9 +280,10 @@ func (m *Manager) passes(r *netdir.Relay) bool {
 	return m.cfg.UseBridges || m.cfg.EntryNodes.Empty() || m.cfg.EntryNodes.Contains(r)
 }
 
-// filtered is membership of {FILTERED_GUARDS} (guard-spec §4.2).
+// filtered is membership of {FILTERED_GUARDS} (guard-spec §4.2); a guard
+// path bias disabled is not (C tor entry_guard_passes_filter).
 func (m *Manager) filtered(e *entry) bool {
-	if !e.listed {
+	if !e.listed || e.pb.disabled {
 		return false
 	}
 	r := m.relay(e)
@@ -568,6 +585,8 @@ func (m *Manager) Pick(dir *netdir.NetDir, u Usage) (*netdir.Relay, *Attempt, er
 	if m.expandSample() {
 		m.updatePrimary()
 		m.save()
+	} else if m.dirty && now.Sub(m.lastSave) >= stateSaveDelay {
+		m.save() // path bias counts, at most every stateSaveDelay
 	}
 	for round := 0; round < 2; round++ {
 		r, a, needMD := m.pickLocked(now, u)
@@ -658,6 +677,7 @@ type GuardInfo struct {
 	Primary   bool
 	Reachable string // "yes", "no" or "maybe"
 	SampledOn time.Time
+	PathBias  PathBiasCounts
 }
 
 // Sampled returns the sampled guards in sample order.
@@ -668,7 +688,8 @@ func (m *Manager) Sampled() []GuardInfo {
 	for i, e := range m.sampled {
 		out[i] = GuardInfo{ID: e.id, Nickname: e.nickname, Listed: e.listed,
 			Confirmed: e.confirmed(), Primary: e.primary,
-			Reachable: [...]string{"maybe", "yes", "no"}[e.reachable], SampledOn: e.sampledOn}
+			Reachable: [...]string{"maybe", "yes", "no"}[e.reachable], SampledOn: e.sampledOn,
+			PathBias: e.pb.export()}
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 // Persistent guard state: the "state" file of guard-spec Appendix A.5.
 // Each sampled guard is a "Guard" line of K=V fields: in, rsa_id,
 // nickname, sampled_on, sampled_idx, sampled_by, listed, unlisted_since,
-// confirmed_on, confirmed_idx. Unrecognised fields, Guard lines of other
+// confirmed_on, confirmed_idx, and C tor's path bias counts pb_*
+// (pathbias.go; written as C tor's entry_guard_encode_for_state does,
+// successes including the open circuits'). Unrecognised fields, Guard lines of other
 // instances ("in" other than "default") and all other lines of the file
 // are kept as they are, so components sharing the file do not clobber
 // each other. Writes are atomic (temporary file, fsync, rename) and the
@@ -118,7 +120,11 @@ func parseGuardLine(s string) (e *entry, sampledIdx, confirmedIdx int, in string
 		case "confirmed_idx":
 			confirmedIdx, perr = strconv.Atoi(v)
 		default:
-			e.extra = append(e.extra, kv)
+			if !slices.Contains(pbFields, k) {
+				e.extra = append(e.extra, kv)
+			} else if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && f >= 0 && f <= 1e9 {
+				*e.pb.field(k) = f // else dropped, the line kept (as C tor)
+			}
 		}
 		if perr != nil {
 			return nil, 0, 0, in, fmt.Errorf("guard state: %s: %v", kv, perr)
@@ -183,6 +189,7 @@ func cmpInt(a, b int) int {
 // save writes the state file if persistence is enabled; errors are
 // logged (the in-memory state stays authoritative).
 func (m *Manager) save() {
+	m.dirty, m.lastSave = false, m.now()
 	if m.cfg.DataDirectory == "" {
 		return
 	}
@@ -234,6 +241,13 @@ func writeInstance(buf *bytes.Buffer, name string, sampled, confirmed []*entry) 
 		}
 		if ci := slices.Index(confirmed, e); ci >= 0 {
 			fmt.Fprintf(buf, " confirmed_on=%s confirmed_idx=%d", e.confirmedOn.UTC().Format(timeFormat), ci)
+		}
+		pb := e.pb
+		pb.useSuccesses, pb.successfulClosed = pb.useSuccess(), pb.closeSuccess()
+		for _, k := range pbFields {
+			if v := *pb.field(k); v >= 1e-6 {
+				fmt.Fprintf(buf, " %s=%f", k, v)
+			}
 		}
 		for _, x := range e.extra {
 			buf.WriteByte(' ')
