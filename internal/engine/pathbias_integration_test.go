@@ -63,7 +63,7 @@ func TestPathBiasCountsRealCircuits(t *testing.T) {
 	}
 
 	c.Stop()
-	b, err := os.ReadFile(filepath.Join(c.cfg.DataDirectory, guard.StateFile))
+	b, err := os.ReadFile(filepath.Join(c.Config().DataDirectory, guard.StateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
