@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/gotor/gotor/internal/circuit"
 	"github.com/gotor/gotor/internal/dirmgr"
 	"github.com/gotor/gotor/internal/netdir"
+	"github.com/gotor/gotor/internal/onion/hscrypto"
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -42,15 +44,20 @@ func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 6}) }
 type testNetwork struct {
 	dm  *dirmgr.Manager
 	mgr *channel.Manager
+
+	mu   sync.Mutex
+	dead map[[20]byte]bool // relays a test killed: not used as middle hops
 }
 
 func (n *testNetwork) NetDir() *netdir.NetDir { return n.dm.NetDir() }
 
 func (n *testNetwork) BuildCircuit(ctx context.Context, req CircuitRequest) (*circuit.Circuit, error) {
 	dir := n.dm.NetDir()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var cands []*netdir.Relay
 	for _, r := range dir.Relays {
-		if r.IsUsable() && r.RSAID != req.Last.RSAID && r.NtorOnionKey != ([32]byte{}) {
+		if r.IsUsable() && r.RSAID != req.Last.RSAID && r.NtorOnionKey != ([32]byte{}) && !n.dead[r.RSAID] {
 			cands = append(cands, r)
 		}
 	}
@@ -99,7 +106,7 @@ func newTestNetwork(t *testing.T, ctx context.Context, n *testnet.Network) *test
 		<-done
 		mgr.Close()
 	})
-	return &testNetwork{dm: dm, mgr: mgr}
+	return &testNetwork{dm: dm, mgr: mgr, dead: map[[20]byte]bool{}}
 }
 
 // logBuffer collects the service's log; it is printed if the test fails.
@@ -163,7 +170,7 @@ func socksHTTP(t *testing.T, socksAddr string) *http.Client {
 			DialContext:       d.(proxy.ContextDialer).DialContext,
 			DisableKeepAlives: true,
 		},
-		Timeout: 2 * time.Minute,
+		Timeout: time.Minute,
 	}
 }
 
@@ -225,6 +232,14 @@ func TestIntegrationCTorClientFetchesFromService(t *testing.T) {
 	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
 	hc := socksHTTP(t, rc.SocksAddr())
 	fetchRandom(t, hc, s.Hostname(), web)
+	// The same fetch from a C tor-hosted service, same client and run,
+	// for comparison (logged, not asserted: timing is the benchmark's job).
+	ct, err := n.StartOnionService(ctx, web.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Stop()
+	fetchRandom(t, hc, ct.Hostname, web)
 	st := s.Stats()
 	t.Logf("stats: %+v", st)
 	if st.IntroEstablished < 3 || st.Introduce2 == 0 || st.RendSucceeded == 0 || st.StreamsOpened == 0 || st.UploadsSucceeded == 0 {
@@ -515,4 +530,143 @@ func socksConnectReply(socks, host string, port uint16) (byte, error) {
 		return 0, err
 	}
 	return rep[1], nil
+}
+
+// TestIntegrationIntroPointRelayKilled kills the relay of one
+// introduction point (the last test of the file: the shared network
+// keeps one relay less). The service notices the dead circuit, retries
+// it (maxIntroCircuits circuits), replaces the intro point, uploads new
+// descriptors, and a client that never saw the old one gets through.
+// The bound checked is 90 s from the kill to the new descriptors on the
+// HSDirs; the time measured is logged.
+func TestIntegrationIntroPointRelayKilled(t *testing.T) {
+	n := testnet.Shared(t)
+	web, err := testnet.StartHTTPServer(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	tn := newTestNetwork(t, ctx, n)
+	id, _ := GenerateIdentity(nil)
+	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
+	waitUploadsIdle(t, s, tn.NetDir)
+	var victim *introPoint
+	s.mu.Lock()
+	for _, ip := range s.intros {
+		if node, ok := n.Node(ip.relay.Nickname); ok && !node.IsAuthority && (victim == nil || !strings.HasPrefix(victim.relay.Nickname, "relay")) {
+			victim = ip
+		}
+	}
+	version := s.introVersion
+	s.mu.Unlock()
+	if victim == nil {
+		t.Fatal("every intro point is an authority")
+	}
+	killed := time.Now()
+	if err := n.KillNode(victim.relay.Nickname); err != nil {
+		t.Fatal(err)
+	}
+	// Middle hops avoid it from now on, as an engine's path selection
+	// would once its channel failed (the consensus lists it for a while).
+	tn.mu.Lock()
+	tn.dead[victim.rsaID] = true
+	tn.mu.Unlock()
+	t.Logf("killed %s, an introduction point", victim.relay.Nickname)
+	var replacedAfter time.Duration
+	for {
+		s.mu.Lock()
+		replaced := s.introVersion != version && len(s.intros) == DefaultIntroPoints && s.introsReady()
+		for _, ip := range s.intros {
+			if ip == victim {
+				replaced = false
+			}
+		}
+		published := replaced
+		for _, d := range s.descs {
+			if d.version != s.introVersion || len(d.accepted) == 0 {
+				published = false
+			}
+		}
+		s.mu.Unlock()
+		if replacedAfter == 0 && replaced {
+			replacedAfter = time.Since(killed)
+		}
+		if published {
+			break
+		}
+		if time.Since(killed) > 90*time.Second {
+			t.Fatalf("intro point not replaced and published within 90 s: %+v", s.Stats())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("intro point replaced %v after the kill, new descriptors on the HSDirs after %v (stats %+v)",
+		replacedAfter.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), s.Stats())
+	fresh, err := n.StartReferenceClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Stop()
+	fetchRandom(t, socksHTTP(t, fresh.SocksAddr()), s.Hostname(), web)
+	t.Logf("reachable again by a new client %v after the kill", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestIntegrationAcrossTimePeriods keeps a service up for two testing
+// network time periods (24 voting intervals each: 8 minutes with the
+// network's 10-second votes) and reaches it every 30 s on a fresh
+// rendezvous circuit (new SOCKS credentials each time, so C tor builds a
+// new one and looks up the descriptor for its current period). It shows
+// the descriptor rotation at each SRV and period boundary. Set
+// GOTOR_ONION_LONG=1 to run.
+func TestIntegrationAcrossTimePeriods(t *testing.T) {
+	if os.Getenv("GOTOR_ONION_LONG") == "" {
+		t.Skip("set GOTOR_ONION_LONG=1 (takes about 9 minutes)")
+	}
+	n := testnet.Shared(t)
+	rc := testnet.SharedReferenceClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	tn := newTestNetwork(t, ctx, n)
+	web, err := testnet.StartHTTPServer(1 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	id, _ := GenerateIdentity(nil)
+	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
+	// A C tor-hosted service in the same rounds, as the baseline.
+	ct, err := n.StartOnionService(ctx, web.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Stop()
+	periods := map[uint64]bool{}
+	var took [2]time.Duration
+	end := time.Now().Add(8 * time.Minute)
+	for i := 0; time.Now().Before(end); i++ {
+		nd := tn.NetDir()
+		p := hscrypto.ClientFetchParams(nd, hscrypto.ScheduleFor(nd, true))
+		periods[p.PeriodNum] = true
+		var line string
+		for j, host := range []string{s.Hostname(), ct.Hostname} {
+			d, err := proxy.SOCKS5("tcp", rc.SocksAddr(), &proxy.Auth{User: fmt.Sprintf("u%d-%d", i, j), Password: "p"}, proxy.Direct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := &http.Client{Transport: &http.Transport{DialContext: d.(proxy.ContextDialer).DialContext, DisableKeepAlives: true}, Timeout: time.Minute}
+			_, dt, err := fetch(t, hc, "http://"+host+"/", time.Now().Add(90*time.Second))
+			if err != nil {
+				t.Fatalf("round %d (client period %d), service %d: %v; stats %+v", i, p.PeriodNum, j, err, s.Stats())
+			}
+			took[j] += dt
+			line += fmt.Sprintf(" %v", dt.Round(time.Millisecond))
+		}
+		t.Logf("round %d: period %d (disaster SRV %v), gotor-hosted / C tor-hosted reached in%s", i, p.PeriodNum, p.Disaster, line)
+		time.Sleep(30 * time.Second)
+	}
+	if len(periods) < 2 {
+		t.Errorf("saw only periods %v", periods)
+	}
+	t.Logf("total time to reach: gotor-hosted %v, C tor-hosted %v; stats %+v", took[0].Round(time.Millisecond), took[1].Round(time.Millisecond), s.Stats())
 }
