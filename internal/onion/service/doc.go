@@ -38,7 +38,12 @@
 // descriptors over C tor's (revision counters keep increasing); a
 // directory made here runs under C tor, whose descriptors replace ours;
 // with authorized_clients a C tor client with the key gets through and
-// one without gets SOCKS error F4. C tor's intro points accepted our
+// one without gets SOCKS error F4; 200 concurrent connections from the C
+// tor client all succeed; killing the relay of an intro point, the
+// service replaces it and is reachable again (bound 90 s, measured
+// 11-15 s). The onion client of internal/onion reaches a service of
+// this package too (gotor_client_integration_test.go, with 200
+// concurrent streams). C tor's intro points accepted our
 // ESTABLISH_INTRO (HANDSHAKE_AUTH with the circuit's KH, signature), its
 // HSDirs our descriptors, its client our RENDEZVOUS1 and virtual hop.
 //

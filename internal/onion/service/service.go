@@ -187,7 +187,7 @@ func New(n Network, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, net: n, addr: cfg.Identity.Address(),
-		accept:    make(chan pendingStream, 64),
+		accept:    make(chan pendingStream, acceptBacklog),
 		published: make(chan struct{}),
 		closed:    make(chan struct{}),
 		wake:      make(chan struct{}, 1),

@@ -289,6 +289,60 @@ func TestIntegrationListenerAndUnixTarget(t *testing.T) {
 	}
 }
 
+// TestIntegrationCTorClient200Concurrent: 200 connections at once from
+// the C tor reference client to a service forwarding to an HTTP server
+// all succeed.
+func TestIntegrationCTorClient200Concurrent(t *testing.T) {
+	n := testnet.Shared(t)
+	rc := testnet.SharedReferenceClient(t)
+	web, err := testnet.StartHTTPServer(1 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	tn := newTestNetwork(t, ctx, n)
+	id, _ := GenerateIdentity(nil)
+	s := startService(t, ctx, tn, Config{Identity: id, Ports: []Port{{Virtual: 80, Target: fmt.Sprintf("127.0.0.1:%d", web.Port)}}})
+	hc := socksHTTP(t, rc.SocksAddr())
+	if _, _, err := fetch(t, hc, "http://"+s.Hostname()+"/", time.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	const N = 200
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, N)
+	for range N {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := hc.Get("http://" + s.Hostname() + "/")
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(body) != testnet.HelloBody {
+				errs <- fmt.Errorf("%q %v", body, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if failed++; failed <= 3 {
+			t.Error(err)
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d concurrent connections failed; stats %+v", failed, N, s.Stats())
+	}
+	t.Logf("%d concurrent connections from C tor answered in %v; stats %+v", N, time.Since(start).Round(time.Millisecond), s.Stats())
+}
+
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {

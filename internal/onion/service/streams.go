@@ -21,6 +21,10 @@ import (
 	"github.com/gotor/gotor/internal/cell"
 )
 
+// acceptBacklog is how many streams may wait for Accept (a listen
+// backlog, like the kernel's somaxconn); more get END RESOURCELIMIT.
+const acceptBacklog = 1024
+
 // acceptWait bounds how long a listener stream waits in Accept's queue
 // after the client's BEGIN; it ends with END RESOURCELIMIT then.
 const acceptWait = 30 * time.Second
