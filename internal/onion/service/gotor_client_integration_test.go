@@ -59,7 +59,9 @@ func (c clientCirc) ReceiveRelay(ctx context.Context) (byte, []byte, error) {
 	return byte(m.Command), m.Data, err
 }
 
-func (c clientCirc) BeginDir(ctx context.Context) (net.Conn, error) { return stream.BeginDir(ctx, c.Circuit) }
+func (c clientCirc) BeginDir(ctx context.Context) (net.Conn, error) {
+	return stream.BeginDir(ctx, c.Circuit)
+}
 
 func (c clientCirc) ExtendVirtualHop(keys hscrypto.RendKeys) error {
 	return c.Circuit.ExtendVirtual(hscrypto.NewRendHop(keys))
