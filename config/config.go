@@ -112,6 +112,15 @@ type Config struct {
 	// for onion services that require client authorization.
 	ClientOnionAuthDir string
 
+	// ConnectionPadding is "auto" (pad channels to relays that support
+	// it; default), "1" (always) or "0" (never, and ask the relay not
+	// to): padding-spec §2. ReducedConnectionPadding pads less and asks
+	// relays to stop (for mobile clients). KeepalivePeriod is how long a
+	// channel may stay silent before a PADDING cell (default 5 minutes).
+	ConnectionPadding        string
+	ReducedConnectionPadding bool
+	KeepalivePeriod          time.Duration
+
 	// SafeSocks refuses SOCKS requests that give an IP address.
 	SafeSocks bool
 	// UseEntryGuards picks the first hop from a guard set (default true).
@@ -252,6 +261,7 @@ const (
 	DefaultCircuitBuildTimeout = 60 * time.Second
 	DefaultNewCircuitPeriod    = 30 * time.Second
 	DefaultSocksTimeout        = 2 * time.Minute
+	DefaultKeepalivePeriod     = 5 * time.Minute
 )
 
 // DefaultDataDirectory is os.UserCacheDir()/gotor, or ".gotor" in the
@@ -285,6 +295,8 @@ func DefaultConfig() *Config {
 		UseEntryGuards:                   true,
 		UseDefaultFallbackDirs:           true,
 		ReloadTorrcOnSIGHUP:              true,
+		ConnectionPadding:                "auto",
+		KeepalivePeriod:                  DefaultKeepalivePeriod,
 	}
 }
 
@@ -373,6 +385,14 @@ func (c *Config) Validate() error {
 	}
 	if c.OwningControllerProcess < 0 {
 		bad("__OwningControllerProcess %d: not a process ID", c.OwningControllerProcess)
+	}
+	switch c.ConnectionPadding {
+	case "auto", "0", "1":
+	default:
+		bad("ConnectionPadding %q: must be auto, 0 or 1", c.ConnectionPadding)
+	}
+	if c.KeepalivePeriod < time.Second {
+		bad("KeepalivePeriod %v: must be at least 1 second", c.KeepalivePeriod)
 	}
 	if c.NumEntryGuards < 0 {
 		bad("NumEntryGuards %d: must not be negative", c.NumEntryGuards)

@@ -141,11 +141,20 @@ var options = map[string]option{
 		_, err := isolation.ParseLevel(v)
 		return err
 	}),
-	"IsolateDestinations":              boolOpt(func(c *Config) *bool { return &c.IsolateDestinations }),
-	"IsolateSOCKSAuth":                 boolOpt(func(c *Config) *bool { return &c.IsolateSOCKSAuth }),
-	"IsolateClientPort":                boolOpt(func(c *Config) *bool { return &c.IsolateClientPort }),
-	"EnableCircuitPrebuilding":         boolOpt(func(c *Config) *bool { return &c.EnableCircuitPrebuilding }),
-	"MaxCircuitDirtiness":              intervalOpt(func(c *Config) *time.Duration { return &c.MaxCircuitDirtiness }),
+	"IsolateDestinations":      boolOpt(func(c *Config) *bool { return &c.IsolateDestinations }),
+	"IsolateSOCKSAuth":         boolOpt(func(c *Config) *bool { return &c.IsolateSOCKSAuth }),
+	"IsolateClientPort":        boolOpt(func(c *Config) *bool { return &c.IsolateClientPort }),
+	"EnableCircuitPrebuilding": boolOpt(func(c *Config) *bool { return &c.EnableCircuitPrebuilding }),
+	"MaxCircuitDirtiness":      intervalOpt(func(c *Config) *time.Duration { return &c.MaxCircuitDirtiness }),
+	"KeepalivePeriod":          intervalOpt(func(c *Config) *time.Duration { return &c.KeepalivePeriod }),
+	"ReducedConnectionPadding": boolOpt(func(c *Config) *bool { return &c.ReducedConnectionPadding }),
+	"ConnectionPadding": stringOpt(func(c *Config) *string { return &c.ConnectionPadding }, func(v string) error {
+		switch v {
+		case "auto", "0", "1":
+			return nil
+		}
+		return fmt.Errorf("%q: must be auto, 0 or 1", v)
+	}),
 	"CircuitBuildTimeout":              intervalOpt(func(c *Config) *time.Duration { return &c.CircuitBuildTimeout }),
 	"NewCircuitPeriod":                 intervalOpt(func(c *Config) *time.Duration { return &c.NewCircuitPeriod }),
 	"SocksTimeout":                     intervalOpt(func(c *Config) *time.Duration { return &c.SocksTimeout }),
@@ -269,7 +278,6 @@ var ignored = map[string]string{
 	"FetchUselessDescriptors":     "directory fetching is not configurable in gotor",
 	"FetchDirInfoEarly":           "directory fetching is not configurable in gotor",
 	"FetchDirInfoExtraEarly":      "directory fetching is not configurable in gotor",
-	"KeepalivePeriod":             "not configurable in gotor",
 	"DataDirectoryGroupReadable":  "file modes are not configurable in gotor",
 	"CacheDirectoryGroupReadable": "file modes are not configurable in gotor",
 	"DirAllowPrivateAddresses":    "relay option",

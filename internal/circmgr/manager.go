@@ -94,6 +94,15 @@ func New[C Circuit](b Builder[C], cfg Config) *Manager[C] {
 		byClass: make(map[isolation.Flags]int),
 	}
 	m.periodAt = cfg.Now()
+	// The default ports start predicted and, like any other, stop being
+	// predicted PredictedPortTTL after their last use (C tor predicts
+	// port 80 at start-up, then only what streams use): an idle client
+	// stops building circuits, and its guard channel goes idle.
+	if cfg.EnableCircuitPrebuilding {
+		for _, p := range cfg.PredictedPorts {
+			m.predict[p] = m.periodAt
+		}
+	}
 	m.wg.Add(1)
 	go m.loop()
 	return m

@@ -741,3 +741,27 @@ func TestLookup(t *testing.T) {
 	a.Circuit.Close()
 	waitFor(t, "forgotten", func() bool { _, ok := m.Lookup(a.CircID); return !ok })
 }
+
+// The default predicted ports stop being predicted PredictedPortTTL after
+// start when no stream used them: an idle client stops building circuits
+// (C tor predicts port 80 at start-up only), so its guard channel can go
+// idle and stop padding.
+func TestPredictionExpires(t *testing.T) {
+	b := &fakeBuilder{ports: func(u Usage) []uint16 { return []uint16{u.Port} }}
+	m, clk := testManager(t, b, Config{EnableCircuitPrebuilding: true})
+	m.maintain()
+	waitFor(t, "4 clean circuits", func() bool { return m.Metrics().Clean == 4 })
+	clk.Advance(61 * time.Minute) // past PredictedPortTTL and CleanIdleTimeout
+	m.maintain()
+	m.maintain()
+	waitFor(t, "no build pending", func() bool { return m.Metrics().Pending == 0 })
+	if n, clean := b.builds.Load(), m.Metrics().Clean; n != 4 || clean != 0 {
+		t.Fatalf("%d builds, %d clean circuits; want the first 4 builds only, none left: nothing is predicted any more", n, clean)
+	}
+	// A stream makes its port predicted again.
+	if _, err := m.Get(ctx, Usage{Port: 443}, key("u", "x", 443, isolation.Default)); err != nil {
+		t.Fatal(err)
+	}
+	m.maintain()
+	waitFor(t, "prebuilt again for 443", func() bool { return m.Metrics().Clean >= 1 })
+}

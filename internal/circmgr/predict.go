@@ -98,11 +98,9 @@ func (m *Manager[C]) maintain() {
 
 // predictedPortsLocked lists the ports to keep circuits for.
 func (m *Manager[C]) predictedPortsLocked() []uint16 {
-	ports := slices.Clone(m.cfg.PredictedPorts)
+	ports := make([]uint16, 0, len(m.predict))
 	for p := range m.predict {
-		if !slices.Contains(ports, p) {
-			ports = append(ports, p)
-		}
+		ports = append(ports, p)
 	}
 	slices.Sort(ports)
 	return ports

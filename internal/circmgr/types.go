@@ -100,7 +100,8 @@ type Config struct {
 	// EnableCircuitPrebuilding keeps clean circuits ready for predicted
 	// ports.
 	EnableCircuitPrebuilding bool
-	// PredictedPorts are always predicted. Default 80 and 443.
+	// PredictedPorts are predicted from the start, until PredictedPortTTL
+	// passes without a stream to them. Default 80 and 443.
 	PredictedPorts []uint16
 	// PredictedPortTTL: a port used by a stream stays predicted this
 	// long (C tor PredictedPortsRelevanceTime). Default 1 hour.

@@ -140,6 +140,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		fallbacks = dirmgr.DefaultFallbacks()
 	}
 	c.chans = channel.NewManager()
+	pad := channel.PaddingConfig{Reduced: cfg.ReducedConnectionPadding, KeepalivePeriod: cfg.KeepalivePeriod}
+	switch cfg.ConnectionPadding {
+	case "0":
+		pad.Mode = channel.PaddingNever
+	case "1":
+		pad.Mode = channel.PaddingAlways
+	}
+	c.chans.SetPadding(pad)
 	c.dir, err = dirmgr.New(dirmgr.Config{
 		Authorities:       auths,
 		Fallbacks:         fallbacks,
