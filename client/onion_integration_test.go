@@ -66,6 +66,13 @@ func TestOnionService(t *testing.T) {
 		t.Fatalf("10 MiB from the onion service: sha256 mismatch (%d bytes)", len(body))
 	}
 	t.Logf("10 MiB from a C tor onion service through gotor, %v after the service started", time.Since(start).Round(time.Millisecond))
+	// The network's authorities do not run the shared-random protocol
+	// (testnet's default): gotor and the C tor service met in the
+	// disaster-SRV case (internal/onion's TestIntegrationFetchWithSRV
+	// runs the other).
+	if sr, err := n.ConsensusSharedRandom(ctx); err != nil || sr.Current != "" || sr.Previous != "" {
+		t.Fatalf("want a consensus without shared random values: %+v, %v", sr, err)
+	}
 
 	// A well-formed address of no service fails with prop 304's
 	// "descriptor not found" (0xF0, on a port with ExtendedErrors), a

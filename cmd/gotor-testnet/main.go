@@ -66,6 +66,7 @@ func main() {
 type netOpts struct {
 	relays, exits int
 	distinct      bool
+	sharedRandom  bool
 	latency       time.Duration
 	rate          int64
 	keep          bool
@@ -79,6 +80,7 @@ func netFlags(fs *flag.FlagSet) *flag.FlagSet {
 	fs.IntVar(&nopts.relays, "relays", 3, "number of non-exit relays")
 	fs.IntVar(&nopts.exits, "exits", 2, "number of exit relays")
 	fs.BoolVar(&nopts.distinct, "distinct-addrs", false, "put each node on its own 127.N.0.1 address")
+	fs.BoolVar(&nopts.sharedRandom, "shared-random", false, "authorities run the shared-random protocol (an SRV after 0-4 minutes, a previous one 4 minutes later; without it onion services use the disaster SRV)")
 	fs.DurationVar(&nopts.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms; a userspace proxy per ORPort)")
 	fs.Int64Var(&nopts.rate, "rate", 0, "bytes per second per direction of every ORPort link (0: unlimited)")
 	fs.BoolVar(&nopts.keep, "keep", false, "demo: keep the temporary directory")
@@ -92,6 +94,7 @@ func (o netOpts) options() testnet.Options {
 		Relays:            o.relays,
 		Exits:             o.exits,
 		DistinctAddresses: o.distinct,
+		SharedRandom:      o.sharedRandom,
 		Latency:           o.latency,
 		LinkRate:          o.rate,
 		KeepDir:           o.keep,

@@ -43,7 +43,9 @@
 //
 //   - TestIntegrationFetchDescriptorFromCTorService: HSDir ring with
 //     TestingTorNetwork periods (24 voting intervals, offset 12) and the
-//     disaster SRV of a young network, blinding for those periods,
+//     disaster SRV of a network whose authorities do not run the
+//     shared-random protocol (asserted from gotor's parameters and the
+//     harness's own reading of the consensus), blinding for those periods,
 //     descriptor fetch over real circuits and BEGIN_DIR, verification and
 //     decryption;
 //   - TestIntegrationDialCTorService: the whole Client flow — rendezvous
@@ -58,14 +60,18 @@
 //     HSDirs gotor computes as the store set (2 replicas x
 //     hsdir_spread_store 4) serve the service's descriptor and all the
 //     others answer 404 — the ring, hs_index/hsdir_index, time period,
-//     SRV choice and blinding all agree with C tor;
+//     SRV choice and blinding all agree with C tor (disaster SRV,
+//     asserted);
 //   - TestIntegrationClientAuthCTorService: a C tor service with an
 //     authorized client: F4 without a key, F5 with a wrong one, and a
 //     connection with the right one;
-//   - TestIntegrationFetchWithSRV (GOTOR_ONION_LONG=1, ~15–20 min):
-//     once the network publishes SRVs, fetches and the exact-ring check
-//     succeed in both segments of the period (current SRV between TP and
-//     SRV, previous SRV otherwise).
+//   - TestIntegrationFetchWithSRV (in CI; 4.5-9 minutes after its
+//     network started): on a second network whose authorities run the
+//     shared-random protocol, fetches and the exact-ring check succeed
+//     in both segments of the period (current SRV between TP and SRV,
+//     previous SRV otherwise), gotor's SRV equals the consensus's as the
+//     harness reads it, and one of them comes from a full commit+reveal
+//     run (a reveal from every authority).
 //
 // What is proven only by self-consistency (round trips, fakes):
 //

@@ -18,7 +18,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +36,36 @@ import (
 
 // A network larger than the default, so that the HSDir ring is not
 // trivially "every HSDir" (2 replicas x 4 store spread = 8 HSDirs store
-// each descriptor): 3 authorities + 10 relays + 2 exits.
+// each descriptor): 3 authorities + 10 relays + 2 exits. Its authorities
+// do not run the shared-random protocol (testnet's default), so every
+// test on it runs the disaster-SRV case, and asserts so;
+// TestIntegrationFetchWithSRV (srv_integration_test.go) runs the
+// real-SRV case on a second network.
 func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 10}) }
+
+// sharedNet returns the package's shared network, and starts the
+// shared-random network of TestIntegrationFetchWithSRV in the background
+// so that it ages while the other tests run.
+func sharedNet(t *testing.T) *testnet.Network {
+	t.Helper()
+	testnet.StartExtra(t, srvNetName, srvNetOptions)
+	return testnet.Shared(t)
+}
+
+// wantDisaster fails t unless both gotor's fetch parameters for nd and
+// the harness's own reading of the network's consensus say that there is
+// no shared random value, i.e. the disaster case.
+func wantDisaster(t *testing.T, ctx context.Context, n *testnet.Network, p hscrypto.FetchParams) {
+	t.Helper()
+	sr, err := n.ConsensusSharedRandom(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Disaster || sr.Current != "" || sr.Previous != "" {
+		t.Fatalf("want the disaster SRV case: gotor's disaster=%v, the consensus of %s has current %q, previous %q",
+			p.Disaster, sr.ValidAfter.Format(time.TimeOnly), sr.Current, sr.Previous)
+	}
+}
 
 var errUnsupported = errors.New("not yet supported by internal/circuit")
 
@@ -126,7 +153,7 @@ func startOnionServiceAuth(t *testing.T, n *testnet.Network, port int, clients [
 }
 
 func TestIntegrationFetchDescriptorFromCTorService(t *testing.T) {
-	n := testnet.Shared(t)
+	n := sharedNet(t)
 	host := startOnionService(t, n)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -153,6 +180,7 @@ func TestIntegrationFetchDescriptorFromCTorService(t *testing.T) {
 			p := hscrypto.ClientFetchParams(nd, sched)
 			t.Logf("attempt %d: descriptor for period %d (length %d min, disaster SRV %v): revision %d, %d intro points",
 				attempt, p.PeriodNum, sched.PeriodLength, p.Disaster, d.RevisionCounter, len(d.IntroPoints))
+			wantDisaster(t, ctx, n, p)
 			if len(d.IntroPoints) == 0 {
 				t.Fatal("no intro points")
 			}
@@ -201,76 +229,6 @@ func newDirMgr(t *testing.T, ctx context.Context, n *testnet.Network) *dirmgr.Ma
 	return dm
 }
 
-// TestIntegrationFetchWithSRV waits until the network publishes shared
-// random values (several minutes), then fetches the service's descriptor
-// from consensuses in both segments of the period (TP->SRV uses the
-// current SRV, SRV->TP the previous one). Set GOTOR_ONION_LONG=1 to run.
-func TestIntegrationFetchWithSRV(t *testing.T) {
-	if os.Getenv("GOTOR_ONION_LONG") == "" {
-		t.Skip("set GOTOR_ONION_LONG=1 (takes up to ~15 minutes)")
-	}
-	n := testnet.Shared(t)
-	host := startOnionService(t, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	dm := newDirMgr(t, ctx, n)
-	mgr := channel.NewManager()
-	defer mgr.Close()
-	b := &realBuilder{mgr: mgr, dir: dm.NetDir}
-	for ctx.Err() == nil {
-		nd := dm.NetDir()
-		if len(nd.SharedRandCurrent) == 32 && len(nd.SharedRandPrevious) == 32 {
-			break
-		}
-		time.Sleep(10 * time.Second)
-		dm.Bootstrap(ctx)
-	}
-	t.Logf("SRVs published at valid-after %v", dm.NetDir().ValidAfter)
-	ok := map[bool]int{}
-	fail := map[bool]int{}
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) && (ok[true] < 3 || ok[false] < 3) && ctx.Err() == nil {
-		dm.Bootstrap(ctx)
-		nd := dm.NetDir()
-		sched := hscrypto.ScheduleFor(nd, true)
-		seg := sched.InPeriodBetweenTPAndSRV(nd.ValidAfter)
-		p := hscrypto.ClientFetchParams(nd, sched)
-		c := New(Config{Builder: b, NetDir: func() *netdir.NetDir { return nd }, TestingNetwork: true, HSDirTimeout: 20 * time.Second})
-		_, _, err := c.FetchDescriptor(ctx, host)
-		t.Logf("valid-after %s period %d TP->SRV=%v disaster=%v: %v", nd.ValidAfter.Format("15:04:05"), p.PeriodNum, seg, p.Disaster, err)
-		if p.Disaster {
-			t.Errorf("disaster SRV with SRVs published")
-		}
-		if err == nil {
-			ok[seg]++
-		} else {
-			fail[seg]++
-		}
-		time.Sleep(3 * time.Second)
-	}
-	t.Logf("successes by segment %v, failures %v", ok, fail)
-	addr, _ := ParseAddress(host)
-	matched := map[bool]bool{}
-	for i := 0; ctx.Err() == nil && (!matched[true] || !matched[false]) && i < 60; i++ {
-		dm.Bootstrap(ctx)
-		nd := dm.NetDir()
-		seg := hscrypto.ScheduleFor(nd, true).InPeriodBetweenTPAndSRV(nd.ValidAfter)
-		if !matched[seg] && checkRing(t, ctx, b, nd, addr, i) {
-			matched[seg] = true
-		}
-		time.Sleep(5 * time.Second)
-	}
-	if !matched[true] || !matched[false] {
-		t.Errorf("ring matched the service's uploads in segments %v; want both", matched)
-	}
-	if ok[true] == 0 || ok[false] == 0 {
-		t.Fatalf("need successful fetches in both segments")
-	}
-	if fail[true]+fail[false] > (ok[true]+ok[false])/2 {
-		t.Errorf("too many failures")
-	}
-}
-
 // miniBuilder builds HSDir circuits with internal/circuit and intro and
 // rendezvous circuits with the test-only miniCirc.
 type miniBuilder struct{ realBuilder }
@@ -307,7 +265,7 @@ func (b *miniBuilder) BuildCircuit(ctx context.Context, last Target, purpose Pur
 // point, RENDEZVOUS2, the virtual hop with SHA3-256/AES-256 relay crypto,
 // RELAY_BEGIN to the service and data both ways.
 func TestIntegrationDialCTorService(t *testing.T) {
-	n := testnet.Shared(t)
+	n := sharedNet(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +340,7 @@ func TestIntegrationDialCTorService(t *testing.T) {
 // authorization; without our key the descriptor's inner layer is closed
 // (F4), with a wrong key F5, with the right key we connect.
 func TestIntegrationClientAuthCTorService(t *testing.T) {
-	n := testnet.Shared(t)
+	n := sharedNet(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -457,7 +415,7 @@ func TestIntegrationClientAuthCTorService(t *testing.T) {
 // hsdir_spread_store) must serve it, and every other HSDir must answer 404.
 // A wrong ring cannot pass this by chance.
 func TestIntegrationHSDirRing(t *testing.T) {
-	n := testnet.Shared(t)
+	n := sharedNet(t)
 	host := startOnionService(t, n)
 	addr, _ := ParseAddress(host)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -472,6 +430,8 @@ func TestIntegrationHSDirRing(t *testing.T) {
 			dm.Bootstrap(ctx)
 		}
 		if checkRing(t, ctx, b, dm.NetDir(), addr, attempt) {
+			nd := dm.NetDir()
+			wantDisaster(t, ctx, n, hscrypto.ClientFetchParams(nd, hscrypto.ScheduleFor(nd, true)))
 			return
 		}
 	}

@@ -27,6 +27,14 @@ var shared struct {
 	ctx        context.Context // cancelled by SIGINT/SIGTERM
 	cancel     context.CancelFunc
 	startDone  chan struct{}
+	extras     map[string]*extraNet
+}
+
+// extraNet is a further network of the test binary (StartExtra).
+type extraNet struct {
+	done chan struct{} // closed when Start returned
+	net  *Network
+	err  error
 }
 
 // Main is the TestMain of a package with integration tests:
@@ -52,10 +60,19 @@ func Main(m *testing.M, opts ...Options) {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "testnet: %v: stopping the shared network\n", s)
 		shared.cancel()
+		wait := time.After(10 * time.Second)
 		select { // let a Start in progress clean up after itself
 		case <-shared.startDone:
-		case <-time.After(10 * time.Second):
+		case <-wait:
 		}
+		shared.mu.Lock()
+		for _, e := range shared.extras {
+			select {
+			case <-e.done:
+			case <-wait:
+			}
+		}
+		shared.mu.Unlock()
 		stopShared()
 		os.Exit(2)
 	}()
@@ -68,9 +85,22 @@ func Main(m *testing.M, opts ...Options) {
 func stopShared() {
 	shared.mu.Lock()
 	n := shared.net
+	var more []*extraNet
+	for _, e := range shared.extras {
+		more = append(more, e)
+	}
 	shared.mu.Unlock()
 	if n != nil {
 		n.Stop()
+	}
+	if len(more) > 0 {
+		shared.cancel() // a further network still starting gives up
+	}
+	for _, e := range more {
+		<-e.done
+		if e.net != nil {
+			e.net.Stop()
+		}
 	}
 }
 
@@ -131,4 +161,55 @@ func SharedReferenceClient(t testing.TB) *RefClient {
 		t.Fatalf("testnet: shared reference client: %v", shared.clientErr)
 	}
 	return shared.client
+}
+
+// StartExtra starts, once per test binary and in the background, a
+// further network identified by name, with opts; Main stops it with the
+// shared one. It returns at once, so a test that needs an old network
+// (one that has reached a shared random value, Options.SharedRandom) can
+// start it early and find it aged when Extra returns it. See
+// IntegrationEnabled for when it skips or fails t.
+func StartExtra(t testing.TB, name string, opts Options) {
+	t.Helper()
+	startExtra(t, name, opts)
+}
+
+// Extra returns the network StartExtra started under name (starting it
+// now if no test did), once it is ready.
+func Extra(t testing.TB, name string, opts Options) *Network {
+	t.Helper()
+	e := startExtra(t, name, opts)
+	<-e.done
+	if e.err != nil {
+		t.Fatalf("testnet: network %q failed to start: %v", name, e.err)
+	}
+	return e.net
+}
+
+func startExtra(t testing.TB, name string, opts Options) *extraNet {
+	t.Helper()
+	IntegrationEnabled(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.mainCalled {
+		t.Fatal("testnet.StartExtra: the package's TestMain must call testnet.Main(m)")
+	}
+	if e := shared.extras[name]; e != nil {
+		return e
+	}
+	if shared.extras == nil {
+		shared.extras = make(map[string]*extraNet)
+	}
+	e := &extraNet{done: make(chan struct{})}
+	shared.extras[name] = e
+	if opts.Logf == nil {
+		opts.Logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+"["+name+"] "+format+"\n", args...)
+		}
+	}
+	go func() {
+		defer close(e.done)
+		e.net, e.err = Start(shared.ctx, opts)
+	}()
+	return e
 }

@@ -72,6 +72,24 @@ type Options struct {
 	// connection to this many bytes per second (through the same proxy).
 	LinkRate int64
 
+	// SharedRandom makes the authorities run the shared-random protocol
+	// (proposal 250, dir-spec §3.4.1; C tor's default). A protocol run
+	// is 24 voting rounds, 12 of commits and 12 of reveals, and ends at
+	// a multiple of 24 voting intervals since the epoch: 4 minutes at
+	// the 10-second interval (the shortest C tor accepts with
+	// TestingTorNetwork, MIN_VOTE_INTERVAL_TESTING). The first
+	// consensus with a shared-rand-current-value follows the first run
+	// end the authorities vote at (0-4 minutes after the first
+	// consensus), the first with a shared-rand-previous-value a run
+	// later; WaitSharedRandom waits for them.
+	//
+	// Without it (the default) the authorities do not take part
+	// (AuthDirSharedRandomness 0): no consensus carries a shared random
+	// value, so onion services and clients use the disaster SRV
+	// (rend-spec §2.3.1) however old the network is, and an onion test
+	// knows which case it runs.
+	SharedRandom bool
+
 	// Extra torrc lines per node kind, appended to the generated torrc.
 	ExtraAuthorityTorrc []string
 	ExtraRelayTorrc     []string // non-exit relays
@@ -422,6 +440,9 @@ func (n *Network) nodeTorrc(nd *node, exitFPs []string, resolv string) string {
 		w("TestingMinExitFlagThreshold 0")
 		for _, l := range authorityTiming {
 			w("%s", l)
+		}
+		if !n.opts.SharedRandom {
+			w("AuthDirSharedRandomness 0")
 		}
 		w("ExitRelay 0")
 		w("ExitPolicy reject *:*")

@@ -176,3 +176,29 @@ func TestKeyCacheRoundTrip(t *testing.T) {
 		t.Error("usable slot was replaced")
 	}
 }
+
+func TestParseSharedRandom(t *testing.T) {
+	doc := "network-status-version 3 microdesc\nvalid-after 2026-12-06 21:40:00\n" +
+		"shared-rand-previous-value 3 6tp+naQgEqe5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n" +
+		"shared-rand-current-value 0 +Xmpe0Rbjgv7AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n" +
+		"directory-footer\nshared-rand-current-value 9 ignored\n"
+	sr, err := parseSharedRandom(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SharedRandom{ValidAfter: time.Date(2026, 12, 6, 21, 40, 0, 0, time.UTC),
+		Current: "+Xmpe0Rbjgv7AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", CurrentReveals: 0,
+		Previous: "6tp+naQgEqe5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", PreviousReveals: 3}
+	if sr != want {
+		t.Fatalf("got %+v, want %+v", sr, want)
+	}
+	none, err := parseSharedRandom("valid-after 2026-12-06 21:40:00\n")
+	if err != nil || none.Current != "" || none.Previous != "" {
+		t.Fatalf("no SRV lines: %+v, %v", none, err)
+	}
+	for _, bad := range []string{"", "valid-after yesterday\n", "valid-after 2026-12-06 21:40:00\nshared-rand-current-value x y\n"} {
+		if _, err := parseSharedRandom(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -36,8 +36,10 @@ import (
 )
 
 // 3 authorities, 6 relays, 2 exits: enough for three intro points, 4-hop
-// circuits and an HSDir ring where 8 HSDirs store each descriptor.
-func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 6}) }
+// circuits and an HSDir ring where 8 HSDirs store each descriptor. The
+// authorities run the shared-random protocol, so that
+// TestIntegrationAcrossTimePeriods sees SRVs appear.
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Options{Relays: 6, SharedRandom: true}) }
 
 // testNetwork is the Network of these tests: consensus from a dirmgr,
 // circuits built with internal/circuit through random relays.
