@@ -22,6 +22,7 @@ func (c *Config) Clone() *Config {
 	out.HashedControlPassword = slices.Clone(c.HashedControlPassword)
 	out.MetricsPortPolicy = slices.Clone(c.MetricsPortPolicy)
 	out.Logs = slices.Clone(c.Logs)
+	out.OnionServices = cloneServices(c.OnionServices)
 	out.ignored = slices.Clone(c.ignored)
 	return &out
 }

@@ -121,6 +121,10 @@ type Config struct {
 	ReducedConnectionPadding bool
 	KeepalivePeriod          time.Duration
 
+	// OnionServices are the onion services gotor hosts (HiddenServiceDir
+	// blocks).
+	OnionServices []OnionServiceConfig
+
 	// SafeSocks refuses SOCKS requests that give an IP address.
 	SafeSocks bool
 	// UseEntryGuards picks the first hop from a guard set (default true).
@@ -393,6 +397,11 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepalivePeriod < time.Second {
 		bad("KeepalivePeriod %v: must be at least 1 second", c.KeepalivePeriod)
+	}
+	for _, o := range c.OnionServices {
+		if err := o.validate(); err != nil {
+			bad("%v", err)
+		}
 	}
 	if c.NumEntryGuards < 0 {
 		bad("NumEntryGuards %d: must not be negative", c.NumEntryGuards)

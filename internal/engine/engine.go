@@ -55,6 +55,7 @@ type Engine struct {
 	progSubs  []chan dirmgr.Progress
 	started   bool
 	stopped   bool
+	runCtx    context.Context // the engine's life, from Start to Stop
 	cancelRun context.CancelFunc
 	wg        sync.WaitGroup
 
@@ -64,6 +65,7 @@ type Engine struct {
 	onion        *onion.Client
 	onionAuth    *onion.ClientAuth
 	ctrl         *control.Server
+	services     []*OnionService // hosted onion services (hosting.go), under mu
 	metricsSrv   *metrics.Server
 	configFile   string
 	shutdownCh   chan struct{}
@@ -191,7 +193,7 @@ func (c *Engine) Start(ctx context.Context) error {
 	}
 	c.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancelRun = cancel
+	c.runCtx, c.cancelRun = runCtx, cancel
 	c.mu.Unlock()
 
 	if err := c.startControl(); err != nil {
@@ -264,6 +266,9 @@ func (c *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("client: first circuit: %w", err)
 	}
 	c.setProgress(dirmgr.PhaseDone)
+	if err := c.startServices(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -327,6 +332,7 @@ func (c *Engine) Stop() error {
 	ctrl := c.ctrl
 	c.rt.mu.Unlock()
 	c.ports.closeAll()
+	c.closeServices()
 	if ctrl != nil {
 		_ = ctrl.Close()
 	}
