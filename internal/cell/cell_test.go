@@ -130,7 +130,7 @@ func TestCreate2Extend2(t *testing.T) {
 
 func TestRelay(t *testing.T) {
 	var p [PayloadLen]byte
-	if err := EncodeRelay(&p, Relay{Command: RELAY_DATA, StreamID: 7, Data: []byte("hello")}); err != nil {
+	if err := EncodeRelay(&p, RelayMsg{Command: RELAY_DATA, StreamID: 7, Data: []byte("hello")}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := DecodeRelay(p[:])
@@ -140,7 +140,7 @@ func TestRelay(t *testing.T) {
 	if !bytes.Equal(p[RelayHeaderLen+5:RelayHeaderLen+9], []byte{0, 0, 0, 0}) {
 		t.Fatal("padding prefix not zero")
 	}
-	if err := EncodeRelay(&p, Relay{Data: make([]byte, 499)}); err == nil {
+	if err := EncodeRelay(&p, RelayMsg{Data: make([]byte, 499)}); err == nil {
 		t.Fatal("oversize accepted")
 	}
 	p[9], p[10] = 0x01, 0xf3 // 499

@@ -64,8 +64,9 @@ const (
 	RelayDigestOff     = 5
 )
 
-// Relay is a decoded relay cell (before or after crypto).
-type Relay struct {
+// RelayMsg is a decoded relay cell, a relay message (before or after
+// crypto); netdir.Relay is a relay, the node.
+type RelayMsg struct {
 	Command  RelayCommand
 	StreamID uint16
 	Data     []byte
@@ -73,7 +74,7 @@ type Relay struct {
 
 // EncodeRelay writes r into payload with recognized and digest set to
 // zero. Unused bytes are 4 zero bytes then random padding (tor-spec §6.1).
-func EncodeRelay(payload *[PayloadLen]byte, r Relay) error {
+func EncodeRelay(payload *[PayloadLen]byte, r RelayMsg) error {
 	if len(r.Data) > RelayDataMax {
 		return ErrPayloadSize
 	}
@@ -94,15 +95,15 @@ func EncodeRelay(payload *[PayloadLen]byte, r Relay) error {
 }
 
 // DecodeRelay parses a decrypted relay cell payload. Data aliases payload.
-func DecodeRelay(payload []byte) (Relay, error) {
+func DecodeRelay(payload []byte) (RelayMsg, error) {
 	if len(payload) != PayloadLen {
-		return Relay{}, fmt.Errorf("cell: relay payload length %d", len(payload))
+		return RelayMsg{}, fmt.Errorf("cell: relay payload length %d", len(payload))
 	}
 	l := int(payload[9])<<8 | int(payload[10])
 	if l > RelayDataMax {
-		return Relay{}, fmt.Errorf("cell: relay length %d exceeds %d", l, RelayDataMax)
+		return RelayMsg{}, fmt.Errorf("cell: relay length %d exceeds %d", l, RelayDataMax)
 	}
-	return Relay{
+	return RelayMsg{
 		Command:  RelayCommand(payload[0]),
 		StreamID: uint16(payload[3])<<8 | uint16(payload[4]),
 		Data:     payload[RelayHeaderLen : RelayHeaderLen+l],

@@ -55,7 +55,7 @@ func sendData(t *testing.T, f *circtest.FakeRelay, c *circuit.Circuit, n, inc in
 	var ds [][20]byte
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}})
+		err := c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}})
 		cancel()
 		if err != nil {
 			t.Fatalf("cell %d: %v", *sent+1, err)
@@ -72,11 +72,11 @@ func sendData(t *testing.T, f *circtest.FakeRelay, c *circuit.Circuit, n, inc in
 func blocked(c *circuit.Circuit) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	return errors.Is(c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}), context.DeadlineExceeded)
+	return errors.Is(c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}), context.DeadlineExceeded)
 }
 
 func sendme(f *circtest.FakeRelay, d [20]byte) {
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: d[:]}).Encode()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: d[:]}).Encode()})
 }
 
 func wantProtocolError(t *testing.T, c *circuit.Circuit, what string) {
@@ -123,7 +123,7 @@ func TestCCNegotiatedRunsVegas(t *testing.T) {
 	}
 	// The client's own SENDMEs come every 31 DATA cells it receives.
 	for range 31 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: 7, Data: []byte("x")})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 7, Data: []byte("x")})
 	}
 	if r := next(t, f); r.Msg.Command != cell.RELAY_SENDME {
 		t.Fatalf("after 31 DATA cells the client sent %v, want SENDME", r.Msg.Command)
@@ -223,7 +223,7 @@ func TestCCHostileSendmes(t *testing.T) {
 		}
 		sent := 0
 		sendData(t, f, c, 31, 31, &sent)
-		f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME})
 		wantProtocolError(t, c, "SENDME v0")
 	})
 	t.Run("before any data", func(t *testing.T) {

@@ -98,7 +98,7 @@ type Circuit struct {
 	// ctrl queues stream-0 relay messages this package does not handle
 	// itself (onion service messages, rend-spec-v3 §3-§4: commands
 	// 32-40) for ReceiveControl.
-	ctrl chan cell.Relay
+	ctrl chan cell.RelayMsg
 
 	dropped dropCounts
 

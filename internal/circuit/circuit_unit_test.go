@@ -72,7 +72,7 @@ func TestClientSendsSendmeV1(t *testing.T) {
 	f, _ := newCirc(t)
 	var d100 [20]byte
 	for i := 1; i <= 200; i++ {
-		d, err := f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: 7, Data: []byte("x")})
+		d, err := f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 7, Data: []byte("x")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestPackageWindowAndSendmeDigest(t *testing.T) {
 	ctx := context.Background()
 	var digests [][20]byte
 	for i := 1; i <= 1000; i++ {
-		if err := c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}); err != nil {
+		if err := c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}); err != nil {
 			t.Fatal(err)
 		}
 		r := next(t, f)
@@ -112,23 +112,23 @@ func TestPackageWindowAndSendmeDigest(t *testing.T) {
 		}
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	err := c.SendRelay(short, cell.Relay{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}})
+	err := c.SendRelay(short, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}})
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("1001st cell: %v, want blocked", err)
 	}
 	// v0 SENDME accepted.
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME})
-	if err := c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}); err != nil {
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME})
+	if err := c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 1, Data: []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
 	next(t, f)
 	// v1 SENDME with the right digest (of the 200th cell).
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: digests[1][:]}).Encode()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: digests[1][:]}).Encode()})
 	// v1 SENDME with a wrong digest closes the circuit.
 	bad := digests[3]
 	bad[0] ^= 1
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: bad[:]}).Encode()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: bad[:]}).Encode()})
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) {
 		t.Fatalf("got %v, want ProtocolError", err)
@@ -147,7 +147,7 @@ func TestPackageWindowAndSendmeDigest(t *testing.T) {
 
 func TestUnexpectedSendmeClosesCircuit(t *testing.T) {
 	f, c := newCirc(t)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME})
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) {
 		t.Fatalf("got %v", err)
@@ -162,7 +162,7 @@ func TestDestroyAndTruncatedAreTyped(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	f2, c2 := newCirc(t)
-	f2.SendRelay(cell.Relay{Command: cell.RELAY_TRUNCATED, Data: []byte{byte(cell.DestroyConnectFailed)}})
+	f2.SendRelay(cell.RelayMsg{Command: cell.RELAY_TRUNCATED, Data: []byte{byte(cell.DestroyConnectFailed)}})
 	if err := waitDone(t, c2); !errors.As(err, &de) || de.Reason != cell.DestroyConnectFailed || !de.Truncated {
 		t.Fatalf("got %v", err)
 	}
@@ -230,8 +230,8 @@ func TestControlMessagesAndVirtualHop(t *testing.T) {
 	defer cancel()
 	// Onion-service control messages reach ReceiveControl; unknown
 	// stream-0 commands are dropped.
-	f.SendRelay(cell.Relay{Command: 200, Data: []byte("future")})
-	f.SendRelay(cell.Relay{Command: 39, Data: []byte("rendezvous established")})
+	f.SendRelay(cell.RelayMsg{Command: 200, Data: []byte("future")})
+	f.SendRelay(cell.RelayMsg{Command: 39, Data: []byte("rendezvous established")})
 	m, err := c.ReceiveControl(ctx)
 	if err != nil || m.Command != 39 || string(m.Data) != "rendezvous established" {
 		t.Fatalf("%+v %v", m, err)
@@ -247,7 +247,7 @@ func TestControlMessagesAndVirtualHop(t *testing.T) {
 	if c.NumHops() != 2 {
 		t.Fatal(c.NumHops())
 	}
-	if err := c.SendRelay(ctx, cell.Relay{Command: 34, Data: []byte("to service")}); err != nil {
+	if err := c.SendRelay(ctx, cell.RelayMsg{Command: 34, Data: []byte("to service")}); err != nil {
 		t.Fatal(err)
 	}
 	r := next(t, f)
@@ -262,7 +262,7 @@ func TestControlMessagesAndVirtualHop(t *testing.T) {
 		t.Fatalf("%q", msg.Data)
 	}
 	var q [cell.PayloadLen]byte
-	cell.EncodeRelay(&q, cell.Relay{Command: 40, Data: []byte("from service")})
+	cell.EncodeRelay(&q, cell.RelayMsg{Command: 40, Data: []byte("from service")})
 	vs.Originate(&q)
 	f.SendFromLaterHop(&q)
 	m, err = c.ReceiveControl(ctx)
@@ -275,7 +275,7 @@ func TestRelayEarly(t *testing.T) {
 	f, c := newCirc(t)
 	ctx := context.Background()
 	// On a one-hop circuit nothing is RELAY_EARLY.
-	c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DROP})
+	c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DROP})
 	if r := next(t, f); r.Cell.Command != cell.RELAY {
 		t.Fatalf("got %v", r.Cell.Command)
 	}
@@ -283,7 +283,7 @@ func TestRelayEarly(t *testing.T) {
 	vc, _ := torcrypto.NewHop(bytes.NewReader(keys))
 	c.ExtendVirtual(vc)
 	for i := range 10 {
-		c.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DROP})
+		c.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DROP})
 		want := cell.RELAY_EARLY
 		if i >= circuit.MaxRelayEarly {
 			want = cell.RELAY
@@ -314,12 +314,12 @@ func TestSendmeAcceptMinVersion(t *testing.T) {
 	c.SetSendmeAcceptMinVersion(1)
 	sent := 0
 	d := sendData(t, f, c, 200, circuit.CircWindowIncrement, &sent)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: d[0][:]}).Encode()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: d[0][:]}).Encode()})
 	sendData(t, f, c, 1, circuit.CircWindowIncrement, &sent) // a round trip: the v1 SENDME was taken
 	if err := c.Err(); err != nil {
 		t.Fatalf("v1 SENDME refused: %v", err)
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME}) // v0
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME}) // v0
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) || !strings.Contains(err.Error(), "sendme_accept_min_version") {
 		t.Fatalf("got %v, want a ProtocolError naming sendme_accept_min_version", err)

@@ -20,7 +20,7 @@ const ControlQueueLen = 32
 // message that the circuit does not handle itself: the onion service
 // messages (RELAY commands 32-40: INTRO_ESTABLISHED, RENDEZVOUS2, ...).
 // Other unknown stream-0 commands are dropped, as C tor does.
-func (c *Circuit) ReceiveControl(ctx context.Context) (cell.Relay, error) {
+func (c *Circuit) ReceiveControl(ctx context.Context) (cell.RelayMsg, error) {
 	select {
 	case m := <-c.ctrl:
 		return m, nil
@@ -30,9 +30,9 @@ func (c *Circuit) ReceiveControl(ctx context.Context) (cell.Relay, error) {
 	case m := <-c.ctrl:
 		return m, nil
 	case <-c.done:
-		return cell.Relay{}, c.Err()
+		return cell.RelayMsg{}, c.Err()
 	case <-ctx.Done():
-		return cell.Relay{}, ctx.Err()
+		return cell.RelayMsg{}, ctx.Err()
 	}
 }
 
@@ -131,7 +131,7 @@ func (c *Circuit) handleRelay(cl *cell.Cell) error {
 }
 
 // handleControl handles a circuit-level (stream 0) message.
-func (c *Circuit) handleControl(msg cell.Relay, hop, last int) error {
+func (c *Circuit) handleControl(msg cell.RelayMsg, hop, last int) error {
 	switch msg.Command {
 	case cell.RELAY_EXTENDED2:
 		c.mu.Lock()
@@ -178,7 +178,7 @@ func (c *Circuit) handleControl(msg cell.Relay, hop, last int) error {
 
 // handleStreamMsg hands a stream message to its stream, which only the
 // stream's hop may send (C tor relay_lookup_conn with edge_uses_cpath).
-func (c *Circuit) handleStreamMsg(msg cell.Relay, hop, last int, digest [20]byte) error {
+func (c *Circuit) handleStreamMsg(msg cell.RelayMsg, hop, last int, digest [20]byte) error {
 	if msg.Command == cell.RELAY_DATA && hop == last {
 		// The circuit window is the last hop's: DATA from another hop
 		// is never legitimate and does not touch it.
@@ -223,6 +223,6 @@ func (c *Circuit) handleStreamMsg(msg cell.Relay, hop, last int, digest [20]byte
 	return nil
 }
 
-func wrongHop(msg cell.Relay, hop, want int) error {
+func wrongHop(msg cell.RelayMsg, hop, want int) error {
 	return &ProtocolError{Msg: fmt.Sprintf("%v for stream %d from hop %d; the stream is at hop %d", msg.Command, msg.StreamID, hop+1, want+1)}
 }

@@ -45,7 +45,7 @@ type awaitingSendme struct {
 
 // SendRelay sends a relay message to the last hop. RELAY_DATA waits for
 // the circuit's congestion window (ctx bounds the wait).
-func (c *Circuit) SendRelay(ctx context.Context, msg cell.Relay) error {
+func (c *Circuit) SendRelay(ctx context.Context, msg cell.RelayMsg) error {
 	if msg.Command != cell.RELAY_DATA {
 		return c.send(cell.RELAY, msg)
 	}
@@ -91,7 +91,7 @@ func (c *Circuit) delivered(digest [20]byte) error {
 	}
 	if c.deliverWindow <= CircWindowStart-c.sendmeInc {
 		s := &cell.Sendme{Version: 1, Digest: digest[:]}
-		if err := c.send(cell.RELAY, cell.Relay{Command: cell.RELAY_SENDME, Data: s.Encode()}); err != nil {
+		if err := c.send(cell.RELAY, cell.RelayMsg{Command: cell.RELAY_SENDME, Data: s.Encode()}); err != nil {
 			return err
 		}
 		c.deliverWindow += c.sendmeInc
@@ -111,7 +111,7 @@ func (c *Circuit) SetSendmeAcceptMinVersion(v int) {
 	c.smu.Unlock()
 }
 
-func (c *Circuit) handleCircSendme(msg cell.Relay, hop, last int) error {
+func (c *Circuit) handleCircSendme(msg cell.RelayMsg, hop, last int) error {
 	now := time.Now()
 	if hop != last {
 		return &ProtocolError{Msg: "circuit SENDME from a middle hop"}

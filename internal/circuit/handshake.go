@@ -136,7 +136,7 @@ func create(ctx context.Context, ch *channel.Channel, target Target, hs interfac
 		deliverWindow: CircWindowStart,
 		windowOpen:    make(chan struct{}, 1),
 		streams:       map[uint16]attached{},
-		ctrl:          make(chan cell.Relay, ControlQueueLen),
+		ctrl:          make(chan cell.RelayMsg, ControlQueueLen),
 		nextSID:       binary.BigEndian.Uint16(sid[:]),
 		done:          make(chan struct{}),
 	}
@@ -231,7 +231,7 @@ func (c *Circuit) ExtendWith(ctx context.Context, target Target, specs []cell.Li
 	}
 	c.pending = p
 	c.mu.Unlock()
-	if err := c.send(cell.RELAY_EARLY, cell.Relay{Command: cell.RELAY_EXTEND2, Data: body}); err != nil {
+	if err := c.send(cell.RELAY_EARLY, cell.RelayMsg{Command: cell.RELAY_EXTEND2, Data: body}); err != nil {
 		return err
 	}
 	return c.wait(ctx, p)

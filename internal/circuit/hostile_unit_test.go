@@ -20,15 +20,15 @@ import (
 
 // recHandler records what reaches one stream.
 type recHandler struct {
-	msgs   chan cell.Relay
+	msgs   chan cell.RelayMsg
 	closed chan error
 }
 
 func newRecHandler() *recHandler {
-	return &recHandler{msgs: make(chan cell.Relay, 100), closed: make(chan error, 1)}
+	return &recHandler{msgs: make(chan cell.RelayMsg, 100), closed: make(chan error, 1)}
 }
 
-func (h *recHandler) HandleRelay(m cell.Relay) error {
+func (h *recHandler) HandleRelay(m cell.RelayMsg) error {
 	m.Data = append([]byte(nil), m.Data...)
 	h.msgs <- m
 	return nil
@@ -78,7 +78,7 @@ func TestStreamMessageFromAnotherHopClosesCircuit(t *testing.T) {
 				t.Fatal(err)
 			}
 			// From the stream's own hop the message reaches the stream.
-			if err := exit.SendRelay(cell.Relay{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)}); err != nil {
+			if err := exit.SendRelay(cell.RelayMsg{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)}); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -90,7 +90,7 @@ func TestStreamMessageFromAnotherHopClosesCircuit(t *testing.T) {
 				t.Fatalf("the exit's %v did not reach the stream", cmd)
 			}
 			// The guard forges the same message for the exit's stream.
-			f.SendRelay(cell.Relay{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)})
+			f.SendRelay(cell.RelayMsg{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)})
 			var pe *circuit.ProtocolError
 			if err := waitDone(t, c); !errors.As(err, &pe) {
 				t.Fatalf("circuit error %v, want a ProtocolError", err)
@@ -113,14 +113,14 @@ func TestStreamMessageFromAnotherHopClosesCircuit(t *testing.T) {
 func TestOnionMessageFromAnotherHopClosesCircuit(t *testing.T) {
 	f, rp, c := twoHops(t)
 	ctx := t.Context()
-	if err := rp.SendRelay(cell.Relay{Command: 39, Data: []byte("rendezvous established")}); err != nil {
+	if err := rp.SendRelay(cell.RelayMsg{Command: 39, Data: []byte("rendezvous established")}); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := c.ReceiveControl(ctx); err != nil || m.Command != 39 {
 		t.Fatalf("%+v %v", m, err)
 	}
 	// The guard forges RENDEZVOUS2 (a fake onion service handshake).
-	f.SendRelay(cell.Relay{Command: 37, Data: make([]byte, 64)})
+	f.SendRelay(cell.RelayMsg{Command: 37, Data: make([]byte, 64)})
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) {
 		t.Fatalf("circuit error %v, want a ProtocolError", err)
@@ -136,7 +136,7 @@ func TestOnionMessageFromAnotherHopClosesCircuit(t *testing.T) {
 // stream h attached at id.
 func aliveAfter(t *testing.T, exit *circtest.LaterHop, c *circuit.Circuit, h *recHandler, id uint16) {
 	t.Helper()
-	if err := exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("ping")}); err != nil {
+	if err := exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("ping")}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -166,7 +166,7 @@ func TestHalfClosedStream(t *testing.T) {
 	}
 	send := func(cmd cell.RelayCommand) {
 		t.Helper()
-		if err := exit.SendRelay(cell.Relay{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)}); err != nil {
+		if err := exit.SendRelay(cell.RelayMsg{Command: cmd, StreamID: id, Data: streamMsgBody(cmd)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,7 +201,7 @@ func TestHalfClosedStreamFromAnotherHopClosesCircuit(t *testing.T) {
 	f, _, c := twoHops(t)
 	id, _ := c.AttachStream(newRecHandler())
 	c.EndStream(id, circuit.InFlight{Data: 500})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
 	var pe *circuit.ProtocolError
 	if err := waitDone(t, c); !errors.As(err, &pe) {
 		t.Fatalf("circuit error %v, want a ProtocolError", err)
@@ -220,10 +220,10 @@ func TestHalfClosedCCStreamTimeBound(t *testing.T) {
 	id, _ := c.AttachStream(newRecHandler())
 	c.EndStream(id, circuit.InFlight{CC: true})
 	for range 1000 {
-		exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
+		exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
 	}
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, StreamID: id}) // no SENDMEs with CC
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: id}) // no SENDMEs with CC
 	aliveAfter(t, exit, c, other, otherID)
 	if d := c.Dropped(); d != (circuit.Dropped{HalfClosed: 1001, UnknownStream: 1}) {
 		t.Fatalf("dropped %+v", d)
@@ -231,7 +231,7 @@ func TestHalfClosedCCStreamTimeBound(t *testing.T) {
 	mu.Lock()
 	clock = clock.Add(circuit.HalfClosedCCTime + time.Second)
 	mu.Unlock()
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: id, Data: []byte("x")})
 	aliveAfter(t, exit, c, other, otherID)
 	if d := c.Dropped(); d != (circuit.Dropped{HalfClosed: 1001, UnknownStream: 2}) {
 		t.Fatalf("dropped %+v", d)
@@ -256,8 +256,8 @@ func TestHalfClosedBound(t *testing.T) {
 	if n := c.NumHalfClosed(); n != circuit.MaxHalfClosed {
 		t.Fatalf("%d half-closed", n)
 	}
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: ids[0], Data: []byte("x")})          // forgotten
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: ids[len(ids)-1], Data: []byte("x")}) // kept
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: ids[0], Data: []byte("x")})          // forgotten
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: ids[len(ids)-1], Data: []byte("x")}) // kept
 	aliveAfter(t, exit, c, other, otherID)
 	if d := c.Dropped(); d != (circuit.Dropped{HalfClosed: 1, UnknownStream: 1}) {
 		t.Fatalf("dropped %+v", d)
@@ -270,13 +270,13 @@ func TestDroppedCellsCounted(t *testing.T) {
 	f, exit, c := twoHops(t)
 	other := newRecHandler()
 	otherID, _ := c.AttachStream(other)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: 999, Data: []byte("x")}) // no such stream
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: 998, Data: []byte{6}})
-	f.SendRelay(cell.Relay{Command: 200, Data: []byte("?")})                       // unknown command, stream 0
-	exit.SendRelay(cell.Relay{Command: 201, StreamID: otherID, Data: []byte("?")}) // and on a stream
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_TRUNCATE, StreamID: 0})          // never for a client
-	f.SendRelay(cell.Relay{Command: cell.RELAY_DROP})
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_DROP, StreamID: otherID})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 999, Data: []byte("x")}) // no such stream
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_END, StreamID: 998, Data: []byte{6}})
+	f.SendRelay(cell.RelayMsg{Command: 200, Data: []byte("?")})                       // unknown command, stream 0
+	exit.SendRelay(cell.RelayMsg{Command: 201, StreamID: otherID, Data: []byte("?")}) // and on a stream
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_TRUNCATE, StreamID: 0})          // never for a client
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DROP})
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DROP, StreamID: otherID})
 	aliveAfter(t, exit, c, other, otherID)
 	want := circuit.Dropped{UnknownStream: 2, UnknownCommand: 3, Padding: 2}
 	if d := c.Dropped(); d != want {
@@ -294,14 +294,14 @@ func TestDroppedCellsCounted(t *testing.T) {
 func TestCommandsThatCloseTheCircuit(t *testing.T) {
 	cases := []struct {
 		name string
-		msg  cell.Relay
+		msg  cell.RelayMsg
 	}{
-		{"EXTEND2 to a client", cell.Relay{Command: cell.RELAY_EXTEND2}},
-		{"EXTEND to a client", cell.Relay{Command: cell.RELAY_EXTEND}},
-		{"EXTENDED, never asked for", cell.Relay{Command: cell.RELAY_EXTENDED, Data: make([]byte, 148)}},
-		{"EXTENDED2 with a stream ID", cell.Relay{Command: cell.RELAY_EXTENDED2, StreamID: 3, Data: []byte{0, 0}}},
-		{"TRUNCATED with a stream ID", cell.Relay{Command: cell.RELAY_TRUNCATED, StreamID: 3, Data: []byte{1}}},
-		{"XOFF with stream ID 0", cell.Relay{Command: cell.RELAY_XOFF, Data: cell.EncodeXoff()}},
+		{"EXTEND2 to a client", cell.RelayMsg{Command: cell.RELAY_EXTEND2}},
+		{"EXTEND to a client", cell.RelayMsg{Command: cell.RELAY_EXTEND}},
+		{"EXTENDED, never asked for", cell.RelayMsg{Command: cell.RELAY_EXTENDED, Data: make([]byte, 148)}},
+		{"EXTENDED2 with a stream ID", cell.RelayMsg{Command: cell.RELAY_EXTENDED2, StreamID: 3, Data: []byte{0, 0}}},
+		{"TRUNCATED with a stream ID", cell.RelayMsg{Command: cell.RELAY_TRUNCATED, StreamID: 3, Data: []byte{1}}},
+		{"XOFF with stream ID 0", cell.RelayMsg{Command: cell.RELAY_XOFF, Data: cell.EncodeXoff()}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ type onionState struct {
 	nonce     [KHLen]byte // of the last hop completed with a handshake
 	haveNonce bool
 	// incoming receives BEGINs when the circuit accepts streams.
-	incoming func(msg cell.Relay) error
+	incoming func(msg cell.RelayMsg) error
 }
 
 // recordNonce reads KH from the key stream after the relay keys. A
@@ -50,7 +50,7 @@ func (c *Circuit) HandshakeNonce() ([KHLen]byte, bool) {
 // stream with AttachStreamID and answers it. Message data is valid only
 // during the call. A non-nil error closes the circuit. BEGIN from any
 // other hop, or for a stream ID in use, is a protocol violation.
-func (c *Circuit) AcceptStreams(fn func(msg cell.Relay) error) {
+func (c *Circuit) AcceptStreams(fn func(msg cell.RelayMsg) error) {
 	c.mu.Lock()
 	c.onion.incoming = fn
 	c.mu.Unlock()
@@ -58,7 +58,7 @@ func (c *Circuit) AcceptStreams(fn func(msg cell.Relay) error) {
 
 // incomingBegin handles a RELAY_BEGIN; accepted is false when the
 // circuit does not accept streams (then BEGIN is a violation as before).
-func (c *Circuit) incomingBegin(msg cell.Relay, hop, last int) (accepted bool, err error) {
+func (c *Circuit) incomingBegin(msg cell.RelayMsg, hop, last int) (accepted bool, err error) {
 	c.mu.Lock()
 	fn := c.onion.incoming
 	_, used := c.streams[msg.StreamID]

@@ -40,7 +40,7 @@ type circuitFixture struct {
 }
 
 // fromVirtual sends msg as the far end of the virtual hop.
-func (x *circuitFixture) fromVirtual(t *testing.T, msg cell.Relay) {
+func (x *circuitFixture) fromVirtual(t *testing.T, msg cell.RelayMsg) {
 	t.Helper()
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, msg); err != nil {
@@ -52,9 +52,9 @@ func (x *circuitFixture) fromVirtual(t *testing.T, msg cell.Relay) {
 	}
 }
 
-type recorder struct{ got chan cell.Relay }
+type recorder struct{ got chan cell.RelayMsg }
 
-func (r *recorder) HandleRelay(m cell.Relay) error {
+func (r *recorder) HandleRelay(m cell.RelayMsg) error {
 	m.Data = append([]byte(nil), m.Data...)
 	r.got <- m
 	return nil
@@ -65,15 +65,15 @@ func (r *recorder) CircuitClosed(error) {}
 // attaches the stream under the client's ID; later cells for it go there.
 func TestAcceptStreams(t *testing.T) {
 	x, c := virtualCirc(t)
-	begins := make(chan cell.Relay, 4)
-	rec := &recorder{got: make(chan cell.Relay, 4)}
-	c.AcceptStreams(func(m cell.Relay) error {
+	begins := make(chan cell.RelayMsg, 4)
+	rec := &recorder{got: make(chan cell.RelayMsg, 4)}
+	c.AcceptStreams(func(m cell.RelayMsg) error {
 		m.Data = append([]byte(nil), m.Data...)
 		begins <- m
 		return c.AttachStreamID(m.StreamID, rec)
 	})
 	body, _ := (&cell.Begin{Port: 80}).Encode()
-	x.fromVirtual(t, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 77, Data: body})
+	x.fromVirtual(t, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 77, Data: body})
 	select {
 	case m := <-begins:
 		if b, err := cell.DecodeBegin(m.Data); m.StreamID != 77 || err != nil || b.Port != 80 {
@@ -82,7 +82,7 @@ func TestAcceptStreams(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("BEGIN not delivered")
 	}
-	x.fromVirtual(t, cell.Relay{Command: cell.RELAY_DATA, StreamID: 77, Data: []byte("hello")})
+	x.fromVirtual(t, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 77, Data: []byte("hello")})
 	select {
 	case m := <-rec.got:
 		if string(m.Data) != "hello" {
@@ -95,7 +95,7 @@ func TestAcceptStreams(t *testing.T) {
 		t.Fatalf("second attach: %v", err)
 	}
 	// A BEGIN for the ID in use is a protocol violation.
-	x.fromVirtual(t, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 77, Data: body})
+	x.fromVirtual(t, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 77, Data: body})
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
@@ -111,16 +111,16 @@ func TestAcceptStreams(t *testing.T) {
 // streams are accepted, and without AcceptStreams BEGIN stays a violation.
 func TestBeginOnlyFromVirtualHop(t *testing.T) {
 	f, c := newCirc(t)
-	c.AcceptStreams(func(cell.Relay) error { t.Error("BEGIN from the relay accepted"); return nil })
+	c.AcceptStreams(func(cell.RelayMsg) error { t.Error("BEGIN from the relay accepted"); return nil })
 	body, _ := (&cell.Begin{Port: 80}).Encode()
-	f.SendRelay(cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 5, Data: body})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 5, Data: body})
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("BEGIN from a non-virtual hop did not close the circuit")
 	}
 	x, c2 := virtualCirc(t)
-	x.fromVirtual(t, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 5, Data: body})
+	x.fromVirtual(t, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 5, Data: body})
 	select {
 	case <-c2.Done():
 	case <-time.After(5 * time.Second):

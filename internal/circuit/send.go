@@ -13,13 +13,13 @@ import (
 // (tor-spec §5.6).
 const MaxRelayEarly = 8
 
-func (c *Circuit) send(cmd cell.Command, msg cell.Relay) error {
+func (c *Circuit) send(cmd cell.Command, msg cell.RelayMsg) error {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	return c.sendLocked(cmd, msg, false)
 }
 
-func (c *Circuit) sendLocked(cmd cell.Command, msg cell.Relay, data bool) error {
+func (c *Circuit) sendLocked(cmd cell.Command, msg cell.RelayMsg, data bool) error {
 	select {
 	case <-c.done:
 		return c.Err()

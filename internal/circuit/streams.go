@@ -24,7 +24,7 @@ type StreamHandler interface {
 	// HandleRelay handles one message. A non-nil error is a protocol
 	// violation (for instance a stream window overrun) and closes the
 	// whole circuit, as C tor does.
-	HandleRelay(msg cell.Relay) error
+	HandleRelay(msg cell.RelayMsg) error
 	// CircuitClosed is called once if the circuit dies while the
 	// stream is attached.
 	CircuitClosed(err error)

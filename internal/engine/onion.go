@@ -127,7 +127,7 @@ func onionTarget(t onion.Target) (circuit.Target, []cell.LinkSpec, error) {
 type onionCirc struct{ *circuit.Circuit }
 
 func (o onionCirc) SendRelay(ctx context.Context, cmd byte, body []byte) error {
-	return o.Circuit.SendRelay(ctx, cell.Relay{Command: cell.RelayCommand(cmd), Data: body})
+	return o.Circuit.SendRelay(ctx, cell.RelayMsg{Command: cell.RelayCommand(cmd), Data: body})
 }
 
 func (o onionCirc) ReceiveRelay(ctx context.Context) (byte, []byte, error) {

@@ -37,7 +37,7 @@ type miniCirc struct {
 	in      chan *cell.Cell // the endpoint's cells, for read
 	mu      sync.Mutex
 	hops    []hopCrypto
-	ctrl    chan cell.Relay
+	ctrl    chan cell.RelayMsg
 	smu     sync.Mutex
 	streams map[uint16]*miniStream
 	nextSID uint16
@@ -57,7 +57,7 @@ func buildMini(ctx context.Context, mgr *channel.Manager, path []circuit.Target,
 	if err != nil {
 		return nil, err
 	}
-	m := &miniCirc{in: make(chan *cell.Cell, 2048), ctrl: make(chan cell.Relay, 32), streams: map[uint16]*miniStream{}, nextSID: 1, done: make(chan struct{})}
+	m := &miniCirc{in: make(chan *cell.Cell, 2048), ctrl: make(chan cell.RelayMsg, 32), streams: map[uint16]*miniStream{}, nextSID: 1, done: make(chan struct{})}
 	ep, err := ch.NewEndpoint(m.queue, func(err error) { m.fail(fmt.Errorf("minicirc: endpoint ended: %w", err)) })
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func buildMini(ctx context.Context, mgr *channel.Manager, path []circuit.Target,
 		if err != nil {
 			return nil, err
 		}
-		if err := m.send(cell.RELAY_EARLY, cell.Relay{Command: cell.RELAY_EXTEND2, Data: body}); err != nil {
+		if err := m.send(cell.RELAY_EARLY, cell.RelayMsg{Command: cell.RELAY_EXTEND2, Data: body}); err != nil {
 			return nil, err
 		}
 		msg, err := m.recvCtrl(ctx, byte(cell.RELAY_EXTENDED2))
@@ -140,7 +140,7 @@ func buildMini(ctx context.Context, mgr *channel.Manager, path []circuit.Target,
 	return m, nil
 }
 
-func (m *miniCirc) send(cmd cell.Command, r cell.Relay) error {
+func (m *miniCirc) send(cmd cell.Command, r cell.RelayMsg) error {
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, r); err != nil {
 		return err
@@ -249,7 +249,7 @@ func (m *miniCirc) read() {
 	}
 }
 
-func (m *miniCirc) recvCtrl(ctx context.Context, want ...byte) (cell.Relay, error) {
+func (m *miniCirc) recvCtrl(ctx context.Context, want ...byte) (cell.RelayMsg, error) {
 	for {
 		select {
 		case msg := <-m.ctrl:
@@ -262,9 +262,9 @@ func (m *miniCirc) recvCtrl(ctx context.Context, want ...byte) (cell.Relay, erro
 				}
 			}
 		case <-m.done:
-			return cell.Relay{}, m.err
+			return cell.RelayMsg{}, m.err
 		case <-ctx.Done():
-			return cell.Relay{}, ctx.Err()
+			return cell.RelayMsg{}, ctx.Err()
 		}
 	}
 }
@@ -272,7 +272,7 @@ func (m *miniCirc) recvCtrl(ctx context.Context, want ...byte) (cell.Relay, erro
 // Circ implementation.
 
 func (m *miniCirc) SendRelay(ctx context.Context, cmd byte, body []byte) error {
-	return m.send(cell.RELAY, cell.Relay{Command: cell.RelayCommand(cmd), Data: body})
+	return m.send(cell.RELAY, cell.RelayMsg{Command: cell.RelayCommand(cmd), Data: body})
 }
 
 func (m *miniCirc) ReceiveRelay(ctx context.Context) (byte, []byte, error) {
@@ -305,7 +305,7 @@ func (m *miniCirc) open(ctx context.Context, cmd cell.RelayCommand, body []byte)
 	m.nextSID++
 	m.streams[id] = s
 	m.smu.Unlock()
-	if err := m.send(cell.RELAY, cell.Relay{Command: cmd, StreamID: id, Data: body}); err != nil {
+	if err := m.send(cell.RELAY, cell.RelayMsg{Command: cmd, StreamID: id, Data: body}); err != nil {
 		return nil, err
 	}
 	select {
@@ -331,13 +331,13 @@ func (m *miniCirc) open(ctx context.Context, cmd cell.RelayCommand, body []byte)
 		for {
 			n, err := mine.Read(buf)
 			if n > 0 {
-				if m.send(cell.RELAY, cell.Relay{Command: cell.RELAY_DATA, StreamID: id, Data: append([]byte(nil), buf[:n]...)}) != nil {
+				if m.send(cell.RELAY, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: id, Data: append([]byte(nil), buf[:n]...)}) != nil {
 					return
 				}
 			}
 			if err != nil {
 				if err == io.EOF || errors.Is(err, io.ErrClosedPipe) {
-					m.send(cell.RELAY, cell.Relay{Command: cell.RELAY_END, StreamID: id, Data: []byte{6}})
+					m.send(cell.RELAY, cell.RelayMsg{Command: cell.RELAY_END, StreamID: id, Data: []byte{6}})
 				}
 				return
 			}

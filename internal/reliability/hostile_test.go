@@ -118,7 +118,7 @@ func (h *hostileRelay) run() {
 		case cell.RELAY, cell.RELAY_EARLY:
 			h.mu.Lock()
 			hop := h.hops[c.CircID]
-			var msg cell.Relay
+			var msg cell.RelayMsg
 			ok := false
 			if hop != nil && len(c.Payload) == cell.PayloadLen {
 				p := (*[cell.PayloadLen]byte)(c.Payload)
@@ -136,9 +136,9 @@ func (h *hostileRelay) run() {
 			}
 			switch msg.Command {
 			case cell.RELAY_BEGIN:
-				h.sendRelay(c.CircID, cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: msg.StreamID})
+				h.sendRelay(c.CircID, cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: msg.StreamID})
 			case cell.RELAY_DATA:
-				h.sendRelay(c.CircID, cell.Relay{Command: cell.RELAY_DATA, StreamID: msg.StreamID, Data: msg.Data})
+				h.sendRelay(c.CircID, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: msg.StreamID, Data: msg.Data})
 			}
 		case cell.DESTROY:
 			h.mu.Lock()
@@ -165,7 +165,7 @@ func (h *hostileRelay) sendRaw(b []byte) error {
 }
 
 // sendRelay originates a correctly encrypted and digested relay message.
-func (h *hostileRelay) sendRelay(id uint32, msg cell.Relay) error {
+func (h *hostileRelay) sendRelay(id uint32, msg cell.RelayMsg) error {
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, msg); err != nil {
 		return err
@@ -264,34 +264,34 @@ func TestHostileCellsCloseOnlyTheirCircuit(t *testing.T) {
 			// 501 DATA cells while the application reads nothing: the
 			// stream's deliver window is 500.
 			for i := 0; i < 501; i++ {
-				if err := h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, StreamID: h.streamOf(id), Data: []byte("x")}); err != nil {
+				if err := h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: h.streamOf(id), Data: []byte("x")}); err != nil {
 					return err
 				}
 			}
 			return nil
 		}, "deliver window"},
 		{"SENDME beyond window", func(h *hostileRelay, id uint32, s *stream.Conn) error {
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_SENDME, Data: []byte{0, 0, 0}})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_SENDME, Data: []byte{0, 0, 0}})
 		}, "SENDME"},
 		{"stream SENDME beyond window", func(h *hostileRelay, id uint32, s *stream.Conn) error {
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_SENDME, StreamID: h.streamOf(id)})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: h.streamOf(id)})
 		}, "SENDME"},
 		{"BEGIN sent to the client", func(h *hostileRelay, id uint32, s *stream.Conn) error {
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 77, Data: []byte("example.com:80\x00")})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 77, Data: []byte("example.com:80\x00")})
 		}, "BEGIN"},
 		{"unsolicited EXTENDED2", func(h *hostileRelay, id uint32, s *stream.Conn) error {
 			body, _ := cell.EncodeCreated2(make([]byte, 64))
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_EXTENDED2, Data: body})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_EXTENDED2, Data: body})
 		}, "EXTENDED2"},
 		{"DATA with stream ID 0", func(h *hostileRelay, id uint32, s *stream.Conn) error {
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, Data: []byte("x")})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_DATA, Data: []byte("x")})
 		}, "stream ID 0"},
 		{"second CONNECTED", func(h *hostileRelay, id uint32, s *stream.Conn) error {
-			return h.sendRelay(id, cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: h.streamOf(id)})
+			return h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: h.streamOf(id)})
 		}, "CONNECTED"},
 		{"relay length field beyond the cell", func(h *hostileRelay, id uint32, s *stream.Conn) error {
 			var p [cell.PayloadLen]byte
-			cell.EncodeRelay(&p, cell.Relay{Command: cell.RELAY_DATA, StreamID: h.streamOf(id), Data: []byte("x")})
+			cell.EncodeRelay(&p, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: h.streamOf(id), Data: []byte("x")})
 			binary.BigEndian.PutUint16(p[9:11], 0xffff)
 			h.wmu.Lock()
 			h.mu.Lock()
@@ -650,7 +650,7 @@ func TestLateCellsAfterCloseKeepCircuit(t *testing.T) {
 		go func() {
 			defer close(sent)
 			for i := 0; i < 300; i++ {
-				if h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, StreamID: sid, Data: make([]byte, 498)}) != nil {
+				if h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: sid, Data: make([]byte, 498)}) != nil {
 					return
 				}
 			}
@@ -686,7 +686,7 @@ func TestHostileDropmark(t *testing.T) {
 	heap0 := m.HeapInuse
 	start := time.Now()
 	for i := range n {
-		for _, msg := range []cell.Relay{
+		for _, msg := range []cell.RelayMsg{
 			{Command: cell.RELAY_DATA, StreamID: uint16(1000 + i), Data: []byte("x")}, // no such stream
 			{Command: cell.RelayCommand(100 + i%100), Data: []byte("?")},              // unknown, stream 0
 			{Command: cell.RelayCommand(100 + i%100), StreamID: s.StreamID()},         // unknown, on a stream
@@ -697,7 +697,7 @@ func TestHostileDropmark(t *testing.T) {
 			}
 		}
 		if i < 400 { // the closed stream's deliver window is 500
-			h.sendRelay(id, cell.Relay{Command: cell.RELAY_DATA, StreamID: closed.StreamID(), Data: []byte("late")})
+			h.sendRelay(id, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: closed.StreamID(), Data: []byte("late")})
 		}
 		if i%100 == 99 {
 			// Keep the circuit window open: read the echo of a round trip.

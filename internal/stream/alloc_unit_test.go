@@ -63,7 +63,7 @@ func TestReceivePathAllocs(t *testing.T) {
 	var cells []byte
 	for range runs + 1 { // AllocsPerRun calls once more to warm up
 		var err error
-		if cells, err = f.AppendRelayCell(cells, cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload}); err != nil {
+		if cells, err = f.AppendRelayCell(cells, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload}); err != nil {
 			t.Fatal(err)
 		}
 	}

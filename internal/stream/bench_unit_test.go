@@ -41,7 +41,7 @@ func benchReceive(b *testing.B, consume func(s *stream.Conn, n int64) error) {
 			n := min(batch, b.N-sent)
 			buf = buf[:0]
 			for range n {
-				buf, _ = f.AppendRelayCell(buf, cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload})
+				buf, _ = f.AppendRelayCell(buf, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload})
 			}
 			if f.WriteRaw(buf) != nil {
 				return
@@ -50,7 +50,7 @@ func benchReceive(b *testing.B, consume func(s *stream.Conn, n int64) error) {
 			sent += n
 		}
 		// END (DONE) so that WriteTo returns.
-		buf, _ = f.AppendRelayCell(buf[:0], cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+		buf, _ = f.AppendRelayCell(buf[:0], cell.RelayMsg{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
 		f.WriteRaw(buf)
 	}()
 	if err := consume(s, int64(b.N)*cell.RelayDataMax); err != nil {

@@ -18,7 +18,7 @@ import (
 
 // exitMsg returns the next relay message the client sent to the later
 // hop, skipping circuit SENDMEs.
-func exitMsg(t *testing.T, f *circtest.FakeRelay, exit *circtest.LaterHop) cell.Relay {
+func exitMsg(t *testing.T, f *circtest.FakeRelay, exit *circtest.LaterHop) cell.RelayMsg {
 	t.Helper()
 	for {
 		select {
@@ -61,7 +61,7 @@ func TestGuardForgedConnectedFailsStream(t *testing.T) {
 	if m.Command != cell.RELAY_BEGIN {
 		t.Fatalf("%+v", m)
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID, Data: connected("203.0.113.66")})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID, Data: connected("203.0.113.66")})
 	select {
 	case err := <-done:
 		var pe *circuit.ProtocolError
@@ -92,14 +92,14 @@ func TestGuardForgedDataNeverRead(t *testing.T) {
 		opened <- res{s, err}
 	}()
 	m := exitMsg(t, f, exit)
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID, Data: connected("192.0.2.80")})
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID, Data: connected("192.0.2.80")})
 	r := <-opened
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	s := r.s
-	exit.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("real ")})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("FORGED")})
+	exit.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("real ")})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("FORGED")})
 	s.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 100)
 	var got []byte

@@ -30,11 +30,11 @@ type Incoming struct {
 // which C tor clients may send on rendezvous circuits) is buffered,
 // bounded by the stream window.
 func AcceptStreams(circ *circuit.Circuit, fn func(*Incoming)) {
-	circ.AcceptStreams(func(msg cell.Relay) error {
+	circ.AcceptStreams(func(msg cell.RelayMsg) error {
 		b, err := cell.DecodeBegin(msg.Data)
 		if err != nil {
 			// Refuse the stream, keep the circuit.
-			circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: msg.StreamID,
+			circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_END, StreamID: msg.StreamID,
 				Data: (&cell.End{Reason: cell.EndTorProtocol}).Encode()})
 			return nil
 		}
@@ -62,7 +62,7 @@ func (in *Incoming) Accept() (*Conn, error) {
 	if over {
 		return nil, ErrStreamGone
 	}
-	if err := s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: s.id}); err != nil {
+	if err := s.circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: s.id}); err != nil {
 		s.abort(cell.EndMisc, false)
 		return nil, err
 	}

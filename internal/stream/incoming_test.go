@@ -34,7 +34,7 @@ func newServiceCirc(t *testing.T) *serviceCirc {
 	return &serviceCirc{f: f, c: c, client: client}
 }
 
-func (s *serviceCirc) send(t *testing.T, m cell.Relay) {
+func (s *serviceCirc) send(t *testing.T, m cell.RelayMsg) {
 	t.Helper()
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, m); err != nil {
@@ -47,7 +47,7 @@ func (s *serviceCirc) send(t *testing.T, m cell.Relay) {
 }
 
 // recv returns the next message the service sent to the client.
-func (s *serviceCirc) recv(t *testing.T) cell.Relay {
+func (s *serviceCirc) recv(t *testing.T) cell.RelayMsg {
 	t.Helper()
 	for {
 		select {
@@ -73,7 +73,7 @@ func TestIncomingStreams(t *testing.T) {
 	stream.AcceptStreams(s.c, func(in *stream.Incoming) { got <- in })
 	begin := func(id uint16, port uint16) *stream.Incoming {
 		body, _ := (&cell.Begin{Port: port}).Encode()
-		s.send(t, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: id, Data: body})
+		s.send(t, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: id, Data: body})
 		select {
 		case in := <-got:
 			return in
@@ -87,7 +87,7 @@ func TestIncomingStreams(t *testing.T) {
 		t.Fatalf("%+v", in)
 	}
 	// Optimistic data before Accept is kept.
-	s.send(t, cell.Relay{Command: cell.RELAY_DATA, StreamID: 10, Data: []byte("GET / ")})
+	s.send(t, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 10, Data: []byte("GET / ")})
 	conn, err := in.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestIncomingStreams(t *testing.T) {
 	if m := s.recv(t); m.Command != cell.RELAY_CONNECTED || m.StreamID != 10 || len(m.Data) != 0 {
 		t.Fatalf("answer %v stream %d, %d bytes", m.Command, m.StreamID, len(m.Data))
 	}
-	s.send(t, cell.Relay{Command: cell.RELAY_DATA, StreamID: 10, Data: []byte("HTTP/1.0")})
+	s.send(t, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: 10, Data: []byte("HTTP/1.0")})
 	buf := make([]byte, 14)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "GET / HTTP/1.0" {
@@ -105,7 +105,7 @@ func TestIncomingStreams(t *testing.T) {
 	if m := s.recv(t); m.Command != cell.RELAY_DATA || string(m.Data) != "reply" {
 		t.Fatalf("%v %q", m.Command, m.Data)
 	}
-	s.send(t, cell.Relay{Command: cell.RELAY_END, StreamID: 10, Data: (&cell.End{Reason: cell.EndDone}).Encode()})
+	s.send(t, cell.RelayMsg{Command: cell.RELAY_END, StreamID: 10, Data: (&cell.End{Reason: cell.EndDone}).Encode()})
 	if _, err := conn.Read(buf); err != io.EOF {
 		t.Fatalf("after END: %v", err)
 	}
@@ -118,13 +118,13 @@ func TestIncomingStreams(t *testing.T) {
 	}
 	// A stream the client ended before Accept cannot be accepted.
 	in = begin(12, 80)
-	s.send(t, cell.Relay{Command: cell.RELAY_END, StreamID: 12, Data: (&cell.End{Reason: cell.EndDone}).Encode()})
+	s.send(t, cell.RelayMsg{Command: cell.RELAY_END, StreamID: 12, Data: (&cell.End{Reason: cell.EndDone}).Encode()})
 	time.Sleep(50 * time.Millisecond)
 	if _, err := in.Accept(); !errors.Is(err, stream.ErrStreamGone) {
 		t.Fatalf("Accept after END: %v", err)
 	}
 	// A BEGIN that does not parse gets END TORPROTOCOL; the circuit stays.
-	s.send(t, cell.Relay{Command: cell.RELAY_BEGIN, StreamID: 13, Data: []byte("no nul")})
+	s.send(t, cell.RelayMsg{Command: cell.RELAY_BEGIN, StreamID: 13, Data: []byte("no nul")})
 	if m := s.recv(t); m.Command != cell.RELAY_END || m.StreamID != 13 || m.Data[0] != byte(cell.EndTorProtocol) {
 		t.Fatalf("%v %d %x", m.Command, m.StreamID, m.Data)
 	}

@@ -38,7 +38,7 @@ func resolve(ctx context.Context, circ *circuit.Circuit, query string) ([]Answer
 	s.id = id
 	s.mu.Unlock()
 	body := append([]byte(query), 0)
-	if err := circ.SendRelay(ctx, cell.Relay{Command: cell.RELAY_RESOLVE, StreamID: id, Data: body}); err != nil {
+	if err := circ.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_RESOLVE, StreamID: id, Data: body}); err != nil {
 		circ.DetachStream(id)
 		return nil, err
 	}

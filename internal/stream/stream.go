@@ -204,7 +204,7 @@ func open(ctx context.Context, circ *circuit.Circuit, cmd cell.RelayCommand, bod
 	s.mu.Lock() // HandleRelay reads id under mu on the circuit's goroutine
 	s.id = id
 	s.mu.Unlock()
-	if err := circ.SendRelay(ctx, cell.Relay{Command: cmd, StreamID: id, Data: body}); err != nil {
+	if err := circ.SendRelay(ctx, cell.RelayMsg{Command: cmd, StreamID: id, Data: body}); err != nil {
 		circ.DetachStream(id)
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (s *Conn) leave(live, end bool, f circuit.InFlight, reason Reason) {
 	}
 	s.circ.EndStream(s.id, f)
 	if end {
-		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
+		s.circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_END, StreamID: s.id, Data: (&cell.End{Reason: reason}).Encode()})
 	}
 }
 
@@ -281,7 +281,7 @@ func (s *Conn) Circuit() *circuit.Circuit { return s.circ }
 // HandleRelay implements circuit.StreamHandler. It never blocks. A
 // protocol violation ends the stream and is returned so that the circuit
 // closes.
-func (s *Conn) HandleRelay(msg cell.Relay) error {
+func (s *Conn) HandleRelay(msg cell.RelayMsg) error {
 	s.mu.Lock()
 	id := s.id
 	if s.st.over() {
@@ -349,7 +349,7 @@ func (s *Conn) HandleRelay(msg cell.Relay) error {
 			s.xx.nXoff++
 			s.mu.Unlock()
 			// A send failure means the circuit is going away anyway.
-			s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
+			s.circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: id, Data: cell.EncodeXoff()})
 			return nil
 		}
 	case cell.RELAY_XOFF, cell.RELAY_XON:
@@ -529,10 +529,10 @@ func (s *Conn) WriteTo(w io.Writer) (int64, error) {
 // sendAcks sends what ackLocked asked for.
 func (s *Conn) sendAcks(sendme int, xon bool) {
 	for range sendme {
-		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.id})
+		s.circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: s.id})
 	}
 	if xon {
-		s.circ.SendRelay(context.Background(), cell.Relay{Command: cell.RELAY_XON, StreamID: s.id, Data: (&cell.Xon{}).Encode()})
+		s.circ.SendRelay(context.Background(), cell.RelayMsg{Command: cell.RELAY_XON, StreamID: s.id, Data: (&cell.Xon{}).Encode()})
 	}
 }
 
@@ -612,7 +612,7 @@ func (s *Conn) Write(p []byte) (int, error) {
 			signal(s.windowOpen)
 		}
 		s.mu.Unlock()
-		if err := s.circ.SendRelay(ctx, cell.Relay{Command: cell.RELAY_DATA, StreamID: s.id, Data: p[n : n+k]}); err != nil {
+		if err := s.circ.SendRelay(ctx, cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.id, Data: p[n : n+k]}); err != nil {
 			if ctx.Err() != nil {
 				return n, s.writeCtxErr(dl)
 			}

@@ -35,7 +35,7 @@ func fakeCirc(t testing.TB) (*circtest.FakeRelay, *circuit.Circuit) {
 
 // nextMsg returns the next relay message from the client, skipping
 // circuit-level SENDMEs.
-func nextMsg(t testing.TB, f *circtest.FakeRelay) cell.Relay {
+func nextMsg(t testing.TB, f *circtest.FakeRelay) cell.RelayMsg {
 	t.Helper()
 	for {
 		select {
@@ -45,7 +45,7 @@ func nextMsg(t testing.TB, f *circtest.FakeRelay) cell.Relay {
 			}
 			if !r.Recognized {
 				if r.Cell.Command == cell.DESTROY {
-					return cell.Relay{Command: 0}
+					return cell.RelayMsg{Command: 0}
 				}
 				t.Fatalf("unrecognized %v", r.Cell.Command)
 			}
@@ -76,7 +76,7 @@ func open(t testing.TB, f *circtest.FakeRelay, c *circuit.Circuit) *stream.Conn 
 	if m.Command != cell.RELAY_BEGIN || err != nil || b.Host != "example.com" || b.Port != 443 || b.Flags != cell.BeginIPv6OK {
 		t.Fatalf("BEGIN %+v %+v %v", m, b, err)
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID,
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: m.StreamID,
 		Data: (&cell.Connected{Addr: netip.MustParseAddr("192.0.2.7"), TTL: 60}).Encode()})
 	r := <-ch
 	if r.err != nil {
@@ -112,7 +112,7 @@ func TestStreamSendmeAfterConsuming50(t *testing.T) {
 	f, c := fakeCirc(t)
 	s := open(t, f, c)
 	for i := range 60 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte{byte(i)}})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte{byte(i)}})
 	}
 	buf := make([]byte, 60)
 	if _, err := io.ReadFull(s, buf); err != nil {
@@ -127,7 +127,7 @@ func TestStreamSendmeAfterConsuming50(t *testing.T) {
 	if m.Command != cell.RELAY_SENDME || m.StreamID != s.StreamID() {
 		t.Fatalf("got %+v, want stream SENDME", m)
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
 	if _, err := s.Read(buf); err != io.EOF {
 		t.Fatalf("after END DONE: %v", err)
 	}
@@ -138,7 +138,7 @@ func TestStreamWindowViolationClosesCircuit(t *testing.T) {
 	s := open(t, f, c)
 	// The client reads nothing, so it owes no SENDME: cell 501 violates.
 	for range 501 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte{1}})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte{1}})
 	}
 	select {
 	case <-c.Done():
@@ -170,7 +170,7 @@ func TestPackageWindowBlocksWrites(t *testing.T) {
 		t.Fatal("501st cell written without SENDME")
 	}
 	s.SetWriteDeadline(time.Time{})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
 	if _, err := s.Write(chunk); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestBeginRefusedIsEndError(t *testing.T) {
 	}()
 	m := nextMsg(t, f)
 	end := []byte{byte(cell.EndExitPolicy), 198, 51, 100, 1, 0, 0, 1, 0}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: m.StreamID, Data: end})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_END, StreamID: m.StreamID, Data: end})
 	err := <-done
 	var ee *stream.EndError
 	if !errors.As(err, &ee) || ee.Reason != stream.ReasonExitPolicy || ee.Addr.String() != "198.51.100.1" || ee.TTL != 256 {
@@ -228,7 +228,7 @@ func TestResolveUnit(t *testing.T) {
 	body, _ := cell.EncodeResolved([]cell.ResolvedAnswer{
 		{Type: cell.AddrTypeIPv4, Addr: netip.MustParseAddr("192.0.2.1"), TTL: 30},
 		{Type: cell.AddrTypeIPv6, Addr: netip.MustParseAddr("2001:db8::1"), TTL: 30}})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
 	if a := <-done; len(a) != 2 || a[1].String() != "2001:db8::1" {
 		t.Fatal(a)
 	}
@@ -245,7 +245,7 @@ func TestResolveUnit(t *testing.T) {
 		t.Fatalf("%q", m.Data)
 	}
 	body, _ = cell.EncodeResolved([]cell.ResolvedAnswer{{Type: cell.AddrTypeErrorTransient}})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
 	<-done
 }
 
@@ -258,9 +258,9 @@ func TestDataAfterCloseIsDropped(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 	for range 10 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("late")})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("late")})
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
 	roundTrip(t, f, c)
 	// The circuit kept the stream half-closed: all 11 cells were expected.
 	if d := c.Dropped(); d != (circuit.Dropped{HalfClosed: 11}) || c.NumHalfClosed() != 0 {
@@ -278,7 +278,7 @@ func roundTrip(t *testing.T, f *circtest.FakeRelay, c *circuit.Circuit) {
 	}()
 	m := nextMsg(t, f)
 	body, _ := cell.EncodeResolved([]cell.ResolvedAnswer{{Type: cell.AddrTypeIPv4, Addr: netip.MustParseAddr("192.0.2.9")}})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_RESOLVED, StreamID: m.StreamID, Data: body})
 	if err := <-done; err != nil || c.Err() != nil {
 		t.Fatal(err, c.Err())
 	}
@@ -301,8 +301,8 @@ func TestEndedStreamsAreHalfClosed(t *testing.T) {
 	if m := nextMsg(t, f); m.Command != cell.RELAY_END || m.StreamID != begin.StreamID {
 		t.Fatalf("%+v", m)
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_CONNECTED, StreamID: begin.StreamID})
 	// A RESOLVE given up: RESOLVED may still come, DATA may not.
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() {
@@ -312,8 +312,8 @@ func TestEndedStreamsAreHalfClosed(t *testing.T) {
 	resolve := nextMsg(t, f)
 	cancel()
 	<-done
-	f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: resolve.StreamID, Data: []byte("x")})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_RESOLVED, StreamID: resolve.StreamID, Data: []byte{0xF0, 0, 0, 0, 0, 0}})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: resolve.StreamID, Data: []byte("x")})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_RESOLVED, StreamID: resolve.StreamID, Data: []byte{0xF0, 0, 0, 0, 0, 0}})
 	// An open stream that sent 120 cells (two SENDMEs owed) and read none.
 	s := open(t, f, c)
 	for range 120 {
@@ -323,15 +323,15 @@ func TestEndedStreamsAreHalfClosed(t *testing.T) {
 		nextMsg(t, f)
 	}
 	for range 2 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
 	}
 	s.Close()
 	nextMsg(t, f) // END
 	for range 499 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: []byte("z")})
 	}
 	for range 3 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
 	}
 	roundTrip(t, f, c)
 	// Expected: 1 CONNECTED, 1 RESOLVED, 498 DATA (window 500 less the 2
@@ -360,7 +360,7 @@ func TestWriteToCopiesUntilEnd(t *testing.T) {
 	for i := range 120 {
 		d := bytes.Repeat([]byte{byte(i)}, 1+i*4%498)
 		want = append(want, d...)
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: d})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: d})
 	}
 	// Stream SENDMEs are sent for the cells WriteTo consumed.
 	for range 2 {
@@ -368,7 +368,7 @@ func TestWriteToCopiesUntilEnd(t *testing.T) {
 			t.Fatalf("got %+v, want stream SENDME", m)
 		}
 	}
-	f.SendRelay(cell.Relay{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_END, StreamID: s.StreamID(), Data: []byte{byte(cell.EndDone)}})
 	r := <-done
 	if r.err != nil || r.n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
 		t.Fatalf("WriteTo: %d bytes, %v; equal %v", r.n, r.err, bytes.Equal(got.Bytes(), want))

@@ -72,7 +72,7 @@ func pump(t *testing.T, f *circtest.FakeRelay, n int, sent *int) {
 			if r.Msg.Command == cell.RELAY_DATA {
 				got++
 				if *sent++; *sent%31 == 0 {
-					f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: r.Digest[:]}).Encode()})
+					f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, Data: (&cell.Sendme{Version: 1, Digest: r.Digest[:]}).Encode()})
 				}
 			}
 		case <-time.After(5 * time.Second):
@@ -90,7 +90,7 @@ func xon() []byte  { return (&cell.Xon{}).Encode() }
 func TestXoffBeforeDataClosesCircuit(t *testing.T) {
 	f, c := ccCirc(t)
 	s := open(t, f, c)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
 	circuitClosedByViolation(t, c, "early XOFF")
 	if _, err := s.Read(make([]byte, 1)); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("stream read after the violation: %v, want an error", err)
@@ -106,7 +106,7 @@ func TestXonFloodClosesCircuit(t *testing.T) {
 	sent := 0
 	pump(t, f, 500, &sent)
 	for range 2 { // the second exceeds the budget of 500 cells
-		f.SendRelay(cell.Relay{Command: cell.RELAY_XON, StreamID: s.StreamID(), Data: xon()})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XON, StreamID: s.StreamID(), Data: xon()})
 	}
 	circuitClosedByViolation(t, c, "two XONs after 500 cells")
 }
@@ -123,14 +123,14 @@ func TestXoffXonWithinBudget(t *testing.T) {
 	go s.Write(bytes.Repeat([]byte{'u'}, (500-124)*cell.RelayDataMax))
 	sent := 0
 	pump(t, f, 500, &sent)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
 	time.Sleep(50 * time.Millisecond) // let the XOFF arrive
 	s.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, err := s.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write after XOFF: %v, want blocked until the deadline", err)
 	}
 	s.SetWriteDeadline(time.Time{})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_XON, StreamID: s.StreamID(), Data: xon()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XON, StreamID: s.StreamID(), Data: xon()})
 	if _, err := s.Write([]byte("y")); err != nil {
 		t.Fatalf("write after XON: %v", err)
 	}
@@ -144,8 +144,8 @@ func TestXoffXonWithinBudget(t *testing.T) {
 	// Two XOFFs in a row (the budget would allow one more).
 	go s.Write(bytes.Repeat([]byte{'u'}, 1000*cell.RelayDataMax))
 	pump(t, f, 1000, &sent)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
-	f.SendRelay(cell.Relay{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_XOFF, StreamID: s.StreamID(), Data: xoff()})
 	circuitClosedByViolation(t, c, "second XOFF without XON")
 }
 
@@ -154,7 +154,7 @@ func TestXoffXonWithinBudget(t *testing.T) {
 func TestStreamSendmeOnCCCircuit(t *testing.T) {
 	f, c := ccCirc(t)
 	s := open(t, f, c)
-	f.SendRelay(cell.Relay{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
+	f.SendRelay(cell.RelayMsg{Command: cell.RELAY_SENDME, StreamID: s.StreamID()})
 	circuitClosedByViolation(t, c, "stream SENDME")
 }
 
@@ -166,7 +166,7 @@ func TestXoffSentAndXon(t *testing.T) {
 	s := open(t, f, c)
 	payload := bytes.Repeat([]byte{'d'}, cell.RelayDataMax)
 	for range stream.XoffCells + 100 {
-		f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload})
+		f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload})
 	}
 	var xoffs, xons int
 	count := func(wait time.Duration) {
@@ -212,7 +212,7 @@ func TestExitIgnoringXoffClosesCircuit(t *testing.T) {
 	}()
 	payload := bytes.Repeat([]byte{'d'}, cell.RelayDataMax)
 	for i := 0; i < stream.XoffCells+stream.MaxCellsAfterXoff+10 && c.Err() == nil; i++ {
-		if _, err := f.SendRelay(cell.Relay{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload}); err != nil {
+		if _, err := f.SendRelay(cell.RelayMsg{Command: cell.RELAY_DATA, StreamID: s.StreamID(), Data: payload}); err != nil {
 			break
 		}
 	}

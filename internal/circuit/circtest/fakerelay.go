@@ -25,7 +25,7 @@ import (
 type Received struct {
 	Cell       *cell.Cell
 	Recognized bool
-	Msg        cell.Relay
+	Msg        cell.RelayMsg
 	Digest     [20]byte
 }
 
@@ -198,7 +198,7 @@ func (f *FakeRelay) SendCell(circID uint32, cmd cell.Command, payload []byte) er
 
 // SendRelay originates a relay message on the circuit and returns the
 // relay's running backward digest after it.
-func (f *FakeRelay) SendRelay(msg cell.Relay) ([20]byte, error) {
+func (f *FakeRelay) SendRelay(msg cell.RelayMsg) ([20]byte, error) {
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, msg); err != nil {
 		return [20]byte{}, err
@@ -240,7 +240,7 @@ func (f *FakeRelay) SendFromLaterHop(p *[cell.PayloadLen]byte) error {
 // appends the encoded cell to dst, for tests and benchmarks that write
 // many cells at once with WriteRaw. Messages must be written in the
 // order they were encrypted.
-func (f *FakeRelay) AppendRelayCell(dst []byte, msg cell.Relay) ([]byte, error) {
+func (f *FakeRelay) AppendRelayCell(dst []byte, msg cell.RelayMsg) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := &f.scratch
@@ -292,7 +292,7 @@ func (f *FakeRelay) ExtendLaterHop(c *circuit.Circuit) (*LaterHop, error) {
 
 // SendRelay originates msg at the later hop and sends it to the client
 // through the fake relay.
-func (h *LaterHop) SendRelay(msg cell.Relay) error {
+func (h *LaterHop) SendRelay(msg cell.RelayMsg) error {
 	var p [cell.PayloadLen]byte
 	if err := cell.EncodeRelay(&p, msg); err != nil {
 		return err
@@ -308,16 +308,16 @@ func (h *LaterHop) SendRelay(msg cell.Relay) error {
 // Receive decrypts a cell the client sent that the fake relay did not
 // recognize (r.Recognized false: the relay's layer is already removed)
 // and reports whether the later hop recognizes it.
-func (h *LaterHop) Receive(r Received) (cell.Relay, bool) {
+func (h *LaterHop) Receive(r Received) (cell.RelayMsg, bool) {
 	if r.Recognized || (r.Cell.Command != cell.RELAY && r.Cell.Command != cell.RELAY_EARLY) || len(r.Cell.Payload) != cell.PayloadLen {
-		return cell.Relay{}, false
+		return cell.RelayMsg{}, false
 	}
 	p := (*[cell.PayloadLen]byte)(r.Cell.Payload)
 	h.mu.Lock()
 	ok, _ := h.hop.Receive(p)
 	h.mu.Unlock()
 	if !ok {
-		return cell.Relay{}, false
+		return cell.RelayMsg{}, false
 	}
 	m, err := cell.DecodeRelay(p[:])
 	return m, err == nil

@@ -104,7 +104,7 @@ type streamRequest interface {
 type realCirc struct{ c *circuit.Circuit }
 
 func (r realCirc) sendRelay(ctx context.Context, cmd cell.RelayCommand, body []byte) error {
-	return r.c.SendRelay(ctx, cell.Relay{Command: cmd, Data: body})
+	return r.c.SendRelay(ctx, cell.RelayMsg{Command: cmd, Data: body})
 }
 
 func (r realCirc) receive(ctx context.Context) (cell.RelayCommand, []byte, error) {
@@ -122,7 +122,7 @@ func (r realCirc) join(ctx context.Context, rendezvous1 []byte, keys hscrypto.Re
 	// nothing through it before it has our RENDEZVOUS2, a round trip
 	// through the rendezvous point later.
 	stream.AcceptStreams(r.c, func(in *stream.Incoming) { onStream(incoming{in}) })
-	if err := r.c.SendRelay(ctx, cell.Relay{Command: cell.RelayCommand(hscell.CmdRendezvous1), Data: rendezvous1}); err != nil {
+	if err := r.c.SendRelay(ctx, cell.RelayMsg{Command: cell.RelayCommand(hscell.CmdRendezvous1), Data: rendezvous1}); err != nil {
 		return err
 	}
 	return r.c.ExtendVirtual(hscrypto.NewRendHopServiceSide(keys))

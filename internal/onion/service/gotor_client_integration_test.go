@@ -51,7 +51,7 @@ func (b clientBuilder) BuildCircuit(ctx context.Context, last onion.Target, _ on
 type clientCirc struct{ *circuit.Circuit }
 
 func (c clientCirc) SendRelay(ctx context.Context, cmd byte, body []byte) error {
-	return c.Circuit.SendRelay(ctx, cell.Relay{Command: cell.RelayCommand(cmd), Data: body})
+	return c.Circuit.SendRelay(ctx, cell.RelayMsg{Command: cell.RelayCommand(cmd), Data: body})
 }
 
 func (c clientCirc) ReceiveRelay(ctx context.Context) (byte, []byte, error) {
