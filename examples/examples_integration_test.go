@@ -5,6 +5,8 @@ package examples
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -160,4 +162,80 @@ func TestMultiUserProxyExample(t *testing.T) {
 	if len(circs) != 2 {
 		t.Fatalf("alice's and bob's open streams are on %d circuit(s), want 2; control port said:\n%s", len(circs), reply)
 	}
+}
+
+// onion-server: an HTTP server reachable only as a .onion (ListenOnion);
+// the C tor reference client fetches a file from it intact through the
+// private network, and the address is the one written to -hs-dir.
+func TestOnionServerExample(t *testing.T) {
+	n := testnet.Shared(t)
+	ref := testnet.SharedReferenceClient(t)
+	root, hsDir := t.TempDir(), filepath.Join(t.TempDir(), "hs")
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(root, "file"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(build(t, "onion-server"), "-f", torrc(t, n), "-hs-dir", hsDir, "-root", root)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("onion-server exited: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Error("onion-server did not exit on SIGINT")
+		}
+	}()
+	start := time.Now()
+	host := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if h, ok := strings.CutPrefix(sc.Text(), "serving http://"); ok {
+				host <- strings.TrimSuffix(h, "/")
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	var name string
+	select {
+	case name = <-host:
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("onion-server exited before serving: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("onion-server did not publish its service")
+	}
+	t.Logf("onion-server published %s in %v", name, time.Since(start).Round(time.Millisecond))
+	if b, err := os.ReadFile(filepath.Join(hsDir, "hostname")); err != nil || strings.TrimSpace(string(b)) != name {
+		t.Fatalf("hostname file %q (%v), printed %q", b, err, name)
+	}
+
+	var out []byte
+	var err error
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err = exec.Command("curl", "-sS", "--fail", "--max-time", "60", "--socks5-hostname", ref.SocksAddr(),
+			"http://"+name+"/file").Output()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err != nil {
+		t.Fatalf("C tor client fetching http://%s/file: %v", name, err)
+	}
+	if sha256.Sum256(out) != sha256.Sum256(data) {
+		t.Fatalf("C tor client got %d bytes, not the 1 MiB file", len(out))
+	}
+	t.Logf("C tor client fetched 1 MiB from the example's .onion, %v after start", time.Since(start).Round(time.Millisecond))
 }
