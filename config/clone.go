@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Clone returns a deep copy of c: changing one does not change the other.
 // client.New keeps a clone, so a caller may reuse or change its Config
@@ -24,5 +27,8 @@ func (c *Config) Clone() *Config {
 	out.Logs = slices.Clone(c.Logs)
 	out.OnionServices = cloneServices(c.OnionServices)
 	out.ignored = slices.Clone(c.ignored)
+	out.Bridges = slices.Clone(c.Bridges)
+	out.ClientTransportPlugins = slices.Clone(c.ClientTransportPlugins)
+	out.TransportDialers = maps.Clone(c.TransportDialers)
 	return &out
 }

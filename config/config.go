@@ -176,6 +176,32 @@ type Config struct {
 	// ignored are the lines of options that are accepted and ignored, kept
 	// so that GETCONF shows and SAVECONF writes what was configured.
 	ignored []torrc.Line
+	// UseBridges makes gotor reach the Tor network through Bridges only
+	// (torrc UseBridges): it fetches each bridge's descriptor from the
+	// bridge itself, uses the bridges as its guards and directory
+	// guards, and connects to no other relay address. docs/BRIDGES.md.
+	UseBridges bool
+	// Bridges are raw torrc "Bridge" values, used with UseBridges:
+	// "[TRANSPORT] IP:PORT [FINGERPRINT] [k=v ...]", e.g.
+	// "obfs4 192.0.2.1:443 FINGERPRINT cert=... iat-mode=0".
+	Bridges []string
+	// ClientTransportPlugins are raw torrc "ClientTransportPlugin"
+	// values: "TRANSPORT[,TRANSPORT...] exec PATH [ARGS...]" (a program
+	// gotor runs, only when a bridge uses one of its transports) or
+	// "TRANSPORT socks4|socks5 IP:PORT" (one already listening).
+	ClientTransportPlugins []string
+	// TransportDialers are in-process pluggable transports by transport
+	// name (Go only; no torrc form): a Bridge line naming one is reached
+	// through its function instead of a ClientTransportPlugin.
+	TransportDialers map[string]TransportDialer
+
+	// An outbound proxy for every connection to a relay or bridge
+	// (torrc Socks4Proxy, Socks5Proxy, HTTPSProxy: HOST[:PORT], at most
+	// one of them), with its credentials (Socks5ProxyUsername and
+	// Socks5ProxyPassword, 1 to 255 bytes each; HTTPSProxyAuthenticator
+	// "USERNAME:PASSWORD"). Managed transports get it as TOR_PT_PROXY.
+	Socks4Proxy, Socks5Proxy, Socks5ProxyUsername, Socks5ProxyPassword string
+	HTTPSProxy, HTTPSProxyAuthenticator                                string
 }
 
 // PortConfig is one SocksPort or HTTPTunnelPort line: its address and C
@@ -421,6 +447,7 @@ func (c *Config) Validate() error {
 			bad("Log %q: %v", l.String(), err)
 		}
 	}
+	errs = append(errs, c.validateOutbound()...)
 	return errors.Join(errs...)
 }
 

@@ -167,7 +167,6 @@ func TestOptionErrors(t *testing.T) {
 		{"HiddenServiceDir /x\nHiddenServicePort 80 example.com:80\n", "torrc:2: HiddenServicePort: target \"example.com:80\": not an IP address"},
 		{"HiddenServiceDir /x\nHiddenServiceVersion 2\n", "torrc:2: HiddenServiceVersion: \"2\": only version 3"},
 		{"HiddenServiceDir /x\nHiddenServiceNumIntroductionPoints 21\n", "torrc:2: HiddenServiceNumIntroductionPoints:"},
-		{"UseBridges 1\n", "torrc:1: UseBridges: gotor only supports UseBridges 0"},
 		{"RunAsDaemon 1\n", "RunAsDaemon: gotor only supports RunAsDaemon 0"},
 		{"DisableNetwork 2\n", "DisableNetwork: boolean must be 0 or 1"},
 		{"__OwningControllerProcess me\n", "not a process ID"},

@@ -156,6 +156,9 @@ func FromLines(lines []Line) (*Config, []Warning, error) {
 		}
 	}
 	if len(errs) == 0 {
+		errs = st.finishOutbound(c)
+	}
+	if len(errs) == 0 {
 		if err := c.Validate(); err != nil {
 			errs = append(errs, err)
 		}
@@ -174,6 +177,9 @@ type loadState struct {
 	// listeners and ControlSocketsGroupWritable (controlsocket.go).
 	controlSockets       []ControlPortConfig
 	socketsGroupWritable bool
+	// outbound are the lines of bridges.go's options, for the
+	// positions of its cross checks.
+	outbound []trackedLine
 }
 
 func (st *loadState) warn(l torrc.Line, name, format string, args ...any) {

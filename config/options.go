@@ -242,7 +242,6 @@ var acceptedAtDefault = map[string][]string{
 	"NATDPort":                   {"0"},
 	"ExtORPort":                  {"0"},
 	"Sandbox":                    {"0"},
-	"UseBridges":                 {"0"},
 	"AutomapHostsOnResolve":      {"0"},
 	"UseMicrodescriptors":        {"auto", "1"},
 	"__DisablePredictedCircuits": {"0"},
@@ -293,6 +292,7 @@ var ignored = map[string]string{
 	"__AllDirActionsPrivate":      "not configurable in gotor",
 	"__AlwaysCongestionControl":   "not configurable in gotor",
 	"__SbwsExit":                  "relay option",
+	"DormantCanceledByStartup":    "gotor has no dormant mode",
 }
 
 // aliases are C tor's alternative spellings (option_abbrevs_ in C

@@ -16,6 +16,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -170,6 +171,9 @@ func (c *Config) Apply(changes []Change) (*Config, []Warning, error) {
 		}
 	}
 	nc, warns, err := FromLines(lines)
+	if nc != nil {
+		nc.TransportDialers = maps.Clone(c.TransportDialers) // Go only: no torrc form
+	}
 	var mine []Warning
 	for _, w := range warns {
 		if w.File == "SETCONF" {

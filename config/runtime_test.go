@@ -254,7 +254,7 @@ func TestApply(t *testing.T) {
 	if !errors.As(err, &oe) || oe.Option != "SafeSocks" {
 		t.Errorf("bad value: %v", err)
 	}
-	_, _, err = base.Apply([]Change{{Key: "Bridge", Values: []string{"1.2.3.4:443"}}})
+	_, _, err = base.Apply([]Change{{Key: "TCPProxy", Values: []string{"haproxy 1.2.3.4:443"}}})
 	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("unsupported option: %v", err)
 	}
@@ -273,7 +273,7 @@ func TestApply(t *testing.T) {
 
 func TestOptionsAndDefaults(t *testing.T) {
 	opts := Options()
-	if len(opts) != len(options) || opts[0].Name != "CircuitBuildTimeout" {
+	if len(opts) != len(options) || opts[0].Name != "Bridge" {
 		t.Errorf("Options: %v", opts)
 	}
 	for _, o := range opts {

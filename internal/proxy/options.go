@@ -119,6 +119,19 @@ func (o Options) PTProxyURI() string {
 	return u.String()
 }
 
+// Addr checks the value of one proxy option (Socks4Proxy, Socks5Proxy or
+// HTTPSProxy) and returns the HOST:PORT it names, with the option's
+// default port (1080, 1080, 443) when it gives none.
+func Addr(option, value string) (string, error) {
+	switch option {
+	case "Socks4Proxy", "Socks5Proxy":
+		return hostPort(value, 1080)
+	case "HTTPSProxy":
+		return hostPort(value, 443)
+	}
+	return "", fmt.Errorf("%s is not a proxy option", option)
+}
+
 // hostPort parses HOST, HOST:PORT, [IPv6]:PORT or a bare IPv6 address,
 // giving def as the port when there is none (or it is 0, as C tor).
 func hostPort(s string, def int) (string, error) {
