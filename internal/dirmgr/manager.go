@@ -49,6 +49,11 @@ type Config struct {
 	DirDial func(ctx context.Context, dir *netdir.Relay) (net.Conn, error)
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Bridges, if set, returns the only directories to ask, instead of
+	// fallbacks, authorities and caches: with UseBridges every request
+	// goes to a bridge (tor(1) UseBridges: the bridges are directory
+	// guards too). Requests still go through DirDial.
+	Bridges func() []*netdir.Relay
 
 	// RequestTimeout bounds one directory request (default 30 s, 10 s
 	// under TestingTorNetwork).
@@ -266,6 +271,9 @@ func (m *Manager) Bootstrap(ctx context.Context) error {
 // a FallbackDir line named a DirPort), at most 10 of them shuffled, then
 // the authorities. fetchAny tries them in order.
 func (m *Manager) bootstrapDirs() []*netdir.Relay {
+	if m.cfg.Bridges != nil {
+		return m.cfg.Bridges()
+	}
 	dirs := m.shuffled(m.reachableFallbacks())
 	if len(dirs) > 10 {
 		dirs = dirs[:10] // then fall back to the authorities
@@ -349,7 +357,7 @@ func (m *Manager) setConsensusText(c *netdoc.Consensus, text string) {
 // It returns errors wrapping netdoc.ErrBadSignature,
 // netdoc.ErrTooFewSignatures, netdoc.ErrExpired or netdoc.ErrNotYetValid.
 func (m *Manager) VerifyConsensus(ctx context.Context, text string, now time.Time) (*netdoc.Consensus, error) {
-	return m.verifyConsensus(ctx, text, now, 0, m.shuffled(m.auths))
+	return m.verifyConsensus(ctx, text, now, 0, m.authDirs())
 }
 
 // verifyConsensus parses and verifies text; missing key certificates
@@ -555,6 +563,9 @@ func (m *Manager) loadMicrodescs(ctx context.Context, c *netdoc.Consensus, repor
 // reach, then the fallbacks we can reach (directory caches too), with
 // authorities last.
 func (m *Manager) mdDirs(c *netdoc.Consensus) []*netdir.Relay {
+	if m.cfg.Bridges != nil {
+		return m.cfg.Bridges()
+	}
 	var caches []*netdir.Relay
 	for i := range c.Routers {
 		r := &c.Routers[i]
@@ -568,6 +579,14 @@ func (m *Manager) mdDirs(c *netdoc.Consensus) []*netdir.Relay {
 			ORPort: r.ORPort, DirPort: r.DirPort, IPv6: r.IPv6, Flags: r.Flags})
 	}
 	return append(append(m.shuffled(caches), m.shuffled(m.reachableFallbacks())...), m.shuffled(m.auths)...)
+}
+
+// authDirs are the authorities, shuffled (the bridges with Bridges).
+func (m *Manager) authDirs() []*netdir.Relay {
+	if m.cfg.Bridges != nil {
+		return m.cfg.Bridges()
+	}
+	return m.shuffled(m.auths)
 }
 
 // reachableFallbacks are the fallbacks we can send requests to: all with
@@ -718,7 +737,7 @@ func (m *Manager) refresh(ctx context.Context) error {
 	m.mu.Lock()
 	cur := m.consensus
 	m.mu.Unlock()
-	dirs := m.shuffled(m.auths)
+	dirs := m.authDirs()
 	if cur != nil {
 		dirs = m.mdDirs(cur)
 	}

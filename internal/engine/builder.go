@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/gotor/gotor/internal/cell"
@@ -67,7 +68,7 @@ func (c *Engine) buildExitCircuit(ctx context.Context, u circmgr.Usage) (*exitCi
 	if err != nil {
 		return nil, fmt.Errorf("pick path: %w", err)
 	}
-	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: sel.CompatibleWith(exit)})
+	g, att, err := c.guards.Pick(c.guardDir(dir), guard.Usage{Restrict: sel.CompatibleWith(exit)})
 	if err != nil {
 		return nil, fmt.Errorf("pick guard: %w", err)
 	}
@@ -174,6 +175,9 @@ func (c *Engine) dirDial(ctx context.Context, dir *netdir.Relay) (net.Conn, erro
 	if err := c.checkNetwork(); err != nil {
 		return nil, err
 	}
+	if c.br != nil {
+		return c.bridgeDirDial(ctx) // bridges.go
+	}
 	if nd := c.dir.NetDir(); nd != nil && c.conf().UseEntryGuards {
 		if g, att, err := c.guards.Pick(nd, guard.Usage{Dir: true}); err == nil {
 			conn, err := c.dirStream(ctx, g)
@@ -196,8 +200,7 @@ func (c *Engine) dirStream(ctx context.Context, dir *netdir.Relay) (net.Conn, er
 			if dir.DirPort == 0 {
 				return nil, fmt.Errorf("directory %s: no ORPort and no DirPort", dir.Nickname)
 			}
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", dir.Addr, dir.DirPort))
+			return c.dialDirPort(ctx, netip.AddrPortFrom(dir.Addr, dir.DirPort))
 		}
 		target = circuit.Target{RSAID: dir.RSAID, Addr: dir.ORAddrPort()}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/gotor/gotor/internal/netdir"
 	"github.com/gotor/gotor/internal/onion"
 	"github.com/gotor/gotor/internal/path"
+	"github.com/gotor/gotor/internal/proxy"
 )
 
 // Engine is a running (or ready to start) Tor client. Create it with New.
@@ -73,6 +74,9 @@ type Engine struct {
 	streams      streamTable
 	bytesIn      atomic.Uint64
 	bytesOut     atomic.Uint64
+
+	br        *bridges       // UseBridges (bridges.go); nil without
+	proxyDial proxy.DialFunc // the outbound proxy (outbound.go); nil: direct
 }
 
 // New checks cfg and prepares a client; nothing touches the network until
@@ -119,6 +123,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		EntryNodes:     sel.EntryNodes,
 		ExcludeNodes:   sel.ExcludeNodes,
 		NumEntryGuards: cfg.NumEntryGuards,
+		UseBridges:     cfg.UseBridges,
 		Logf:           func(f string, a ...any) { logger.Warn(fmt.Sprintf(f, a...)) },
 		Noticef: func(f string, a ...any) {
 			logger.Log(context.Background(), logging.LevelNotice, fmt.Sprintf(f, a...))
@@ -150,6 +155,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		pad.Mode = channel.PaddingAlways
 	}
 	c.chans.SetPadding(pad)
+	if err := c.setupOutbound(); err != nil {
+		return nil, err
+	}
 	c.dir, err = dirmgr.New(dirmgr.Config{
 		Authorities:       auths,
 		Fallbacks:         fallbacks,
@@ -158,6 +166,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		Logger:            logger,
 		Progress:          c.setDirProgress,
 		DirDial:           c.dirDial,
+		Bridges:           c.bridgeDirs(), // bridges.go
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: directory: %w", err)
@@ -209,10 +218,13 @@ func (c *Engine) Start(ctx context.Context) error {
 	if err := c.rt.net.wait(ctx); err != nil {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
+	if err := c.startBridges(ctx, runCtx); err != nil {
+		return fmt.Errorf("client: bootstrap: %w", err)
+	}
 	if err := c.bootstrapDir(ctx); err != nil {
 		return fmt.Errorf("client: bootstrap: %w", err)
 	}
-	c.guards.SetNetDir(c.dir.NetDir())
+	c.setGuardDir(c.dir.NetDir())
 	c.notePaddingParams(c.dir.NetDir())
 	c.wg.Add(1)
 	go func() {
@@ -305,7 +317,7 @@ func (c *Engine) followNetDir(ctx context.Context) {
 			if !ok {
 				return
 			}
-			c.guards.SetNetDir(nd)
+			c.setGuardDir(nd)
 			c.notePaddingParams(nd)
 		}
 	}
@@ -351,6 +363,7 @@ func (c *Engine) Stop() error {
 	c.chans.Close()
 	c.wg.Wait()
 	c.guards.Flush() // path bias counts not yet written
+	c.closeBridges()
 	for _, s := range subs {
 		close(s)
 	}

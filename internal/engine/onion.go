@@ -47,7 +47,7 @@ func (b onionBuilder) BuildCircuit(ctx context.Context, last onion.Target, purpo
 	} else if r := dir.ByRSAID[lastT.RSAID]; r != nil {
 		avoid = append(avoid, r)
 	}
-	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: func(r *netdir.Relay) bool {
+	g, att, err := c.guards.Pick(c.guardDir(dir), guard.Usage{Restrict: func(r *netdir.Relay) bool {
 		for _, a := range avoid {
 			if !c.selector().Compatible(r, a) {
 				return false
