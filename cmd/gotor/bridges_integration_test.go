@@ -417,7 +417,7 @@ func launchGotor(t *testing.T, n *testnet.Network, extra string) *gotorProc {
 	t.Helper()
 	bin := buildGotor(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := itest.FreePort(t)
 	torrcPath := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(torrcPath, []byte(n.ClientTorrc(filepath.Join(dir, "data"), port)+extra), 0o600); err != nil {
 		t.Fatal(err)

@@ -67,9 +67,12 @@ func init() {
 		eq   func(a, b *config.Config) bool
 	}{
 		{"UseBridges", false, func(a, b *config.Config) bool { return a.UseBridges == b.UseBridges }},
-		{"Bridge", false, func(a, b *config.Config) bool { return slices.Equal(a.Bridges, b.Bridges) }},
+		// Unused without UseBridges, as before and after: free to change.
+		{"Bridge", false, func(a, b *config.Config) bool {
+			return !a.UseBridges && !b.UseBridges || slices.Equal(a.Bridges, b.Bridges)
+		}},
 		{"ClientTransportPlugin", false, func(a, b *config.Config) bool {
-			return slices.Equal(a.ClientTransportPlugins, b.ClientTransportPlugins)
+			return !a.UseBridges && !b.UseBridges || slices.Equal(a.ClientTransportPlugins, b.ClientTransportPlugins)
 		}},
 		{"Socks4Proxy", false, str(func(c *config.Config) string { return c.Socks4Proxy })},
 		{"Socks5Proxy", false, str(func(c *config.Config) string { return c.Socks5Proxy })},

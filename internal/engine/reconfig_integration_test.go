@@ -258,7 +258,9 @@ func TestSetConfListenersAndNodes(t *testing.T) {
 	// listener that cannot open.
 	c.do("SETCONF DataDirectory=/nowhere", "553 Transition not allowed: While Tor is running, changing DataDirectory is not allowed")
 	c.do("SETCONF MaxCircuitDirtiness=soon", "513 Unacceptable option value")
-	c.do("SETCONF Bridge=1.2.3.4:5", "513 Unacceptable option value")
+	c.do(`SETCONF TCPProxy="haproxy 1.2.3.4:5"`, "513 Unacceptable option value")
+	c.do("SETCONF UseBridges=1 Bridge=1.2.3.4:5", "553 Transition not allowed: While gotor is running, changing UseBridges is not supported (restart gotor)")
+	c.do("SETCONF Socks5Proxy=127.0.0.1:1", "553 Transition not allowed: While gotor is running, changing Socks5Proxy is not supported (restart gotor)")
 	c.do("SETCONF NoSuchOption=1", "552 Unrecognized option")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
