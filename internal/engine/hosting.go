@@ -42,7 +42,7 @@ func (n serviceNet) BuildCircuit(ctx context.Context, req service.CircuitRequest
 	if req.Relay != nil {
 		avoid = append(avoid, req.Relay)
 	}
-	g, att, err := c.guards.Pick(dir, guard.Usage{Restrict: func(r *netdir.Relay) bool {
+	g, att, err := c.guards.Pick(c.guardDir(dir), guard.Usage{Restrict: func(r *netdir.Relay) bool {
 		for _, a := range avoid {
 			if !sel.Compatible(r, a) {
 				return false
