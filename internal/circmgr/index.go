@@ -23,7 +23,7 @@ func bucket(k isolation.Key, f isolation.Flags) uint64 {
 
 // usableLocked reports whether c may take a new stream now.
 func (m *Manager[C]) usableLocked(c *circ[C], now time.Time) bool {
-	if c.closed || c.unusable {
+	if c.closed || c.unusable || c.controller {
 		return false
 	}
 	if !c.dirtySince.IsZero() && now.Sub(c.dirtySince) >= m.cfg.MaxCircuitDirtiness {
@@ -67,7 +67,7 @@ func (m *Manager[C]) addFlagSetLocked(f isolation.Flags) map[uint64][]*circ[C] {
 	idx := make(map[uint64][]*circ[C])
 	m.index[f] = idx
 	for _, c := range m.circs {
-		if c.binding.IsSet() && !c.unusable && !c.closed && c.binding.Mixed()&f == 0 {
+		if c.binding.IsSet() && !c.unusable && !c.closed && !c.controller && c.binding.Mixed()&f == 0 {
 			pk := bucket(c.binding.First(), f)
 			idx[pk] = append(idx[pk], c)
 			c.indexed = append(c.indexed, indexRef{f, pk, len(idx[pk]) - 1})
@@ -79,7 +79,7 @@ func (m *Manager[C]) addFlagSetLocked(f isolation.Flags) map[uint64][]*circ[C] {
 // indexLocked (re)files c under every indexed flag set it can serve.
 func (m *Manager[C]) indexLocked(c *circ[C]) {
 	m.unindexLocked(c)
-	if c.unusable || c.closed || !c.binding.IsSet() {
+	if c.unusable || c.closed || c.controller || !c.binding.IsSet() {
 		return
 	}
 	first, mixed := c.binding.First(), c.binding.Mixed()

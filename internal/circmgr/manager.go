@@ -35,6 +35,9 @@ type circ[C Circuit] struct {
 	lastUsed   time.Time
 	binding    isolation.Binding
 	unusable   bool // takes no new streams (dirty too long, NEWNYM, or shutting down)
+	// controller: SETCIRCUITPURPOSE CONTROLLER took it out of the pool
+	// (purpose.go): no stream is attached to it, it does not expire.
+	controller bool
 	closed     bool
 	inClean    bool
 	streams    map[uint64]struct{}

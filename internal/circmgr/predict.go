@@ -35,7 +35,7 @@ func (m *Manager[C]) NewIdentity() {
 func (m *Manager[C]) expireLocked(now time.Time) {
 	var toClose []C
 	for _, c := range m.circs {
-		if c.closed {
+		if c.closed || c.controller {
 			continue
 		}
 		if !c.unusable && !c.dirtySince.IsZero() && now.Sub(c.dirtySince) >= m.cfg.MaxCircuitDirtiness {

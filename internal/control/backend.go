@@ -87,6 +87,45 @@ type Backend interface {
 	ConfigText() string
 	CanSaveConf() bool
 	ConfigDefaults() []string
+
+	// MapAddress (MAPADDRESS, §3.8) maps from to to for later streams and
+	// returns the address mapped: for from "0.0.0.0", "::" or "." a
+	// virtual address it chose. to equal to from removes the mapping.
+	// Errors: ErrInvalidValue for an address that cannot be mapped, other
+	// errors when no address is left (451).
+	MapAddress(from, to string) (string, error)
+	// AddressMappings lists the mappings of GETINFO address-mappings/KIND
+	// (KIND "all", "config", "cache" or "control").
+	AddressMappings(kind string) []AddressMapping
+	// Resolve (RESOLVE, §3.20) starts looking names up at an exit (reverse:
+	// addresses to names); each answer arrives as an ADDRMAP event.
+	Resolve(names []string, reverse bool) error
+	// CloseStream (§3.16) and CloseCircuit (§3.17) close what the ID
+	// names, ErrUnknownKey if nothing; with ifUnused a circuit that
+	// carries streams stays.
+	CloseStream(id uint64, reason byte) error
+	CloseCircuit(id uint64, ifUnused bool) error
+	// SetCircuitPurpose (§3.11) gives a circuit the purpose "GENERAL" or
+	// "CONTROLLER" (streams are attached to it only by ATTACHSTREAM);
+	// ErrUnknownKey for an unknown circuit.
+	SetCircuitPurpose(id uint64, purpose string) error
+	// DropGuards (§3.25) forgets every guard; DropTimeouts (§3.34) every
+	// circuit build time, publishing BUILDTIMEOUT_SET RESET.
+	DropGuards() error
+	DropTimeouts() error
+	// HSFetch (§3.26) fetches the descriptor of a v3 onion service (56
+	// base32 characters, no ".onion") from its HSDirs, or from servers
+	// (upper-case hex fingerprints; ErrUnknownKey for one not in the
+	// consensus), whatever the cache holds; HS_DESC and HS_DESC_CONTENT
+	// events report each request.
+	HSFetch(address string, servers []string) error
+	// OnionClientAuthAdd (§3.30) stores a client authorization key,
+	// reporting whether it replaced one; OnionClientAuthRemove (§3.31)
+	// whether there was one; OnionClientAuthView (§3.32) lists the keys
+	// ("" for all services).
+	OnionClientAuthAdd(a ClientAuth) (replaced bool, err error)
+	OnionClientAuthRemove(address string) (removed bool, err error)
+	OnionClientAuthView(address string) ([]ClientAuth, error)
 	// Signal acts on a canonical signal name: RELOAD, SHUTDOWN, DUMP,
 	// DEBUG, HALT, CLEARDNSCACHE, NEWNYM, HEARTBEAT, DORMANT, ACTIVE.
 	// For SHUTDOWN and HALT it is called after "250 OK" has been written,
@@ -112,11 +151,21 @@ type EventSource interface {
 	Subscribe(func(Event)) (unsubscribe func())
 }
 
-// AddressMapper is optionally implemented by backends that support
-// MAPADDRESS (control-spec §3.8). It returns the address actually mapped
-// (for "0.0.0.0"/"." style requests, the chosen address).
-type AddressMapper interface {
-	MapAddress(from, to string) (string, error)
+// AddressMapping is one line of GETINFO address-mappings/* (§3.9):
+// "from to expiry", Expires zero meaning "NEVER".
+type AddressMapping struct {
+	From, To string
+	Expires  time.Time
+}
+
+// ClientAuth is a v3 onion service client authorization credential
+// (control-spec §3.30): the service (56 base32 characters) and the
+// client's x25519 private key.
+type ClientAuth struct {
+	Address   string
+	Key       [32]byte
+	Name      string // ClientName, optional
+	Permanent bool   // stored in ClientOnionAuthDir (Flags=Permanent)
 }
 
 // ConfigLister is optionally implemented by backends to answer GETINFO
@@ -251,7 +300,44 @@ const (
 	EventStatusServer  EventType = "STATUS_SERVER"
 	EventSignal        EventType = "SIGNAL"
 	EventConfChanged   EventType = "CONF_CHANGED"
+	EventAddrMap       EventType = "ADDRMAP"
+	EventHSDesc        EventType = "HS_DESC"
+	EventHSDescContent EventType = "HS_DESC_CONTENT"
+	EventBuildTimeout  EventType = "BUILDTIMEOUT_SET"
 )
+
+// AddrMapEvent is an ADDRMAP event (control-spec §4.1.7): an address
+// mapping entered (MAPADDRESS) or the answer to a RESOLVE.
+type AddrMapEvent struct {
+	From, To string // To is "<error>" for a failed lookup
+	// Expires zero means "NEVER".
+	Expires time.Time
+	// Error is the error field as C tor writes it: "error=yes" for a
+	// failed lookup, "internal" for one that could not start.
+	Error    string
+	Cached   bool
+	StreamID uint64 // 0: none
+}
+
+// HSDescEvent is an HS_DESC event (control-spec §4.1.25).
+type HSDescEvent struct {
+	Action     string // REQUESTED, RECEIVED, FAILED, ...
+	Address    string // 56 base32 characters, or "UNKNOWN"
+	AuthType   string // "NO_AUTH" unless known
+	HSDir      Hop    // Fingerprint "" means "UNKNOWN"
+	DescID     string // the blinded key, base64 without padding; optional
+	Reason     string // FAILED: NOT_FOUND, BAD_DESC, QUERY_NO_HSDIR, UNEXPECTED, ...
+	HSDirIndex string // optional, 64 hex digits
+}
+
+// HSDescContentEvent is an HS_DESC_CONTENT event (control-spec §4.1.26):
+// the descriptor fetched, empty after a failure.
+type HSDescContentEvent struct {
+	Address    string // "UNKNOWN" after a failure
+	DescID     string
+	HSDir      Hop
+	Descriptor string
+}
 
 // StatusEvent is the body of a STATUS_GENERAL/CLIENT/SERVER event
 // (control-spec §4.1.10): "650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=...".
@@ -280,6 +366,12 @@ type Event struct {
 	Read, Written uint64
 	// CONF_CHANGED: "Key=Value" or "Key" lines.
 	Conf []string
+	// ADDRMAP, HS_DESC, HS_DESC_CONTENT.
+	AddrMap       *AddrMapEvent
+	HSDesc        *HSDescEvent
+	HSDescContent *HSDescContentEvent
+	// BUILDTIMEOUT_SET: Message is everything after the event name
+	// ("RESET TOTAL_TIMES=0 ...").
 }
 
 // BootstrapStatusArgs formats the arguments of a BOOTSTRAP status

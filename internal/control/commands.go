@@ -36,19 +36,25 @@ func init() {
 		"DROPOWNERSHIP": (*conn).cmdDropOwnership,
 		"MAPADDRESS":    (*conn).cmdMapAddress,
 		"USEFEATURE":    (*conn).cmdUseFeature,
+		"RESOLVE":       (*conn).cmdResolve,
+		"CLOSESTREAM":   (*conn).cmdCloseStream,
+		"CLOSECIRCUIT":  (*conn).cmdCloseCircuit,
+		"DROPGUARDS":    (*conn).cmdDropGuards,
+		"DROPTIMEOUTS":  (*conn).cmdDropTimeouts,
+		"HSFETCH":       (*conn).cmdHSFetch,
+
+		"SETCIRCUITPURPOSE":        (*conn).cmdSetCircuitPurpose,
+		"ONION_CLIENT_AUTH_ADD":    (*conn).cmdOnionClientAuthAdd,
+		"ONION_CLIENT_AUTH_REMOVE": (*conn).cmdOnionClientAuthRemove,
+		"ONION_CLIENT_AUTH_VIEW":   (*conn).cmdOnionClientAuthView,
 	}
 }
 
 // unsupported are commands of control-spec §3 that this implementation
 // recognises but does not implement; they get 551 rather than 510.
 var unsupported = map[string]bool{
-	"EXTENDCIRCUIT":     true,
-	"SETCIRCUITPURPOSE": true, "ATTACHSTREAM": true, "+POSTDESCRIPTOR": true,
-	"REDIRECTSTREAM": true, "CLOSESTREAM": true, "CLOSECIRCUIT": true,
-	"RESOLVE": true, "DROPGUARDS": true, "DROPTIMEOUTS": true, "HSFETCH": true,
-	"+HSPOST": true, "ADD_ONION": true, "DEL_ONION": true,
-	"ONION_CLIENT_AUTH_ADD": true, "ONION_CLIENT_AUTH_REMOVE": true,
-	"ONION_CLIENT_AUTH_VIEW": true,
+	"EXTENDCIRCUIT": true, "ATTACHSTREAM": true, "+POSTDESCRIPTOR": true,
+	"REDIRECTSTREAM": true, "+HSPOST": true, "ADD_ONION": true, "DEL_ONION": true,
 }
 
 // errKV is C tor's wording for a malformed Key=Value argument list.
@@ -238,7 +244,7 @@ var infoNames = []string{
 	"status/circuit-established", "status/enough-dir-info", "circuit-status",
 	"stream-status", "net/listeners/socks", "net/listeners/control",
 	"net/listeners/dns", "net/listeners/trans", "net/listeners/natd",
-	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*", "ns/all",
+	"net/listeners/httptunnel", "traffic/read", "traffic/written", "ns/id/*", "ns/all", "address-mappings/*",
 	"ip-to-country/*", "process/pid", "events/names", "features/names",
 	"signal/names", "info/names", "config/names", "dormant", "accounting/enabled",
 }
@@ -347,6 +353,8 @@ func (c *conn) getInfo(key string) (string, error) {
 			return a.NSAll()
 		}
 		return "", errUnknownInfo
+	case strings.HasPrefix(lk, "address-mappings/"):
+		return c.addressMappings(lk[len("address-mappings/"):])
 	case strings.HasPrefix(lk, "ns/id/"):
 		fp := strings.TrimPrefix(key[len("ns/id/"):], "$")
 		if i := strings.IndexAny(fp, "~="); i >= 0 {
@@ -604,7 +612,7 @@ func (c *conn) cmdSignal(cmd command) bool {
 	return true
 }
 
-// ---- ownership, features, MAPADDRESS ----
+// ---- ownership, features ----
 
 func (c *conn) cmdTakeOwnership(cmd command) bool {
 	c.s.mu.Lock()
@@ -636,58 +644,6 @@ func (c *conn) cmdUseFeature(cmd command) bool {
 		}
 	}
 	c.writeLine(250, "OK")
-	return true
-}
-
-func (c *conn) cmdMapAddress(cmd command) bool {
-	m, ok := c.s.b.(AddressMapper)
-	if !ok {
-		c.writeLine(551, "MAPADDRESS is not supported by this implementation")
-		return true
-	}
-	args, err := splitArgs(cmd.Args)
-	if err != nil {
-		return c.bad(errKV, cmd)
-	}
-	if len(args) == 0 {
-		c.writeLine(512, "syntax error: not enough arguments to mapaddress.")
-		return true
-	}
-	for _, a := range args {
-		if !a.HasEq {
-			return c.bad(errKV, cmd)
-		}
-	}
-	r := newReply(250)
-	var failed []string
-	for _, a := range args {
-		if a.Value == "" {
-			failed = append(failed, "512-syntax error: invalid address mapping "+quote(a.Key+"="+a.Value))
-			continue
-		}
-		got, err := m.MapAddress(a.Key, a.Value)
-		if err != nil {
-			failed = append(failed, "451-resource exhausted: skipping "+quote(a.Key+"="+a.Value))
-			continue
-		}
-		r.Line(got + "=" + a.Value)
-	}
-	if len(failed) > 0 && len(r.lines) == 0 {
-		// All failed: the status of the last one ends the reply.
-		last := failed[len(failed)-1]
-		var b strings.Builder
-		for _, l := range failed[:len(failed)-1] {
-			b.WriteString(l + "\r\n")
-		}
-		b.WriteString(last[:3] + " " + last[4:] + "\r\n")
-		c.write([]byte(b.String()))
-		return true
-	}
-	var b strings.Builder
-	for _, l := range failed {
-		b.WriteString(l + "\r\n")
-	}
-	c.write(append([]byte(b.String()), r.Bytes()...))
 	return true
 }
 

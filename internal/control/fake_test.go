@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +28,10 @@ type fakeBackend struct {
 	mappings map[string]string
 	onSignal func(string)
 	loaded   []string // LOADCONF texts
-	saved    int      // successful SAVECONFs
-	include  bool     // the torrc "uses %include"
+	calls    []string // commands the backend carried out
+	auths    map[string]ClientAuth
+	saved    int  // successful SAVECONFs
+	include  bool // the torrc "uses %include"
 }
 
 func newFakeBackend() *fakeBackend {
@@ -56,6 +60,7 @@ func newFakeBackend() *fakeBackend {
 		},
 		subs:     map[int]func(Event){},
 		mappings: map[string]string{},
+		auths:    map[string]ClientAuth{},
 	}
 }
 
@@ -226,11 +231,151 @@ func (f *fakeBackend) Subscribe(fn func(Event)) func() {
 		delete(f.subs, id)
 	}
 }
+
+// MapAddress: "." and "0.0.0.0" get fixed virtual addresses, "full." is
+// out of addresses, a from with "!" is refused; each mapping is
+// announced with an ADDRMAP event.
 func (f *fakeBackend) MapAddress(from, to string) (string, error) {
+	switch {
+	case from == "full.":
+		return "", errors.New("no virtual address left")
+	case strings.Contains(from, "!"):
+		return "", Error(ErrInvalidValue, "bad original address")
+	case from == ".":
+		from = "abcdefghijklmnop.virtual"
+	case from == "0.0.0.0":
+		from = "127.192.0.1"
+	}
+	f.mu.Lock()
+	if to == from {
+		delete(f.mappings, from)
+	} else {
+		f.mappings[from] = to
+	}
+	f.mu.Unlock()
+	f.emit(Event{Type: EventAddrMap, AddrMap: &AddrMapEvent{From: from, To: to, Cached: true}})
+	return from, nil
+}
+
+func (f *fakeBackend) AddressMappings(kind string) []AddressMapping {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.mappings[from] = to
-	return from, nil
+	if kind != "all" && kind != "control" {
+		return nil
+	}
+	var out []AddressMapping
+	for _, k := range slices.Sorted(maps.Keys(f.mappings)) {
+		out = append(out, AddressMapping{From: k, To: f.mappings[k]})
+	}
+	return out
+}
+
+// fakeExpiry is when the fake's RESOLVE answers expire.
+var fakeExpiry = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+
+// Resolve answers every name with 10.0.0.7 (a reverse lookup with
+// host.example), and "fail" with an error, as ADDRMAP events.
+func (f *fakeBackend) Resolve(names []string, reverse bool) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf("RESOLVE %v %v", names, reverse))
+	f.mu.Unlock()
+	for i, n := range names {
+		ev := &AddrMapEvent{From: n, To: "10.0.0.7", Expires: fakeExpiry, StreamID: uint64(100 + i)}
+		if reverse {
+			ev.To = "host.example"
+		}
+		if n == "fail" {
+			ev.To, ev.Error = "<error>", "error=yes"
+		}
+		f.emit(Event{Type: EventAddrMap, AddrMap: ev})
+	}
+	return nil
+}
+
+func (f *fakeBackend) record(format string, args ...any) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+func (f *fakeBackend) gotCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func (f *fakeBackend) CloseStream(id uint64, reason byte) error {
+	f.record("CLOSESTREAM %d %d", id, reason)
+	return nil
+}
+
+func (f *fakeBackend) CloseCircuit(id uint64, ifUnused bool) error {
+	if id != 1 && id != 2 {
+		return ErrUnknownKey
+	}
+	f.record("CLOSECIRCUIT %d %v", id, ifUnused)
+	return nil
+}
+
+func (f *fakeBackend) SetCircuitPurpose(id uint64, purpose string) error {
+	f.record("SETCIRCUITPURPOSE %d %s", id, purpose)
+	return nil
+}
+
+func (f *fakeBackend) DropGuards() error {
+	f.record("DROPGUARDS")
+	return nil
+}
+
+func (f *fakeBackend) DropTimeouts() error {
+	f.record("DROPTIMEOUTS")
+	f.emit(Event{Type: EventBuildTimeout, Message: "RESET TOTAL_TIMES=0 TIMEOUT_MS=60000 XM=0 ALPHA=0.000000 CUTOFF_QUANTILE=0.800000 TIMEOUT_RATE=0.000000 CLOSE_MS=60000 CLOSE_RATE=0.000000"})
+	return nil
+}
+
+// HSFetch reports a request to each server (or to the guard of the fake
+// circuit), a RECEIVED from the first and its content.
+func (f *fakeBackend) HSFetch(addr string, servers []string) error {
+	f.record("HSFETCH %s %v", addr, servers)
+	if len(servers) == 0 {
+		servers = []string{strings.Repeat("A", 40)}
+	}
+	for _, s := range servers {
+		f.emit(Event{Type: EventHSDesc, HSDesc: &HSDescEvent{Action: "REQUESTED", Address: addr, HSDir: Hop{Fingerprint: s}, DescID: "blinded"}})
+	}
+	f.emit(Event{Type: EventHSDesc, HSDesc: &HSDescEvent{Action: "RECEIVED", Address: addr, HSDir: Hop{Fingerprint: servers[0]}, DescID: "blinded"}})
+	f.emit(Event{Type: EventHSDescContent, HSDescContent: &HSDescContentEvent{Address: addr, DescID: "blinded", HSDir: Hop{Fingerprint: servers[0]},
+		Descriptor: "hs-descriptor 3\n.dot line"}})
+	return nil
+}
+
+func (f *fakeBackend) OnionClientAuthAdd(a ClientAuth) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a.Name == "readonly" {
+		return false, errors.New("cannot write the file")
+	}
+	_, had := f.auths[a.Address]
+	f.auths[a.Address] = a
+	return had, nil
+}
+
+func (f *fakeBackend) OnionClientAuthRemove(addr string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, had := f.auths[addr]
+	delete(f.auths, addr)
+	return had, nil
+}
+
+func (f *fakeBackend) OnionClientAuthView(addr string) ([]ClientAuth, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []ClientAuth
+	for _, a := range f.auths {
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // emit sends an event to subscribers.
@@ -346,13 +491,19 @@ func (c *testClient) expectClosed() {
 // waitAsync reads until at least n asynchronous lines have been seen.
 func (c *testClient) waitAsync(n int) {
 	c.t.Helper()
+	inData := false // inside a "650+" event's data
 	for len(c.async) < n {
 		l, err := c.r.ReadString('\n')
 		if err != nil {
 			c.t.Fatalf("waiting for events (have %q): %v", c.async, err)
 		}
 		l = strings.TrimSuffix(l, "\r\n")
-		if !strings.HasPrefix(l, "650") {
+		switch {
+		case inData:
+			inData = l != "."
+		case strings.HasPrefix(l, "650+"):
+			inData = true
+		case !strings.HasPrefix(l, "650"):
 			c.t.Fatalf("unexpected non-event line %q", l)
 		}
 		c.async = append(c.async, l)

@@ -1,7 +1,8 @@
 // Formatting of circuits, streams and events: control-spec §4.1.1 (CIRC),
-// §4.1.2 (STREAM), §4.1.4 (BW), §4.1.5 (log messages), §4.1.10 (STATUS_*),
-// §4.1.17 (SIGNAL), §4.1.18 (CONF_CHANGED), and the matching GETINFO
-// circuit-status / stream-status lines of §3.9.
+// §4.1.2 (STREAM), §4.1.4 (BW), §4.1.5 (log messages), §4.1.7 (ADDRMAP),
+// §4.1.10 (STATUS_*), §4.1.16 (BUILDTIMEOUT_SET), §4.1.17 (SIGNAL),
+// §4.1.18 (CONF_CHANGED), §4.1.25 (HS_DESC), §4.1.26 (HS_DESC_CONTENT),
+// and the matching GETINFO circuit-status / stream-status lines of §3.9.
 package control
 
 import (
@@ -165,6 +166,25 @@ func FormatEvent(ev Event) []byte {
 		}
 	case EventSignal:
 		body = "SIGNAL " + ev.Message
+	case EventBuildTimeout:
+		body = "BUILDTIMEOUT_SET " + oneLine(ev.Message)
+	case EventAddrMap:
+		if ev.AddrMap == nil {
+			return nil
+		}
+		body = addrMapBody(ev.AddrMap)
+	case EventHSDesc:
+		if ev.HSDesc == nil {
+			return nil
+		}
+		body = hsDescBody(ev.HSDesc)
+	case EventHSDescContent:
+		if ev.HSDescContent == nil {
+			return nil
+		}
+		d := ev.HSDescContent
+		head := "HS_DESC_CONTENT " + orUnknown(d.Address) + " " + orUnknown(d.DescID) + " " + hsDirName(d.HSDir)
+		return newReply(650).Data(head, d.Descriptor).Line("OK").Bytes()
 	case EventConfChanged:
 		r := newReply(650).Line("CONF_CHANGED")
 		for _, l := range ev.Conf {
@@ -178,3 +198,64 @@ func FormatEvent(ev Event) []byte {
 }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// addrMapBody formats ADDRMAP as C tor's control_event_address_mapped:
+// the expiry as local time, then (extended) error=, EXPIRES= in UTC,
+// CACHED= and STREAMID=.
+func addrMapBody(a *AddrMapEvent) string {
+	b := "ADDRMAP " + a.From + " " + a.To
+	errField := ""
+	if a.Error != "" {
+		errField = a.Error + " "
+	}
+	cached := "NO"
+	if a.Cached {
+		cached = "YES"
+	}
+	if a.Expires.IsZero() {
+		b += " NEVER " + errField
+	} else {
+		b += " " + quote(a.Expires.Local().Format(isoTime)) + " " + errField + "EXPIRES=" + quote(a.Expires.UTC().Format(isoTime)) + " "
+	}
+	b += "CACHED=" + quote(cached)
+	if a.StreamID != 0 {
+		b += " STREAMID=" + u64(a.StreamID)
+	}
+	return b
+}
+
+// isoTime is control-spec §2.4 ISOTime.
+const isoTime = "2006-01-02 15:04:05"
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "UNKNOWN"
+	}
+	return s
+}
+
+func hsDirName(h Hop) string {
+	if h.Fingerprint == "" {
+		return "UNKNOWN"
+	}
+	return formatPath([]Hop{h})
+}
+
+// hsDescBody formats HS_DESC (control-spec §4.1.25).
+func hsDescBody(d *HSDescEvent) string {
+	auth := d.AuthType
+	if auth == "" {
+		auth = "NO_AUTH"
+	}
+	b := "HS_DESC " + d.Action + " " + orUnknown(d.Address) + " " + auth + " " + hsDirName(d.HSDir)
+	if d.DescID != "" {
+		b += " " + d.DescID
+	}
+	if d.Reason != "" {
+		b += " REASON=" + d.Reason
+	}
+	if d.HSDirIndex != "" {
+		b += " HSDIR_INDEX=" + d.HSDirIndex
+	}
+	return b
+}

@@ -29,12 +29,14 @@ const TorVersion = "0.4.9.0-gotor"
 
 // observer fans client events out to the control port and metrics.
 type observer struct {
-	mu       sync.Mutex
-	subs     map[int]func(control.Event)
-	next     int
-	launched map[uint64]time.Time
-	built    map[uint64]bool
-	metrics  *metrics.Metrics
+	mu sync.Mutex
+	// requested are circuits CLOSECIRCUIT closed (REASON=REQUESTED).
+	requested map[uint64]bool
+	subs      map[int]func(control.Event)
+	next      int
+	launched  map[uint64]time.Time
+	built     map[uint64]bool
+	metrics   *metrics.Metrics
 }
 
 func (o *observer) publish(ev control.Event) {
@@ -79,6 +81,9 @@ func (b controlBackend) BootstrapStatus() control.Bootstrap {
 func (b controlBackend) circuitInfo(in circmgr.Info) control.CircuitInfo {
 	ci := control.CircuitInfo{ID: in.ID, State: control.CircBuilt, Purpose: "GENERAL", TimeCreated: in.Created,
 		BuildFlags: []string{"NEED_CAPACITY"}}
+	if in.Purpose == circmgr.PurposeController {
+		ci.Purpose = circmgr.PurposeController
+	}
 	if in.State == "LAUNCHED" {
 		ci.State = control.CircLaunched
 	}
@@ -256,6 +261,10 @@ func (c *Engine) onCircEventObserve(e circmgr.Event) {
 		delete(o.launched, e.CircID)
 		state = control.CircClosed
 	}
+	requested := o.requested[e.CircID]
+	if state == control.CircClosed {
+		delete(o.requested, e.CircID)
+	}
 	o.mu.Unlock()
 	if state == "" {
 		return
@@ -270,6 +279,9 @@ func (c *Engine) onCircEventObserve(e circmgr.Event) {
 		ci.Reason = "FINISHED"
 		if state == control.CircFailed {
 			ci.Reason = "TIMEOUT"
+		}
+		if requested {
+			ci.Reason = "REQUESTED" // CLOSECIRCUIT (C tor END_CIRC_REASON_REQUESTED)
 		}
 	}
 	c.obs.publish(control.Event{Type: control.EventCirc, Circuit: &ci})
@@ -399,4 +411,15 @@ func (b controlBackend) NSAll() (string, error) {
 		}
 	}
 	return strings.Join(out, "\n"), nil
+}
+
+// requestedClose notes that a controller closed circuit id, for its
+// CLOSED event's reason.
+func (o *observer) requestedClose(id uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.requested == nil {
+		o.requested = map[uint64]bool{}
+	}
+	o.requested[id] = true
 }

@@ -72,6 +72,9 @@ type Engine struct {
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	streams      streamTable
+	addrmap      addressMap
+	authNames    authNames  // ONION_CLIENT_AUTH_* (onionauth.go)
+	bg           background // RESOLVE, HSFETCH (ctlcommands.go)
 	bytesIn      atomic.Uint64
 	bytesOut     atomic.Uint64
 
@@ -171,10 +174,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: directory: %w", err)
 	}
-	if cfg.ClientOnionAuthDir != "" {
-		if c.onionAuth, err = onion.LoadClientAuthDir(cfg.ClientOnionAuthDir); err != nil {
-			return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
-		}
+	if c.onionAuth, err = clientAuth(cfg.ClientOnionAuthDir); err != nil {
+		return nil, fmt.Errorf("client: ClientOnionAuthDir: %w", err)
 	}
 	c.progress = dirmgr.PhaseStarting
 	return c, nil
@@ -256,7 +257,7 @@ func (c *Engine) Start(ctx context.Context) error {
 	c.mu.Unlock()
 	c.rt.mu.Unlock()
 
-	c.onion = onion.New(onion.Config{
+	oc := onion.New(onion.Config{
 		Builder:        onionBuilder{c},
 		NetDir:         c.dir.NetDir,
 		TestingNetwork: cfg.TestingTorNetwork,
@@ -266,6 +267,9 @@ func (c *Engine) Start(ctx context.Context) error {
 			return c.selector().PickRendezvous(dir, onion.RendezvousOK)
 		},
 	})
+	c.mu.Lock()
+	c.onion = oc
+	c.mu.Unlock()
 
 	if err := c.openListeners(); err != nil {
 		c.Stop()
@@ -343,6 +347,7 @@ func (c *Engine) Stop() error {
 	c.rt.stopped = true
 	ctrl := c.ctrl
 	c.rt.mu.Unlock()
+	c.stopBackground()
 	c.ports.closeAll()
 	c.closeServices()
 	if ctrl != nil {
@@ -351,8 +356,8 @@ func (c *Engine) Stop() error {
 	if m := c.metrics(); m != nil {
 		_ = m.Close()
 	}
-	if c.onion != nil {
-		_ = c.onion.Close()
+	if oc := c.onionClient(); oc != nil {
+		_ = oc.Close()
 	}
 	if circs := c.circMgr(); circs != nil {
 		_ = circs.Close()

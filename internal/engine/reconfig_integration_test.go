@@ -50,6 +50,24 @@ func dialCtl(t *testing.T, addr string) *ctl {
 				return
 			}
 			l = strings.TrimRight(l, "\r\n")
+			if strings.HasPrefix(l, "650+") && len(cur) == 0 {
+				// A multi-line event (HS_DESC_CONTENT): its data and
+				// "650 OK" make one event, lines joined by "\n".
+				ev := []string{l}
+				for {
+					d, err := r.ReadString('\n')
+					if err != nil {
+						close(c.replies)
+						return
+					}
+					d = strings.TrimRight(d, "\r\n")
+					ev = append(ev, d)
+					if d == "650 OK" {
+						break
+					}
+				}
+				l = strings.Join(ev, "\n")
+			}
 			if strings.HasPrefix(l, "650") && len(cur) == 0 {
 				select {
 				case c.events <- l:

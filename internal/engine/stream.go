@@ -60,23 +60,34 @@ type CircuitInfo struct {
 type Hop struct{ Fingerprint, Nickname, Addr string }
 
 type streamTable struct {
-	mu sync.Mutex
-	m  map[uint64]StreamInfo
+	mu    sync.Mutex
+	m     map[uint64]StreamInfo
+	conns map[uint64]*trackedConn // for CLOSESTREAM
 }
 
-func (t *streamTable) add(s StreamInfo) {
+func (t *streamTable) add(s StreamInfo, tc *trackedConn) {
 	t.mu.Lock()
 	if t.m == nil {
-		t.m = map[uint64]StreamInfo{}
+		t.m, t.conns = map[uint64]StreamInfo{}, map[uint64]*trackedConn{}
 	}
 	t.m[s.ID] = s
+	t.conns[s.ID] = tc
 	t.mu.Unlock()
 }
 
 func (t *streamTable) remove(id uint64) {
 	t.mu.Lock()
 	delete(t.m, id)
+	delete(t.conns, id)
 	t.mu.Unlock()
+}
+
+// conn returns the open stream with this ID.
+func (t *streamTable) conn(id uint64) (*trackedConn, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tc, ok := t.conns[id]
+	return tc, ok
 }
 
 // Streams lists the open streams and the circuit each is on.
@@ -116,6 +127,7 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 	if c.circs == nil {
 		return nil, errNotStarted
 	}
+	r = c.remap(r) // MAPADDRESS (addressmap.go)
 	if c.conf().ClientRejectInternalAddresses && internalTarget(r.host) {
 		return nil, errkind.New(errkind.InternalAddress, errors.New("refusing internal address (ClientRejectInternalAddresses)"))
 	}
@@ -154,7 +166,7 @@ func (c *Engine) openStream(ctx context.Context, r streamRequest) (net.Conn, err
 		}
 		if err == nil {
 			tc := &trackedConn{Conn: s, c: c, att: att, id: att.StreamID, info: info}
-			c.streams.add(info)
+			c.streams.add(info, tc)
 			c.obs.metrics.StreamOpened()
 			c.streamStatus(info, control.StreamSucceeded, "")
 			return tc, nil
@@ -303,6 +315,9 @@ func (t *trackedConn) Close() error {
 func (c *Engine) resolve(ctx context.Context, r streamRequest, ptr bool) (socks.ResolveAnswer, error) {
 	if c.circs == nil {
 		return socks.ResolveAnswer{}, errNotStarted
+	}
+	if !ptr {
+		r = c.remap(r) // MAPADDRESS (addressmap.go)
 	}
 	// An exit must never see an onion address (C tor: "Resolve requests
 	// to hidden services not allowed").
