@@ -84,7 +84,13 @@ func (c *Config) Get(key string) (string, []string, error) {
 		return "", nil, err
 	}
 	if d, ok := dumpers[name]; ok {
-		return name, d(c), nil
+		vals := d(c)
+		for i, v := range vals {
+			// A HiddenServiceDir block dumps as one value of several
+			// lines; GETCONF HiddenServiceDir shows the directory.
+			vals[i], _, _ = strings.Cut(v, "\n")
+		}
+		return name, vals, nil
 	}
 	if _, ok := ignored[name]; ok {
 		var out []string
@@ -135,7 +141,16 @@ func (c *Config) lines(hidden bool) []torrc.Line {
 			continue
 		}
 		for _, x := range v {
-			out = append(out, torrc.Line{Key: name, Value: x})
+			// A value of several lines (a HiddenServiceDir block) is the
+			// option's value, then "Option value" lines.
+			first, rest, more := strings.Cut(x, "\n")
+			out = append(out, torrc.Line{Key: name, Value: first})
+			for more {
+				var l string
+				l, rest, more = strings.Cut(rest, "\n")
+				k, val, _ := strings.Cut(l, " ")
+				out = append(out, torrc.Line{Key: k, Value: val})
+			}
 		}
 	}
 	for _, l := range c.ignored {

@@ -75,6 +75,13 @@ __OwningControllerProcess 4242
 __ReloadTorrcOnSIGHUP 0
 GeoIPFile /usr/share/tor/geoip
 SafeLogging 0
+HiddenServiceDir ` + dir + `/hs1
+HiddenServicePort 80 127.0.0.1:8080
+HiddenServicePort 22
+HiddenServiceMaxStreams 5
+HiddenServiceDir ` + dir + `/hs2
+HiddenServicePort 443 unix:/tmp/web.sock
+HiddenServiceEnableIntroDoSDefense 1
 `
 }
 
