@@ -175,9 +175,17 @@ func (c *Config) Apply(changes []Change) (*Config, []Warning, error) {
 		names[i] = n
 	}
 	lines := c.lines(true)
+	cleared := map[string]bool{}
 	for i, ch := range changes {
 		name := names[i]
-		lines = slices.DeleteFunc(lines, func(l torrc.Line) bool { return l.Key == name })
+		// The option's old lines go, or for a group all of its lines,
+		// once: later changes of the same group add to the first's.
+		if g := group(name); !cleared[g] || g == name {
+			cleared[g] = true
+			lines = slices.DeleteFunc(lines, func(l torrc.Line) bool {
+				return l.File != "SETCONF" && group(l.Key) == g || l.Key == name
+			})
+		}
 		if len(ch.Values) == 0 && !ch.Reset && optionTypes[name] == "Boolean" {
 			lines = append(lines, torrc.Line{Key: name, Value: "0", File: "SETCONF", LineNo: i + 1})
 		}
@@ -196,6 +204,17 @@ func (c *Config) Apply(changes []Change) (*Config, []Warning, error) {
 		}
 	}
 	return nc, mine, err
+}
+
+// group is the option's group: the HiddenService* options of the
+// hosted services are one (C tor's virtual HiddenServiceOptions, where
+// setting any of them replaces all, control-spec §3.1), every other
+// option its own.
+func group(name string) string {
+	if _, ok := options[name]; ok && strings.HasPrefix(name, "HiddenService") {
+		return "HiddenServiceOptions"
+	}
+	return name
 }
 
 // Text returns c as a torrc (GETINFO config-text, SAVECONF): one

@@ -136,3 +136,44 @@ func TestSaveConfAndLoadConf(t *testing.T) {
 		t.Error("SAVECONF without a torrc succeeded")
 	}
 }
+
+// Options gotor cannot change while running are refused, and a SETCONF
+// of another option keeps the hosted onion services' configuration.
+func TestImmutableOptions(t *testing.T) {
+	dir := t.TempDir()
+	auth := "auth0 orport=5000 no-v2 v3ident=0123456789ABCDEF0123456789ABCDEF01234567 127.0.0.1:7000 0123456789ABCDEF0123456789ABCDEF01234567"
+	text := "DataDirectory " + filepath.Join(dir, "data") + "\nHiddenServiceDir " + filepath.Join(dir, "hs") +
+		"\nHiddenServicePort 80 127.0.0.1:8080\nSocksPort 0\nTestingTorNetwork 1\nDirAuthority " + auth + "\n"
+	cfg, _, err := config.LoadString(text, "torrc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []config.Change{
+		{Key: "DataDirectory", Values: []string{filepath.Join(dir, "other")}},
+		{Key: "TestingTorNetwork", Values: []string{"0"}},
+		{Key: "DirAuthority", Values: []string{auth, strings.Replace(auth, "auth0", "auth1", 1)}},
+		{Key: "ClientOnionAuthDir", Values: []string{dir}},
+		{Key: "HiddenServiceDir", Reset: true},
+	} {
+		if err := e.SetConf([]config.Change{ch}); !errors.Is(err, control.ErrTransition) {
+			t.Errorf("SETCONF %s: %v, want a transition error", ch.Key, err)
+		}
+	}
+	// The HiddenService* lines are one group (C tor's HiddenServiceOptions):
+	// a new block replaces the old, which is a transition too.
+	block := []config.Change{{Key: "HiddenServiceDir", Values: []string{filepath.Join(dir, "hs")}},
+		{Key: "HiddenServicePort", Values: []string{"81 127.0.0.1:8081"}}}
+	if err := e.SetConf(block); !errors.Is(err, control.ErrTransition) {
+		t.Errorf("SETCONF of a new service block: %v, want a transition error", err)
+	}
+	if err := e.SetConf([]config.Change{{Key: "MaxCircuitDirtiness", Values: []string{"60"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Config().OnionServices; len(s) != 1 || s[0].Ports[0].Target != "127.0.0.1:8080" {
+		t.Errorf("onion services after SETCONF: %+v", s)
+	}
+}

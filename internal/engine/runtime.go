@@ -15,6 +15,7 @@ package engine
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -60,6 +61,7 @@ var immutable = []struct {
 	{"TestingTorNetwork", true, func(a, b *config.Config) bool { return a.TestingTorNetwork == b.TestingTorNetwork }},
 	{"DirAuthority", false, func(a, b *config.Config) bool { return slices.Equal(a.DirAuthorities, b.DirAuthorities) }},
 	{"ClientOnionAuthDir", false, func(a, b *config.Config) bool { return a.ClientOnionAuthDir == b.ClientOnionAuthDir }},
+	{"HiddenServiceDir", false, func(a, b *config.Config) bool { return reflect.DeepEqual(a.OnionServices, b.OnionServices) }},
 }
 
 // checkTransition refuses changes of immutable options.
