@@ -5,11 +5,15 @@
 //	go run ./cmd/gotor-bench -quick        # short run, < 3 minutes
 //	go run ./cmd/gotor-bench -out docs/bench
 //	go run ./cmd/gotor-bench -latency 40ms -phases bulk -bulk-reps 3
+//	go run ./cmd/gotor-bench -bridge obfs4 -phases bulk,"bootstrap restarts" -bulk-mib 10
 //
 // -latency gives every ORPort link of the network that one-way delay in
 // each direction (testnet.Options.Latency: a userspace proxy per ORPort),
 // as the real network's round trips are; on loopback windows never bind.
 // -phases runs only the named phases (after bootstrapping both clients).
+// -bridge starts a C tor bridge (obfs4 or plain) and gives both clients
+// the same UseBridges, Bridge and ClientTransportPlugin lines, so every
+// measurement goes through it.
 //
 // It builds ./cmd/gotor, starts the network, then runs gotor and C tor as
 // separate processes from the same client torrc and measures both
@@ -57,6 +61,7 @@ type options struct {
 	trace    bool
 	latency  time.Duration
 	phases   string
+	bridge   string
 }
 
 func main() {
@@ -69,6 +74,7 @@ func main() {
 	flag.BoolVar(&o.trace, "trace", false, "also record a runtime trace of gotor in the profiled window and add its scheduler-latency profile to profile.txt")
 	flag.StringVar(&o.gotorBin, "gotor", "", "use this gotor binary instead of building ./cmd/gotor (e.g. to compare a patched build)")
 	flag.DurationVar(&o.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms); 0: loopback")
+	flag.StringVar(&o.bridge, "bridge", "", "both clients reach the network only through a bridge of the network: \"obfs4\" (obfs4proxy on both sides, the same Bridge line) or \"plain\"")
 	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run after bootstrap (warm-up, transfers, fresh circuits, bulk, streams, cold .onion, profile, bootstrap restarts); empty: all")
 	bulkReps := flag.Int("bulk-reps", 0, "bulk downloads per client and kind (default 3, 1 with -quick)")
 	bulkMiB := flag.Int("bulk-mib", 0, "size of the single-stream bulk download in MiB (default 100, 25 with -quick)")
@@ -210,6 +216,11 @@ func run(ctx context.Context, o options) error {
 		profile: filepath.Join(work, "gotor.cpu")}
 	if o.trace {
 		l.trace = filepath.Join(work, "gotor.trace")
+	}
+	if o.bridge != "" {
+		if l.extraTorrc, err = startBridge(ctx, n, o.bridge); err != nil {
+			return err
+		}
 	}
 
 	r := &results{opts: o, torVersion: torVersion, goVersion: runtime.Version(), gotorRev: gotorRev, netReady: n.ReadyAfter}
@@ -782,4 +793,31 @@ func sizeName(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// startBridge starts a bridge of kind ("obfs4" or "plain") on n and
+// returns the torrc lines both clients use it with.
+func startBridge(ctx context.Context, n *testnet.Network, kind string) (string, error) {
+	var opts testnet.BridgeOptions
+	switch kind {
+	case "obfs4":
+		opts.Transport = "obfs4"
+	case "plain":
+	default:
+		return "", fmt.Errorf("-bridge %q: want obfs4 or plain", kind)
+	}
+	progress("starting a %s bridge", kind)
+	b, err := n.StartBridge(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	lines := "UseBridges 1\nBridge " + b.Line() + "\n"
+	if kind == "obfs4" {
+		path, err := exec.LookPath("obfs4proxy")
+		if err != nil {
+			return "", err
+		}
+		lines += "ClientTransportPlugin obfs4 exec " + path + "\n"
+	}
+	return lines, nil
 }

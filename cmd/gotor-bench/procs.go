@@ -59,7 +59,9 @@ type launcher struct {
 	empty    string // empty defaults torrc for C tor
 	profile  string // GOTOR_CPUPROFILE for gotor processes
 	trace    string // GOTOR_TRACE, or ""
-	seq      int
+	// extraTorrc are lines both kinds of client get (-bridge).
+	extraTorrc string
+	seq        int
 }
 
 func freePort() (int, error) {
@@ -104,7 +106,7 @@ func (l *launcher) start(ctx context.Context, k clientKind, dataDir string) (*cl
 		control: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		done:    make(chan struct{}),
 	}
-	torrc := l.net.ClientTorrc(dataDir, ports[0]) + fmt.Sprintf("ControlPort %s\n", c.control)
+	torrc := l.net.ClientTorrc(dataDir, ports[0]) + fmt.Sprintf("ControlPort %s\n", c.control) + l.extraTorrc
 	if k == kindGotor {
 		c.metrics = fmt.Sprintf("127.0.0.1:%d", ports[2])
 		torrc += fmt.Sprintf("MetricsPort %s\nMetricsPortPolicy accept 127.0.0.1\n", c.metrics)

@@ -278,6 +278,9 @@ func (r *results) header() string {
 	if r.opts.latency > 0 {
 		mode += fmt.Sprintf(", %v one-way per ORPort link", r.opts.latency)
 	}
+	if r.opts.bridge != "" {
+		mode += ", both clients through one " + r.opts.bridge + " bridge"
+	}
 	if r.opts.phases != "" {
 		mode += ", phases " + r.opts.phases
 	}
