@@ -62,6 +62,7 @@ type options struct {
 	latency  time.Duration
 	phases   string
 	bridge   string
+	pinPath  bool
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.DurationVar(&o.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms); 0: loopback")
 	flag.StringVar(&o.bridge, "bridge", "", "both clients reach the network only through a bridge of the network: \"obfs4\" (obfs4proxy on both sides, the same Bridge line) or \"plain\"")
 	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run after bootstrap (warm-up, transfers, fresh circuits, bulk, streams, cold .onion, profile, bootstrap restarts); empty: all")
+	flag.BoolVar(&o.pinPath, "pin-path", false, "both clients use the same path, relay0 -> relay1 -> exit0 (EntryNodes, ExitNodes, ExcludeNodes), so path differences do not show as client differences")
 	bulkReps := flag.Int("bulk-reps", 0, "bulk downloads per client and kind (default 3, 1 with -quick)")
 	bulkMiB := flag.Int("bulk-mib", 0, "size of the single-stream bulk download in MiB (default 100, 25 with -quick)")
 	replot := flag.String("replot", "", "only redraw the chart from a transfers.csv of an earlier run (into -out)")
@@ -196,7 +198,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	progress("starting the private network (3 authorities, 3 relays, 2 exits; %v one-way per ORPort link)", o.latency)
-	n, err := testnet.Start(ctx, testnet.Options{Latency: o.latency})
+	nopts := testnet.Options{Latency: o.latency}
+	if o.pinPath {
+		nopts.ExtraClientTorrc = []string{"EntryNodes relay0", "ExitNodes exit0", "ExcludeNodes auth0,auth1,auth2,relay2,exit1"}
+	}
+	n, err := testnet.Start(ctx, nopts)
 	if err != nil {
 		return err
 	}

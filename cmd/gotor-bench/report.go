@@ -281,6 +281,9 @@ func (r *results) header() string {
 	if r.opts.bridge != "" {
 		mode += ", both clients through one " + r.opts.bridge + " bridge"
 	}
+	if r.opts.pinPath {
+		mode += ", path pinned (relay0, relay1, exit0)"
+	}
 	if r.opts.phases != "" {
 		mode += ", phases " + r.opts.phases
 	}
