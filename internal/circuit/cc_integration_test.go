@@ -28,7 +28,7 @@ const ccAlg0 = "ConsensusParams cc_alg=0"
 // TestCCFallbackWithCCAlg0: the authorities vote cc_alg=0, so the
 // client's choice (HopFor over the consensus's parameters and the
 // exit's protocols) is ntor v3 without the congestion control request;
-// an explicit request is refused by the C tor exits (their consensus
+// an explicit request is refused by both C tor exits (their consensus
 // says 0), leaving fixed windows; and a 10 MiB download over such a
 // circuit, with stream and circuit SENDME windows, arrives intact.
 func TestCCFallbackWithCCAlg0(t *testing.T) {
@@ -78,6 +78,11 @@ func TestCCFallbackWithCCAlg0(t *testing.T) {
 		}
 		if on, inc := c.CongestionControl(); on || inc != circuit.CircWindowIncrement {
 			t.Fatalf("exit %s with cc_alg=0 accepted congestion control (sendme_inc %d)", p.Nicks[ex.RSAID], inc)
+		}
+		if ex != p.Exits[0] { // one download is enough (CI time)
+			t.Logf("exit %s refused congestion control under cc_alg=0", p.Nicks[ex.RSAID])
+			c.Close()
+			continue
 		}
 		start := time.Now()
 		s, err := stream.Begin(ctx, c, "127.0.0.1", uint16(srv.Port), 0)
