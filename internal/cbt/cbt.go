@@ -133,12 +133,6 @@ func (e *Estimator) CloseTimeout() time.Duration { return e.close }
 // the initial timeout.
 func (e *Estimator) Learned() bool { return e.computed }
 
-// Pareto returns the fitted distribution's Xm and alpha (0, 0 before
-// enough build times are known).
-func (e *Estimator) Pareto() (xm time.Duration, alpha float64) {
-	return time.Duration(e.xm) * time.Millisecond, e.alpha
-}
-
 // NeedsCircuits reports whether the client should build test circuits
 // (every TestFreq, at most MaxOpenCircs at once) to learn a timeout.
 func (e *Estimator) NeedsCircuits() bool {
