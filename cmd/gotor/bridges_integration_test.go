@@ -9,6 +9,7 @@ package main_test
 // test of the package (itest.Bridges).
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -166,13 +167,22 @@ func TestBridgeObfs4Torrc(t *testing.T) {
 }
 
 // A wrong cert: the obfs4 bridge stays silent, gotor does not bootstrap
-// and its log says which bridge fails, through which transport, and that
-// the cert may be the cause.
+// and its log and the control port's bootstrap status say which bridge
+// fails, through which transport, and that the cert may be the cause.
 func TestBridgeWrongCertTorrc(t *testing.T) {
 	n, obfs4, _, _ := bridgeSetup(t)
 	bad := strings.Replace(obfs4.Line(), "cert="+obfs4.Cert, "cert="+flipped(obfs4.Cert), 1)
-	g := launchGotor(t, n, "UseBridges 1\nBridge "+bad+"\nClientTransportPlugin obfs4 exec "+itest.Obfs4proxy(t)+"\n")
+	ctlPort := itest.FreePort(t)
+	g := launchGotor(t, n, fmt.Sprintf("UseBridges 1\nBridge %s\nClientTransportPlugin obfs4 exec %s\nControlPort %d\n", bad, itest.Obfs4proxy(t), ctlPort))
+	events := make(chan string, 1)
+	go func() { events <- bootstrapWarning(fmt.Sprintf("127.0.0.1:%d", ctlPort), 60*time.Second) }()
 	waitFor(t, g.log, "Problem bootstrapping", 60*time.Second)
+	ev := <-events
+	for _, want := range []string{"650 STATUS_CLIENT WARN BOOTSTRAP", "TAG=conn", "$" + obfs4.Fingerprint + " (obfs4)", "cert", "REASON=TIMEOUT", "RECOMMENDATION=warn"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("control port event %q lacks %q", ev, want)
+		}
+	}
 	b, _ := os.ReadFile(g.log)
 	line := lineWith(string(b), "Problem bootstrapping")
 	for _, want := range []string{"$" + obfs4.Fingerprint + " (obfs4)", "cert", "TIMEOUT"} {
@@ -445,6 +455,37 @@ func stopGotor(t *testing.T, g *gotorProc) {
 		g.cmd.Process.Kill()
 		<-done
 		t.Error("gotor did not exit within 10 s of SIGINT")
+	}
+}
+
+// bootstrapWarning reads the first STATUS_CLIENT BOOTSTRAP warning from
+// the control port at addr (no authentication configured), or what went
+// wrong.
+func bootstrapWarning(addr string, within time.Duration) string {
+	deadline := time.Now().Add(within)
+	var conn net.Conn
+	var err error
+	for time.Now().Before(deadline) {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if conn == nil {
+		return fmt.Sprintf("control port: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	fmt.Fprintf(conn, "AUTHENTICATE\r\nSETEVENTS STATUS_CLIENT\r\n")
+	r := bufio.NewReader(conn)
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Sprintf("control port: %v", err)
+		}
+		if strings.HasPrefix(l, "650 STATUS_CLIENT WARN BOOTSTRAP") {
+			return strings.TrimSpace(l)
+		}
 	}
 }
 
