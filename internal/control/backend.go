@@ -126,6 +126,28 @@ type Backend interface {
 	OnionClientAuthAdd(a ClientAuth) (replaced bool, err error)
 	OnionClientAuthRemove(address string) (removed bool, err error)
 	OnionClientAuthView(address string) ([]ClientAuth, error)
+
+	// EntryGuards lists the sampled guards, in sample order (GETINFO
+	// entry-guards).
+	EntryGuards() []GuardInfo
+	// ORConns lists the channels to relays (GETINFO orconn-status).
+	ORConns() []ORConnInfo
+	// Microdesc returns the microdescriptor text of the relay with the
+	// upper-case hex fingerprint fp, or the nickname, or of every relay
+	// when both are empty (GETINFO md/id/*, md/name/*, md/all);
+	// ErrUnknownKey if there is none.
+	Microdesc(fp, nickname string) (string, error)
+	// VersionStatus is the consensus's verdict on Version ("recommended",
+	// "obsolete", "new", "new in series", "unrecommended", "none
+	// recommended", "unknown") and its recommended client versions ("?"
+	// without a consensus): GETINFO status/version/current, /recommended.
+	VersionStatus() (current, recommended string)
+	// NetworkLive reports whether the network is reachable (GETINFO
+	// network-liveness).
+	NetworkLive() bool
+	// BridgeNS returns network-status entries for the configured bridges
+	// (GETINFO ns/purpose/bridge), "" without any.
+	BridgeNS() string
 	// Signal acts on a canonical signal name: RELOAD, SHUTDOWN, DUMP,
 	// DEBUG, HALT, CLEARDNSCACHE, NEWNYM, HEARTBEAT, DORMANT, ACTIVE.
 	// For SHUTDOWN and HALT it is called after "250 OK" has been written,
@@ -156,6 +178,22 @@ type EventSource interface {
 type AddressMapping struct {
 	From, To string
 	Expires  time.Time
+}
+
+// GuardInfo is one line of GETINFO entry-guards: C tor's status words
+// "up", "down", "never-connected" and "unusable", with the time since
+// when for the last two where known.
+type GuardInfo struct {
+	Relay  Hop
+	Status string
+	Since  time.Time
+}
+
+// ORConnInfo is one line of GETINFO orconn-status (status "CONNECTED",
+// "LAUNCHED" or "NEW").
+type ORConnInfo struct {
+	Relay  Hop
+	Status string
 }
 
 // ClientAuth is a v3 onion service client authorization credential

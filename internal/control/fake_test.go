@@ -509,3 +509,30 @@ func (c *testClient) waitAsync(n int) {
 		c.async = append(c.async, l)
 	}
 }
+
+func (f *fakeBackend) EntryGuards() []GuardInfo {
+	return []GuardInfo{
+		{Relay: Hop{Fingerprint: strings.Repeat("A", 40), Nickname: "guard1"}, Status: "up"},
+		{Relay: Hop{Fingerprint: strings.Repeat("E", 40), Nickname: "guard2"}, Status: "down", Since: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)},
+		{Relay: Hop{Fingerprint: strings.Repeat("F", 40)}, Status: "never-connected"},
+	}
+}
+
+func (f *fakeBackend) ORConns() []ORConnInfo {
+	return []ORConnInfo{{Relay: Hop{Fingerprint: strings.Repeat("A", 40), Nickname: "guard1"}, Status: "CONNECTED"}}
+}
+
+func (f *fakeBackend) Microdesc(fp, nick string) (string, error) {
+	md := "onion-key\n-----BEGIN RSA PUBLIC KEY-----\nMIGJ\n-----END RSA PUBLIC KEY-----\nntor-onion-key x"
+	switch {
+	case fp == "" && nick == "":
+		return md + "\n" + md, nil
+	case fp == strings.Repeat("A", 40), nick == "guard1":
+		return md, nil
+	}
+	return "", ErrUnknownKey
+}
+
+func (f *fakeBackend) VersionStatus() (string, string) { return "recommended", "0.4.8.10,0.4.9.0-gotor" }
+func (f *fakeBackend) NetworkLive() bool                { return true }
+func (f *fakeBackend) BridgeNS() string                 { return "" }

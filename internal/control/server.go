@@ -79,7 +79,10 @@ type Server struct {
 	// reconf serialises Start and Reconfigure.
 	reconf sync.Mutex
 
+	started time.Time // for GETINFO uptime
+
 	mu        sync.Mutex
+	bw        bwCache // the last BW events, for GETINFO bw-event-cache
 	closed    bool
 	listeners []*listener
 	conns     map[*conn]struct{}
@@ -107,7 +110,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	if cfg.BWInterval <= 0 {
 		cfg.BWInterval = time.Second
 	}
-	s := &Server{cfg: cfg, b: b, log: cfg.Logger, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, b: b, log: cfg.Logger, conns: map[*conn]struct{}{}, stop: make(chan struct{}), started: time.Now()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -367,6 +370,9 @@ func (s *Server) bwLoop() {
 			dw = 0
 		}
 		lastR, lastW = r, w
+		s.mu.Lock()
+		s.bw.add(dr, dw)
+		s.mu.Unlock()
 		if s.wants(EventBW) {
 			s.Publish(Event{Type: EventBW, Read: dr, Written: dw})
 		}

@@ -405,8 +405,8 @@ func (c *Engine) bootstrapProblem(reason, host string, err error) {
 	p := c.Bootstrap()
 	c.log.Warn(fmt.Sprintf("Problem bootstrapping. Stuck at %d%% (%s): %s. (%v; %s; count %d; recommendation warn; host %s)",
 		p.Percent, p.Tag, p.Summary, err, reason, n, host))
-	c.obs.publish(control.BootstrapEvent(control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary,
-		Warning: err.Error(), Reason: reason, Count: n, Recommendation: "warn"}))
+	c.noteBootstrapProblem(control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary,
+		Warning: err.Error(), Reason: reason, Count: n, Recommendation: "warn"})
 }
 
 // bridgeDirDial is dirDial with UseBridges: a BEGIN_DIR stream to a

@@ -222,3 +222,72 @@ func TestControlCommands(t *testing.T) {
 		t.Errorf("ONION_CLIENT_AUTH_VIEW after REMOVE: %q", r)
 	}
 }
+
+// The GETINFO keys controllers read, on a bootstrapped client of the
+// private network.
+func TestGetInfoKeysOnNetwork(t *testing.T) {
+	n := testnet.Shared(t)
+	cfg := itest.Config(t, n)
+	cfg.ControlPorts = []config.ControlPortConfig{{Addr: "127.0.0.1:0"}}
+	e := startEngine(t, cfg, true)
+	c := dialCtl(t, e.ControlAddr().String())
+	conn := socksDial(t, e.SocksAddrs()[0], echoServer(t), "getinfo")
+	echo(t, conn, "a stream")
+	circ := streamOf(t, e, conn).CircuitID
+	var guard engine.Hop
+	for _, ci := range e.Circuits() {
+		if ci.ID == circ {
+			guard = ci.Path[0]
+		}
+	}
+
+	r := c.do("GETINFO entry-guards", "250 OK")
+	lines := strings.Join(r, "\n")
+	if !regexp.MustCompile(`\$` + guard.Fingerprint + `~` + guard.Nickname + ` up`).MatchString(lines) {
+		t.Errorf("entry-guards lacks the circuit's guard %s up:\n%s", guard.Nickname, lines)
+	}
+	for _, l := range r[1 : len(r)-2] {
+		if !regexp.MustCompile(`^\$[0-9A-F]{40}(~[A-Za-z0-9]+)? (up|down|never-connected|unusable)$`).MatchString(l) {
+			t.Errorf("entry-guards line %q", l)
+		}
+	}
+	r = c.do("GETINFO orconn-status", "250 OK")
+	if !strings.Contains(strings.Join(r, "\n"), "$"+guard.Fingerprint+"~"+guard.Nickname+" CONNECTED") {
+		t.Errorf("orconn-status lacks the guard's channel: %q", r)
+	}
+	r = c.do("GETINFO md/id/"+guard.Fingerprint, "250 OK")
+	if r[0] != "250+md/id/"+guard.Fingerprint+"=" || r[1] != "onion-key" && !strings.HasPrefix(r[1], "ntor-onion-key") ||
+		!strings.Contains(strings.Join(r, "\n"), "\nntor-onion-key ") {
+		t.Errorf("md/id of the guard: %q", r)
+	}
+	c.do("GETINFO md/id/"+strings.Repeat("0", 40), `552 Unrecognized key`)
+	r = c.do("GETINFO md/all", "250 OK")
+	if got := strings.Count(strings.Join(r, "\n"), "\nntor-onion-key "); got < len(n.Relays()) {
+		t.Errorf("md/all has %d microdescriptors for %d relays", got, len(n.Relays()))
+	}
+	for key, re := range map[string]string{
+		"status/version/current":     `^250-status/version/current=(recommended|obsolete|new|new in series|unrecommended|none recommended)$`,
+		"network-liveness":           `^250-network-liveness=up$`,
+		"status/bootstrap-phase":     `^250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"$`,
+		"status/circuit-established": `^250-status/circuit-established=1$`,
+		"ns/purpose/bridge":          `^250-ns/purpose/bridge=$`,
+		"uptime":                     `^250-uptime=[0-9]+$`,
+		"process/descriptor-limit":   `^250-process/descriptor-limit=[1-9][0-9]*$`,
+	} {
+		r := c.do("GETINFO "+key, "250 OK")
+		if !regexp.MustCompile(re).MatchString(r[0]) {
+			t.Errorf("GETINFO %s: %q", key, r)
+		}
+	}
+	// A second of traffic shows in bw-event-cache.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		echo(t, conn, "traffic")
+		r := c.do("GETINFO bw-event-cache", "250 OK")
+		if regexp.MustCompile(`[1-9][0-9]*,[1-9][0-9]*`).MatchString(r[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bw-event-cache shows no traffic: %q", r)
+		}
+	}
+}

@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +178,80 @@ func TestImmutableOptions(t *testing.T) {
 	}
 	if s := e.Config().OnionServices; len(s) != 1 || s[0].Ports[0].Target != "127.0.0.1:8080" {
 		t.Errorf("onion services after SETCONF: %+v", s)
+	}
+}
+
+// C tor's tor_version_is_obsolete verdicts.
+func TestVersionStatus(t *testing.T) {
+	for _, tt := range []struct {
+		rec  []string
+		want string
+	}{
+		{nil, "none recommended"},
+		{[]string{"0.4.8.10", "0.4.9.0-gotor"}, "recommended"},
+		{[]string{"0.4.9.1", "0.4.9.2"}, "obsolete"},
+		{[]string{"0.4.7.1", "0.4.8.10"}, "new"},
+		{[]string{"0.4.8.10", "0.4.9.0-alpha", "0.5.0.1"}, "new in series"}, // newer than the series' only entry
+		{[]string{"0.4.9.1", "0.4.8.10"}, "unrecommended"},
+		{[]string{"0.4.8.1", "0.5.0.1"}, "unrecommended"},
+		{[]string{"Tor 0.4.9.0-gotor"}, "recommended"},
+		{[]string{"garbage"}, "unrecommended"},
+	} {
+		if got := versionStatus(TorVersion, tt.rec); got != tt.want {
+			t.Errorf("versionStatus(%q) = %q, want %q", tt.rec, got, tt.want)
+		}
+	}
+	if got := versionStatus("0.4.9.5", []string{"0.4.9.3", "0.5.0.1"}); got != "new in series" {
+		t.Errorf("new in series: %q", got)
+	}
+}
+
+// A directory bootstrap that fails shows in status/bootstrap-phase as a
+// WARN with C tor's fields until the bootstrap moves on.
+func TestBootstrapProblemReported(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there: connections are refused
+	cfg := config.DefaultConfig()
+	cfg.DataDirectory = t.TempDir()
+	cfg.UseTestingTorNetwork()
+	cfg.DirAuthorities = []string{"auth0 orport=" + strings.Split(addr, ":")[1] + " no-v2 v3ident=0123456789ABCDEF0123456789ABCDEF01234567 " + addr + " 0123456789ABCDEF0123456789ABCDEF01234567"}
+	cfg.SocksPorts = nil
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []control.Event
+	var mu sync.Mutex
+	defer controlBackend{e}.Subscribe(func(ev control.Event) { mu.Lock(); events = append(events, ev); mu.Unlock() })()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Start(ctx) }()
+	defer func() { cancel(); <-done; e.Stop() }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		bs := controlBackend{e}.BootstrapStatus()
+		if bs.Warning != "" {
+			if bs.Reason != "CONNECTREFUSED" || bs.Count < 1 || bs.Recommendation != "ignore" {
+				t.Errorf("bootstrap problem %+v", bs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bootstrap problem reported: %+v", bs)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, ev := range events {
+		if ev.Type == control.EventStatusClient && ev.Status.Severity == "WARN" && strings.Contains(ev.Status.Args, "REASON=CONNECTREFUSED") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no STATUS_CLIENT WARN BOOTSTRAP event")
 	}
 }

@@ -30,6 +30,9 @@ const TorVersion = "0.4.9.0-gotor"
 // observer fans client events out to the control port and metrics.
 type observer struct {
 	mu sync.Mutex
+	// problem is the last bootstrap problem reported, problems how many.
+	problem  control.Bootstrap
+	problems int
 	// requested are circuits CLOSECIRCUIT closed (REASON=REQUESTED).
 	requested map[uint64]bool
 	subs      map[int]func(control.Event)
@@ -73,9 +76,19 @@ func (b controlBackend) Subscribe(f func(control.Event)) func() {
 
 func (b controlBackend) Version() string { return TorVersion }
 
+// BootstrapStatus is the bootstrap phase, with the last problem while
+// the bootstrap is stuck in the phase it happened in (C tor's
+// status/bootstrap-phase after control_event_bootstrap_problem).
 func (b controlBackend) BootstrapStatus() control.Bootstrap {
 	p := b.c.Bootstrap()
-	return control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}
+	cur := control.Bootstrap{Percent: p.Percent, Tag: p.Tag, Summary: p.Summary}
+	b.c.obs.mu.Lock()
+	last := b.c.obs.problem
+	b.c.obs.mu.Unlock()
+	if last.Warning != "" && last.Percent == cur.Percent && last.Tag == cur.Tag {
+		return last
+	}
+	return cur
 }
 
 func (b controlBackend) circuitInfo(in circmgr.Info) control.CircuitInfo {
@@ -201,6 +214,12 @@ func (b controlBackend) NSByID(fp string) (string, error) {
 	if r == nil {
 		return "", control.ErrUnknownKey
 	}
+	return nsEntry(dir, r), nil
+}
+
+// nsEntry is r's network-status entry: "r", "s" and "w" lines (dir-spec
+// §3.4.1), without a trailing newline.
+func nsEntry(dir *netdir.NetDir, r *netdir.Relay) string {
 	var flags []string
 	for name, f := range map[string]netdir.Flags{"Exit": netdir.FlagExit, "Fast": netdir.FlagFast, "Guard": netdir.FlagGuard,
 		"HSDir": netdir.FlagHSDir, "Running": netdir.FlagRunning, "Stable": netdir.FlagStable, "V2Dir": netdir.FlagV2Dir,
@@ -216,7 +235,7 @@ func (b controlBackend) NSByID(fp string) (string, error) {
 	return fmt.Sprintf("r %s %s %s %s %s %d %d\ns %s\nw Bandwidth=%d",
 		r.Nickname, base64.RawStdEncoding.EncodeToString(r.RSAID[:]), base64.RawStdEncoding.EncodeToString(r.MicrodescDigest[:20]),
 		dir.ValidAfter.UTC().Format("2006-01-02 15:04:05"),
-		r.Addr, r.ORPort, r.DirPort, strings.Join(flags, " "), r.Bandwidth), nil
+		r.Addr, r.ORPort, r.DirPort, strings.Join(flags, " "), r.Bandwidth)
 }
 
 func sortStrings(s []string) {

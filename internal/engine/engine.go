@@ -465,6 +465,7 @@ func (c *Engine) bootstrapDir(ctx context.Context) error {
 			return err
 		}
 		c.log.Warn("directory bootstrap failed; retrying", "in", backoff, "err", err)
+		c.directoryProblem(err)
 		select {
 		case <-ctx.Done():
 			return err
