@@ -533,6 +533,8 @@ func (f *fakeBackend) Microdesc(fp, nick string) (string, error) {
 	return "", ErrUnknownKey
 }
 
-func (f *fakeBackend) VersionStatus() (string, string) { return "recommended", "0.4.8.10,0.4.9.0-gotor" }
-func (f *fakeBackend) NetworkLive() bool                { return true }
-func (f *fakeBackend) BridgeNS() string                 { return "" }
+func (f *fakeBackend) VersionStatus() (string, string) {
+	return "recommended", "0.4.8.10,0.4.9.0-gotor"
+}
+func (f *fakeBackend) NetworkLive() bool { return true }
+func (f *fakeBackend) BridgeNS() string  { return "" }

@@ -28,7 +28,7 @@ func TestGetInfoKeys(t *testing.T) {
 		{"md/name/guard1", append(append([]string{"250+md/name/guard1="}, md...), ".", "250 OK")},
 		{"md/id/" + E, []string{`552 Unrecognized key "md/id/` + E + `"`}},
 		{"md/id/nothex", []string{`552 Unrecognized key "md/id/nothex"`}},
-		{"md/all", append(append(append(append([]string{"250+md/all="}, md...), md...)), ".", "250 OK")},
+		{"md/all", append(append(append([]string{"250+md/all="}, md...), md...), ".", "250 OK")},
 		{"status/version/current", []string{"250-status/version/current=recommended", "250 OK"}},
 		{"status/version/recommended", []string{"250-status/version/recommended=0.4.8.10,0.4.9.0-gotor", "250 OK"}},
 		{"network-liveness", []string{"250-network-liveness=up", "250 OK"}},
