@@ -11,7 +11,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -156,11 +155,7 @@ func (c *conn) getInfo(key string) (string, error) {
 		}
 		return "", nil
 	case "process/descriptor-limit":
-		var rl syscall.Rlimit
-		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return "-1", nil
-		}
-		return strconv.FormatUint(rl.Cur, 10), nil
+		return strconv.FormatInt(descriptorLimit(), 10), nil
 	case "current-time/local":
 		return time.Now().Format("2006-01-02T15:04:05"), nil
 	case "current-time/utc":
