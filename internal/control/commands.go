@@ -46,6 +46,8 @@ func init() {
 		"ONION_CLIENT_AUTH_ADD":    (*conn).cmdOnionClientAuthAdd,
 		"ONION_CLIENT_AUTH_REMOVE": (*conn).cmdOnionClientAuthRemove,
 		"ONION_CLIENT_AUTH_VIEW":   (*conn).cmdOnionClientAuthView,
+		"ADD_ONION":                (*conn).cmdAddOnion,
+		"DEL_ONION":                (*conn).cmdDelOnion,
 	}
 }
 
@@ -53,7 +55,7 @@ func init() {
 // recognises but does not implement; they get 551 rather than 510.
 var unsupported = map[string]bool{
 	"EXTENDCIRCUIT": true, "ATTACHSTREAM": true, "+POSTDESCRIPTOR": true,
-	"REDIRECTSTREAM": true, "+HSPOST": true, "ADD_ONION": true, "DEL_ONION": true,
+	"REDIRECTSTREAM": true, "+HSPOST": true,
 }
 
 // errKV is C tor's wording for a malformed Key=Value argument list.

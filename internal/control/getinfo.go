@@ -34,6 +34,7 @@ var infoNames = []string{
 	"process/pid", "process/uid", "process/user", "process/descriptor-limit",
 	"current-time/local", "current-time/utc",
 	"events/names", "features/names", "signal/names", "info/names", "dormant", "accounting/enabled",
+	"onions/current", "onions/detached",
 }
 
 // bwCacheLen is how many BW samples bw-event-cache keeps (C tor's
@@ -188,6 +189,8 @@ func (c *conn) getInfo(key string) (string, error) {
 			lines = append(lines, l)
 		}
 		return strings.Join(lines, "\n"), nil
+	case "onions/current", "onions/detached":
+		return c.onionsInfo(lk == "onions/detached"), nil
 	case "dormant", "accounting/enabled":
 		return "0", nil
 	case "fingerprint", "exit-policy/full", "exit-policy/ipv4", "exit-policy/ipv6":

@@ -87,6 +87,7 @@ type Server struct {
 	listeners []*listener
 	conns     map[*conn]struct{}
 	owner     *conn
+	onions    onionOwners // ADD_ONION services (addonion.go)
 	unsub     func()
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -397,7 +398,8 @@ type conn struct {
 	// owned by the serve goroutine
 	authed           bool
 	sentProtocolInfo bool
-	safeCookieHash   []byte // expected AUTHENTICATE value after AUTHCHALLENGE
+	safeCookieHash   []byte   // expected AUTHENTICATE value after AUTHCHALLENGE
+	onions           []string // the ADD_ONION services this connection owns
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -483,6 +485,7 @@ func (c *conn) finish() {
 		s.owner = nil
 	}
 	s.mu.Unlock()
+	c.dropOnions()
 	if wasOwner {
 		// control-spec §3.23: the owning controller went away; exit.
 		s.log.Warn("control: owning controller connection closed; halting")

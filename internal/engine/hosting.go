@@ -72,6 +72,23 @@ func (n serviceNet) BuildCircuit(ctx context.Context, req service.CircuitRequest
 type OnionService struct {
 	*service.Service
 	c *Engine
+	// ephemeral marks a service of ADD_ONION (addonion.go), the only
+	// kind DEL_ONION may remove. Under c.mu.
+	ephemeral bool
+}
+
+// ErrOnionExists is ListenOnion's error for a key whose service runs
+// already (C tor's RSAE_ADDREXISTS).
+var ErrOnionExists = errors.New("an onion service with this key is running already")
+
+// hosting returns the running service with address addr, or nil. Under c.mu.
+func (c *Engine) hosting(addr string) *OnionService {
+	for _, s := range c.services {
+		if s.Hostname() == addr {
+			return s
+		}
+	}
+	return nil
 }
 
 // Close unpublishes the service: its introduction points and rendezvous
@@ -102,6 +119,17 @@ func (c *Engine) ListenOnion(ctx context.Context, cfg service.Config) (*OnionSer
 		cfg.Logger = c.log
 	}
 	cfg.TestingNetwork = c.conf().TestingTorNetwork
+	if cfg.OnEvent == nil && cfg.Identity != nil {
+		cfg.OnEvent = c.serviceDescEvents(cfg.Identity.Address().Label())
+	}
+	if cfg.Identity != nil {
+		c.mu.Lock()
+		dup := c.hosting(cfg.Identity.Address().String()) != nil
+		c.mu.Unlock()
+		if dup {
+			return nil, ErrOnionExists
+		}
+	}
 	s, err := service.New(serviceNet{c}, cfg)
 	if err != nil {
 		return nil, err
@@ -119,6 +147,11 @@ func (c *Engine) ListenOnion(ctx context.Context, cfg service.Config) (*OnionSer
 		c.mu.Unlock()
 		s.Close()
 		return nil, errNotStarted
+	}
+	if c.hosting(s.Hostname()) != nil { // started meanwhile
+		c.mu.Unlock()
+		s.Close()
+		return nil, ErrOnionExists
 	}
 	c.services = append(c.services, o)
 	c.mu.Unlock()

@@ -44,6 +44,9 @@ type Event struct {
 	BlindedKey [32]byte
 	// Reason is set for failures.
 	Reason string
+	// HSDirStatus is the HTTP status of an HSDir that refused an upload
+	// (EventUploadFailed; 0 when the upload failed otherwise).
+	HSDirStatus int
 }
 
 func (s *Service) emit(e Event) {

@@ -14,6 +14,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,7 +113,11 @@ func (s *Service) upload(ctx context.Context, d *periodDesc, version int, hsdir 
 	if err != nil {
 		s.stats.uploadsFailed.Add(1)
 		s.log.Debug("onion service: descriptor upload failed", "hsdir", hsdir.Nickname, "err", err)
-		s.emit(Event{Kind: EventUploadFailed, Relay: hsdir.RSAID, BlindedKey: blinded, Reason: err.Error()})
+		ev := Event{Kind: EventUploadFailed, Relay: hsdir.RSAID, BlindedKey: blinded, Reason: err.Error()}
+		if he := (*HSDirError)(nil); errors.As(err, &he) {
+			ev.HSDirStatus = he.Status
+		}
+		s.emit(ev)
 	} else {
 		s.stats.uploadsSucceeded.Add(1)
 		s.emit(Event{Kind: EventUploaded, Relay: hsdir.RSAID, BlindedKey: blinded})
