@@ -184,3 +184,68 @@ func TestCommandEvents(t *testing.T) {
 		t.Errorf("ADDRMAP internal: %q", b)
 	}
 }
+
+// Every command answers malformed arguments — a bad quote, a long
+// unparsable argument — with its C tor reply, and the connection stays
+// usable (AUTHENTICATE and AUTHCHALLENGE close it, as C tor does; their
+// tests are in auth_test.go and server_test.go). A command added without
+// an entry here fails the test.
+func TestMalformedArgumentsEveryCommand(t *testing.T) {
+	ts := startServer(t, nil)
+	badQuote := map[string]string{
+		"PROTOCOLINFO":             `513 No such version "\"bad"`,
+		"GETINFO":                  `552 Unrecognized key "\"bad"`,
+		"GETCONF":                  `552 Unrecognized configuration key "\"bad"`,
+		"SETCONF":                  "512 Bad arguments to SETCONF: Cannot parse keyword argument(s)",
+		"RESETCONF":                "512 Bad arguments to RESETCONF: Cannot parse keyword argument(s)",
+		"SAVECONF":                 `512 Bad arguments to SAVECONF: Unrecognized argument "\"bad"`,
+		"SETEVENTS":                `552 Unrecognized event "\"bad"`,
+		"SIGNAL":                   `552 Unrecognized signal code "\"bad"`,
+		"TAKEOWNERSHIP":            "250 OK", // C tor takes any arguments
+		"DROPOWNERSHIP":            "250 OK",
+		"MAPADDRESS":               "512 Bad arguments to MAPADDRESS: Cannot parse keyword argument(s)",
+		"USEFEATURE":               `552 Unrecognized feature "\"bad"`,
+		"RESOLVE":                  "512 Bad arguments to RESOLVE: Cannot parse keyword argument(s)",
+		"CLOSESTREAM":              "512 Bad arguments to CLOSESTREAM: Need at least 2 argument(s)",
+		"CLOSECIRCUIT":             `552 Unknown circuit "\"bad"`,
+		"SETCIRCUITPURPOSE":        `552 Unknown circuit "\"bad"`,
+		"DROPGUARDS":               "512 Bad arguments to DROPGUARDS: Cannot accept more than 0 argument(s)",
+		"DROPTIMEOUTS":             "512 Bad arguments to DROPTIMEOUTS: Cannot accept more than 0 argument(s)",
+		"HSFETCH":                  `513 Invalid argument "\"bad"`,
+		"ONION_CLIENT_AUTH_ADD":    "512 Incomplete ONION_CLIENT_AUTH_ADD command",
+		"ONION_CLIENT_AUTH_REMOVE": `512 Invalid v3 address "\"bad"`,
+		"ONION_CLIENT_AUTH_VIEW":   `512 Invalid v3 address "\"bad"`,
+	}
+	skip := map[string]bool{"AUTHENTICATE": true, "AUTHCHALLENGE": true, "+LOADCONF": true}
+	var kws []string
+	for kw := range handlers {
+		kws = append(kws, kw)
+	}
+	slices.Sort(kws)
+	long := strings.Repeat("\"", 3) + strings.Repeat("z", 10000)
+	for _, kw := range kws {
+		if skip[kw] {
+			continue
+		}
+		want, ok := badQuote[kw]
+		if !ok {
+			t.Errorf("%s has no malformed-input case", kw)
+			continue
+		}
+		c := ts.authed(t)
+		expect(t, c.do(kw+` "bad`), want)
+		expect(t, c.do("GETINFO version"), "250-version=0.4.9.0-gotor", "250 OK")
+		r := c.do(kw + " " + long)
+		if code := r[len(r)-1][:3]; code != "250" && code[0] != '5' {
+			t.Errorf("%s with a long argument: %q", kw, r)
+		}
+		expect(t, c.do("GETINFO version"), "250-version=0.4.9.0-gotor", "250 OK")
+		// Lower case works too: keywords are case-insensitive (replies
+		// name the command as sent, as C tor's).
+		r = c.do(strings.ToLower(kw) + ` "bad`)
+		if !strings.EqualFold(r[len(r)-1], want) {
+			t.Errorf("%s in lower case: %q, want %q", kw, r, want)
+		}
+		c.do("DROPOWNERSHIP")
+	}
+}

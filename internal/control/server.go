@@ -488,7 +488,7 @@ func (c *conn) finish() {
 	c.dropOnions()
 	if wasOwner {
 		// control-spec §3.23: the owning controller went away; exit.
-		s.log.Warn("control: owning controller connection closed; halting")
+		s.log.Warn("Owning controller connection has closed -- exiting now.") // C tor's words
 		s.signalAsync("HALT")
 	}
 }

@@ -209,6 +209,7 @@ func (c *Engine) Start(ctx context.Context) error {
 	if err := c.startControl(); err != nil {
 		return err
 	}
+	c.logStart()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gotor/gotor/internal/errkind"
+	"github.com/gotor/gotor/internal/logging"
 )
 
 var errNetworkDisabled = errkind.New(errkind.NotRunning, errors.New("network disabled (DisableNetwork 1)"))
@@ -130,5 +131,15 @@ func (c *Engine) checkNetwork() error {
 func (c *Engine) closeConnections() {
 	for _, ch := range c.chans.Channels() {
 		ch.Close()
+	}
+}
+
+// logStart logs the bootstrap's first phase, as C tor does at start-up
+// (launchers such as stem's launch_tor wait for a "Bootstrapped N%" line:
+// with DisableNetwork that is the only one until a controller acts).
+func (c *Engine) logStart() {
+	c.log.Log(context.Background(), logging.LevelNotice, c.Bootstrap().String())
+	if c.rt.net.isDisabled() {
+		c.log.Log(context.Background(), logging.LevelNotice, "DisableNetwork is set. Tor will not make or accept non-control network connections. Shutting down all existing connections.")
 	}
 }
