@@ -383,7 +383,6 @@ func TestHostileChannelNoise(t *testing.T) {
 			body, _ := cell.EncodeCreated2(make([]byte, 64))
 			return h.send(0x80000000|uint32(i)*31, cell.CREATED2, body)
 		}},
-		{"PADDING_NEGOTIATE", 1000, func(i int) error { return h.send(0, cell.PADDING_NEGOTIATE, big[:cell.PayloadLen]) }},
 	}
 	for _, fl := range floods {
 		start := time.Now()
@@ -446,6 +445,11 @@ func TestHostileLinkViolationsCloseChannel(t *testing.T) {
 			return h.send(0, cell.VERSIONS, cell.EncodeVersions([]uint16{4, 5}))
 		}, "VERSIONS after handshake"},
 		{"CERTS after the handshake", func(h *hostileRelay) error { return h.send(0, cell.CERTS, []byte{0}) }, "CERTS after handshake"},
+		// padding-spec §2.2: only clients send PADDING_NEGOTIATE; one from
+		// a relay closes the channel (as arti; C tor only logs it).
+		{"PADDING_NEGOTIATE from the relay", func(h *hostileRelay) error {
+			return h.send(0, cell.PADDING_NEGOTIATE, make([]byte, cell.PayloadLen))
+		}, "PADDING_NEGOTIATE from a relay"},
 		{"truncated cell then EOF", func(h *hostileRelay) error {
 			b, _ := (&cell.Cell{CircID: 5, Command: cell.RELAY, Payload: make([]byte, cell.PayloadLen)}).Encode(4)
 			h.sendRaw(b[:100])
