@@ -84,8 +84,13 @@ type Config struct {
 	// MaxCircuitDirtiness is how long a circuit is used for new streams
 	// after its first stream (default 10 minutes).
 	MaxCircuitDirtiness time.Duration
-	// CircuitBuildTimeout bounds building one circuit (default 60 s).
+	// CircuitBuildTimeout bounds building one circuit (default 60 s):
+	// the fixed timeout with LearnCircuitBuildTimeout off, else the
+	// initial one when set to other than the default (path-spec §2.4).
 	CircuitBuildTimeout time.Duration
+	// LearnCircuitBuildTimeout learns the build timeout from observed
+	// build times (path-spec §2.4; default true, as C tor).
+	LearnCircuitBuildTimeout bool
 	// NewCircuitPeriod is how often gotor considers building a new
 	// circuit (default 30 s).
 	NewCircuitPeriod time.Duration
@@ -317,6 +322,7 @@ func DefaultConfig() *Config {
 		EnableCircuitPrebuilding:         true,
 		MaxCircuitDirtiness:              DefaultMaxCircuitDirtiness,
 		CircuitBuildTimeout:              DefaultCircuitBuildTimeout,
+		LearnCircuitBuildTimeout:         true,
 		NewCircuitPeriod:                 DefaultNewCircuitPeriod,
 		SocksTimeout:                     DefaultSocksTimeout,
 		EnforceDistinctSubnets:           true,

@@ -41,6 +41,7 @@ var dumpers = map[string]func(c *Config) []string{
 	"ReducedConnectionPadding":         func(c *Config) []string { return boolValue(c.ReducedConnectionPadding) },
 	"ConnectionPadding":                func(c *Config) []string { return nonEmpty(c.ConnectionPadding) },
 	"CircuitBuildTimeout":              func(c *Config) []string { return intervalValue(c.CircuitBuildTimeout) },
+	"LearnCircuitBuildTimeout":         func(c *Config) []string { return boolValue(c.LearnCircuitBuildTimeout) },
 	"NewCircuitPeriod":                 func(c *Config) []string { return intervalValue(c.NewCircuitPeriod) },
 	"SocksTimeout":                     func(c *Config) []string { return intervalValue(c.SocksTimeout) },
 	"ExitNodes":                        func(c *Config) []string { return routersetValue(c.ExitNodes) },

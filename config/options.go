@@ -156,6 +156,7 @@ var options = map[string]option{
 		return fmt.Errorf("%q: must be auto, 0 or 1", v)
 	}),
 	"CircuitBuildTimeout":              intervalOpt(func(c *Config) *time.Duration { return &c.CircuitBuildTimeout }),
+	"LearnCircuitBuildTimeout":         boolOpt(func(c *Config) *bool { return &c.LearnCircuitBuildTimeout }),
 	"NewCircuitPeriod":                 intervalOpt(func(c *Config) *time.Duration { return &c.NewCircuitPeriod }),
 	"SocksTimeout":                     intervalOpt(func(c *Config) *time.Duration { return &c.SocksTimeout }),
 	"ExitNodes":                        routersetOpt(func(c *Config) *[]string { return &c.ExitNodes }),
@@ -273,7 +274,6 @@ var ignored = map[string]string{
 	"MaxMemInQueues":              "gotor has no memory-pressure handling to tune",
 	"ConnLimit":                   "not applicable to gotor",
 	"NumCPUs":                     "the Go runtime schedules on all CPUs",
-	"LearnCircuitBuildTimeout":    "gotor uses the fixed CircuitBuildTimeout",
 	"FetchUselessDescriptors":     "directory fetching is not configurable in gotor",
 	"FetchDirInfoEarly":           "directory fetching is not configurable in gotor",
 	"FetchDirInfoExtraEarly":      "directory fetching is not configurable in gotor",

@@ -6,6 +6,7 @@ package circmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -66,10 +67,22 @@ func (m *Manager[C]) build(p *pendingBuild[C]) {
 		m.emitLocked(Event{Type: EventCircLaunched, CircID: id, Purpose: p.purpose, Port: p.port})
 		m.mu.Unlock()
 		m.flushEvents()
+		if m.cfg.BuildTimeout != nil {
+			if t := m.cfg.BuildTimeout(); t > 0 {
+				timeout = t
+			}
+		}
 
+		start := m.cfg.Now()
 		ctx, cancel := context.WithTimeout(m.ctx, timeout)
 		c, err = m.builder.Build(ctx, Usage{Port: p.port})
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
 		cancel()
+		if m.cfg.OnBuild != nil {
+			m.cfg.OnBuild(m.cfg.Now().Sub(start), err)
+		}
 		if err == nil && !allows(c, p.port) {
 			c.Close()
 			err = ErrExitRejectsPort

@@ -85,9 +85,18 @@ type Config struct {
 	// MaxCircuitDirtiness: a circuit first used this long ago takes no
 	// new streams (tor(1) MaxCircuitDirtiness). Default 10 minutes.
 	MaxCircuitDirtiness time.Duration
-	// CircuitBuildTimeout bounds one build attempt. Default 60 seconds
-	// (C tor's static fallback; learned timeouts are not implemented).
+	// CircuitBuildTimeout bounds one build attempt when BuildTimeout is
+	// nil. Default 60 seconds (C tor's static fallback).
 	CircuitBuildTimeout time.Duration
+	// BuildTimeout, if set, is asked for each attempt's timeout (a
+	// learned timeout, path-spec §2.4); it is called without the
+	// manager's lock held. A result <= 0 means CircuitBuildTimeout.
+	BuildTimeout func() time.Duration
+	// OnBuild, if set, is told the outcome of every build attempt: how
+	// long it took and its error (nil when built; the context's
+	// DeadlineExceeded when it ran out of time). It is called without
+	// the manager's lock held.
+	OnBuild func(took time.Duration, err error)
 	// NewCircuitPeriod: how often the build-failure budget is reset and
 	// old circuits are considered for expiry (tor(1) NewCircuitPeriod).
 	// Default 30 seconds.
