@@ -162,14 +162,14 @@ func (b controlBackend) DropGuards() error {
 	return nil
 }
 
-// DropTimeouts is DROPTIMEOUTS. gotor does not learn circuit build times
-// (a fixed CircuitBuildTimeout), so there are none to drop; the
-// BUILDTIMEOUT_SET RESET event reports the timeout in force, as C tor's
-// after a reset to its defaults.
+// DropTimeouts is DROPTIMEOUTS: the learned build times are forgotten
+// (buildtimes.go); the BUILDTIMEOUT_SET RESET event reports the
+// timeouts then in force, as C tor's after a reset.
 func (b controlBackend) DropTimeouts() error {
-	ms := b.c.conf().CircuitBuildTimeout.Milliseconds()
+	t, cl := b.c.cbt.reset()
 	b.c.obs.publish(control.Event{Type: control.EventBuildTimeout, Message: fmt.Sprintf(
-		"RESET TOTAL_TIMES=0 TIMEOUT_MS=%d XM=0 ALPHA=0.000000 CUTOFF_QUANTILE=0.800000 TIMEOUT_RATE=0.000000 CLOSE_MS=%d CLOSE_RATE=0.000000", ms, ms)})
+		"RESET TOTAL_TIMES=0 TIMEOUT_MS=%d XM=0 ALPHA=0.000000 CUTOFF_QUANTILE=0.800000 TIMEOUT_RATE=0.000000 CLOSE_MS=%d CLOSE_RATE=0.000000",
+		t.Milliseconds(), cl.Milliseconds())})
 	return nil
 }
 

@@ -44,6 +44,7 @@ type Engine struct {
 	// selector().
 	sel   atomic.Pointer[path.Selector]
 	circs *circmgr.Manager[*exitCircuit]
+	cbt   *buildTimes // the learned build timeout (buildtimes.go)
 
 	// ports are the SocksPort and HTTPTunnelPort listeners (ports.go).
 	ports portSet
@@ -120,6 +121,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Engine, error) {
 		return nil, err
 	}
 	c.sel.Store(sel)
+	c.cbt = newBuildTimes(cfg, logger)
 
 	c.guards, err = guard.New(guard.Config{
 		DataDirectory:  cfg.DataDirectory,
@@ -228,6 +230,7 @@ func (c *Engine) Start(ctx context.Context) error {
 	}
 	c.setGuardDir(c.dir.NetDir())
 	c.notePaddingParams(c.dir.NetDir())
+	c.noteBuildTimeParams(c.dir.NetDir(), c.conf())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -248,6 +251,8 @@ func (c *Engine) Start(ctx context.Context) error {
 	circs := circmgr.New[*exitCircuit](circmgr.BuilderFunc[*exitCircuit](c.buildExitCircuit), circmgr.Config{
 		MaxCircuitDirtiness:      cfg.MaxCircuitDirtiness,
 		CircuitBuildTimeout:      cfg.CircuitBuildTimeout,
+		BuildTimeout:             c.cbt.timeout,
+		OnBuild:                  c.cbt.record,
 		NewCircuitPeriod:         cfg.NewCircuitPeriod,
 		EnableCircuitPrebuilding: cfg.EnableCircuitPrebuilding,
 		Logger:                   c.log,
@@ -324,6 +329,7 @@ func (c *Engine) followNetDir(ctx context.Context) {
 			}
 			c.setGuardDir(nd)
 			c.notePaddingParams(nd)
+			c.noteBuildTimeParams(nd, c.conf())
 		}
 	}
 }
@@ -369,6 +375,9 @@ func (c *Engine) Stop() error {
 	c.chans.Close()
 	c.wg.Wait()
 	c.guards.Flush() // path bias counts not yet written
+	if c.circMgr() != nil { // started: there is a history to keep
+		c.cbt.save()
+	}
 	c.closeBridges()
 	for _, s := range subs {
 		close(s)

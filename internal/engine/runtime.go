@@ -212,6 +212,9 @@ func (c *Engine) applyConfig(nc *config.Config) (changed []string, err error) {
 	if circs != nil && circSettings(old) != circSettings(nc) {
 		circs.Reconfigure(circSettings(nc))
 	}
+	if old.LearnCircuitBuildTimeout != nc.LearnCircuitBuildTimeout || old.CircuitBuildTimeout != nc.CircuitBuildTimeout {
+		c.noteBuildTimeParams(c.dir.NetDir(), nc)
+	}
 	if nc.DisableNetwork && c.rt.net.set(true) {
 		c.log.Warn("DisableNetwork is set: closing every connection to the network; only the control port listens")
 		c.closeConnections()
