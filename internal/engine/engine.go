@@ -375,8 +375,8 @@ func (c *Engine) Stop() error {
 	c.chans.Close()
 	c.wg.Wait()
 	c.guards.Flush() // path bias counts not yet written
-	if c.circMgr() != nil { // started: there is a history to keep
-		c.cbt.save()
+	if c.circMgr() != nil {
+		c.cbt.save() // started: there is a history to keep
 	}
 	c.closeBridges()
 	for _, s := range subs {
