@@ -319,6 +319,7 @@ func TestIntegrationDialCTorService(t *testing.T) {
 			t.Fatalf("echo %d bytes: %v", len(echo), err)
 		}
 		t.Logf("attempt %d: connected, greeting and %d-byte echo OK", attempt, len(msg))
+		wantDisaster(t, ctx, n, hscrypto.ClientFetchParams(nd, hscrypto.ScheduleFor(nd, true)))
 		// A second stream reuses the rendezvous circuit.
 		conn2, err := c.Dial(ctx, "www."+host, 80)
 		if err != nil {
@@ -404,6 +405,7 @@ func TestIntegrationClientAuthCTorService(t *testing.T) {
 		}
 		conn.Close()
 		t.Logf("attempt %d: F4 without key, F5 with a wrong key, connected with the right key", attempt)
+		wantDisaster(t, ctx, n, hscrypto.ClientFetchParams(nd, hscrypto.ScheduleFor(nd, true)))
 		return
 	}
 	t.Fatal("descriptor never found")
