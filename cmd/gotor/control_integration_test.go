@@ -61,8 +61,10 @@ func TestControlPortWithStem(t *testing.T) {
 
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "internal", "control", "testdata", "stem_check.py")
-	out, err := exec.Command(py, script, "--port", fmt.Sprint(ctrlPort), "--password", "gotor-secret",
-		"--require-events", "--wait-events", "20").CombinedOutput()
+	_, socksPort, _ := strings.Cut(g.socks, ":")
+	_, streamPort, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	out, err := exec.Command(py, script, "--port", fmt.Sprint(ctrlPort), "--password", "gotor-secret", "--expect-cookie",
+		"--socks-port", socksPort, "--stream-port", streamPort, "--wait-events", "20").CombinedOutput()
 	t.Logf("stem against gotor:\n%s", out)
 	if err != nil {
 		t.Fatalf("stem checks failed: %v", err)

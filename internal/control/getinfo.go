@@ -30,12 +30,19 @@ var infoNames = []string{
 	"net/listeners/natd", "net/listeners/httptunnel", "net/listeners/metrics",
 	"traffic/read", "traffic/written", "bw-event-cache", "uptime",
 	"ns/id/*", "ns/all", "ns/purpose/bridge", "md/id/*", "md/name/*", "md/all",
-	"address-mappings/*", "ip-to-country/*", "exit-policy/full",
+	"address-mappings/*", "ip-to-country/*", "exit-policy/default", "exit-policy/full",
 	"process/pid", "process/uid", "process/user", "process/descriptor-limit",
 	"current-time/local", "current-time/utc",
 	"events/names", "features/names", "signal/names", "info/names", "dormant", "accounting/enabled",
 	"onions/current", "onions/detached",
 }
+
+// defaultExitPolicy is C tor's DEFAULT_EXIT_POLICY (policies.c), what
+// GETINFO exit-policy/default reports (stem's get_exit_policy builds a
+// client's policy from it).
+const defaultExitPolicy = "reject *:25,reject *:119,reject *:135-139,reject *:445," +
+	"reject *:563,reject *:1214,reject *:4661-4666," +
+	"reject *:6346-6429,reject *:6699,reject *:6881-6999,accept *:*"
 
 // bwCacheLen is how many BW samples bw-event-cache keeps (C tor's
 // N_BW_EVENTS_TO_CACHE).
@@ -195,6 +202,8 @@ func (c *conn) getInfo(key string) (string, error) {
 		return "0", nil
 	case "fingerprint", "exit-policy/full", "exit-policy/ipv4", "exit-policy/ipv6":
 		return "", errNotServer
+	case "exit-policy/default":
+		return defaultExitPolicy, nil
 	case "address":
 		return "", errors.New("Address unknown")
 	case "ip-to-country/ipv4-available", "ip-to-country/ipv6-available":

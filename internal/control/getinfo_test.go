@@ -34,6 +34,7 @@ func TestGetInfoKeys(t *testing.T) {
 		{"network-liveness", []string{"250-network-liveness=up", "250 OK"}},
 		{"ns/purpose/bridge", []string{"250-ns/purpose/bridge=", "250 OK"}},
 		{"exit-policy/full", []string{"551 Not running in server mode"}},
+		{"exit-policy/default", []string{"250-exit-policy/default=reject *:25,reject *:119,reject *:135-139,reject *:445,reject *:563,reject *:1214,reject *:4661-4666,reject *:6346-6429,reject *:6699,reject *:6881-6999,accept *:*", "250 OK"}},
 		{"process/pid", []string{"250-process/pid=" + strconv.Itoa(os.Getpid()), "250 OK"}},
 		{"process/uid", []string{"250-process/uid=" + strconv.Itoa(os.Geteuid()), "250 OK"}},
 		{"process/user", []string{"250-process/user=" + u.Username, "250 OK"}},

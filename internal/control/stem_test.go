@@ -50,7 +50,7 @@ func TestStemInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, py, "testdata/stem_check.py",
-		"--port", port, "--password", "foo", "--expect-fake", "--wait-events", "15")
+		"--port", port, "--password", "foo", "--expect-cookie", "--expect-fake", "--wait-events", "15")
 	out, err := cmd.CombinedOutput()
 	t.Logf("stem_check.py:\n%s", out)
 	if err != nil {
