@@ -22,7 +22,10 @@
 // connections), bulk downloads with each process's CPU time per MiB,
 // SOCKS-to-CONNECTED time, circuit build time (CIRC events on the control
 // port), bootstrap time (empty DataDirectory and restart from cache) and
-// resident memory (idle and with 1,000 open streams). It prints a table
+// resident memory (idle and with 1,000 open streams), and, for onion
+// services hosted by a gotor and a C tor process, the time to the first
+// descriptor upload, a cold connection's time to first byte and 10 MiB
+// throughput (hosting.go). It prints a table
 // with the ratio gotor / C tor, and with -out writes the table as
 // Markdown (results.md), the CDFs of time to first and last byte
 // (ttfb-ttlb-cdf.svg) and the top of a CPU and allocation profile of
@@ -76,7 +79,7 @@ func main() {
 	flag.StringVar(&o.gotorBin, "gotor", "", "use this gotor binary instead of building ./cmd/gotor (e.g. to compare a patched build)")
 	flag.DurationVar(&o.latency, "latency", 0, "one-way delay of every ORPort link, each direction (e.g. 40ms); 0: loopback")
 	flag.StringVar(&o.bridge, "bridge", "", "both clients reach the network only through a bridge of the network: \"obfs4\" (obfs4proxy on both sides, the same Bridge line) or \"plain\"")
-	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run after bootstrap (warm-up, transfers, fresh circuits, bulk, streams, cold .onion, profile, bootstrap restarts); empty: all")
+	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run after bootstrap (warm-up, transfers, fresh circuits, bulk, streams, cold .onion, onion hosting, profile, bootstrap restarts); empty: all")
 	flag.BoolVar(&o.pinPath, "pin-path", false, "both clients use the same path, relay0 -> relay1 -> exit0 (EntryNodes, ExitNodes, ExcludeNodes), so path differences do not show as client differences")
 	bulkReps := flag.Int("bulk-reps", 0, "bulk downloads per client and kind (default 3, 1 with -quick)")
 	bulkMiB := flag.Int("bulk-mib", 0, "size of the single-stream bulk download in MiB (default 100, 25 with -quick)")
@@ -305,6 +308,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"bulk", b.bulk},
 		{"streams", b.manyStreams},
 		{"cold .onion", b.onionCold},
+		{"onion hosting", b.onionHosting},
 		{"profile", b.profileGotor},
 		{"bootstrap restarts", b.bootstraps},
 	}

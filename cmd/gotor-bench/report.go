@@ -34,6 +34,7 @@ type results struct {
 	freshConnects     [2][]time.Duration
 	builds            [2][]time.Duration
 	onion             [2][]time.Duration
+	hosting           [2][]hostingResult // by the kind hosting the service
 	buildFails        [2]int
 	metricsBuildSum   float64
 	metricsBuildCount float64
@@ -200,6 +201,27 @@ func (r *results) rows() []row {
 	both("cold .onion, 50 KiB, time to first byte, median", "ms", "", func(k clientKind) (float64, int) {
 		return ms(r.onion[k], 0.5), len(r.onion[k])
 	})
+	// Hosting rows: the columns are the process hosting the service;
+	// every fetch is by the client the row names.
+	host := func(name, unit, target string, get func(h hostingResult) float64) {
+		both("hosting: "+name, unit, target, func(k clientKind) (float64, int) {
+			var v []float64
+			for _, h := range r.hosting[k] {
+				v = append(v, get(h))
+			}
+			return median(v), len(v)
+		})
+	}
+	host("DisableNetwork 0 → Bootstrapped 100%, median", "s", "", func(h hostingResult) float64 { return h.boot.Seconds() })
+	host("DisableNetwork 0 → first descriptor on an HSDir (HS_DESC UPLOADED), median", "s", "≤ 1.0",
+		func(h hostingResult) float64 { return h.published.Seconds() })
+	host("DisableNetwork 0 → every first-round upload answered, median", "s", "", func(h hostingResult) float64 { return h.allUploaded.Seconds() })
+	for _, c := range kinds {
+		host(fmt.Sprintf("cold connect by the %v client, 50 KiB, time to first byte, median", c), "ms", "≤ 1.0",
+			func(h hostingResult) float64 { return h.cold[c].Seconds() * 1000 })
+		host(fmt.Sprintf("%d MiB by the %v client, throughput, median", hostBulkSize>>20, c), "MiB/s", "≥ 1.0",
+			func(h hostingResult) float64 { return h.mibps[c] })
+	}
 	bulkRows := func(label string, res [2][]bulkResult) {
 		both(label+", throughput", "MiB/s", "≥ 1.0", func(k clientKind) (float64, int) {
 			var v []float64
@@ -291,6 +313,11 @@ func (r *results) header() string {
 		mode, r.machine, r.torVersion, r.gotorRev, r.goVersion, r.netReady.Round(time.Second), r.elapsed.Round(time.Second), r.errors[kindGotor], r.errors[kindCTor])
 }
 
+// hostingNote explains the hosting rows under the table.
+const hostingNote = "hosting rows: the gotor and C tor columns are the process hosting the onion service " +
+	"(a fresh one per repetition, started with DisableNetwork 1, timed from SETCONF DisableNetwork=0); " +
+	"the client that fetches is the one the row names, the same process for both services."
+
 func (r *results) text() string {
 	var sb strings.Builder
 	sb.WriteString(r.header() + "\n\n")
@@ -305,6 +332,9 @@ func (r *results) text() string {
 			t = rw.target + " " + rw.verdict()
 		}
 		fmt.Fprintf(&sb, "%-66s %10s %10s %8s  %s\n", name, fmtVal(rw.v[0]), fmtVal(rw.v[1]), fmtRatio(rw.ratio()), t)
+	}
+	if len(r.hosting[kindGotor])+len(r.hosting[kindCTor]) > 0 {
+		sb.WriteString("\n" + hostingNote + "\n")
 	}
 	if r.metricsBuildCount > 0 {
 		fmt.Fprintf(&sb, "\ngotor MetricsPort gotor_circuit_build_seconds: %d builds, mean %.1f ms\n",
@@ -333,6 +363,9 @@ func (r *results) markdown() string {
 			}
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", name, fmtVal(rw.v[0]), fmtVal(rw.v[1]), fmtRatio(rw.ratio()), t)
+	}
+	if len(r.hosting[kindGotor])+len(r.hosting[kindCTor]) > 0 {
+		sb.WriteString("\n" + hostingNote + "\n")
 	}
 	if r.metricsBuildCount > 0 {
 		fmt.Fprintf(&sb, "\ngotor's MetricsPort (`gotor_circuit_build_seconds`) over the whole run: %d builds, mean %.1f ms.\n",
