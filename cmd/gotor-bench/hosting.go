@@ -40,7 +40,7 @@ type hostingResult struct {
 }
 
 func (b *bench) onionHosting(ctx context.Context) error {
-	reps := 3
+	reps := 5
 	if b.o.quick {
 		reps = 1
 	}
