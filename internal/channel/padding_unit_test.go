@@ -220,6 +220,11 @@ func TestNegotiateCellBytes(t *testing.T) {
 // fast are test parameters: timeouts of a few hundred milliseconds.
 var fast = PaddingParams{ItoLow: 200, ItoHigh: 400, ItoLowReduced: 500, ItoHighReduced: 600, PadBeforeUsage: true}
 
+// slowerThanTraffic has timeouts far above the 20 ms between the test's
+// cells, so that only a scheduling stall of a second on a loaded machine,
+// not the padding rule, could let a PADDING cell through.
+var slowerThanTraffic = PaddingParams{ItoLow: 1000, ItoHigh: 1200, ItoLowReduced: 1000, ItoHighReduced: 1200, PadBeforeUsage: true}
+
 // collectPadding returns the arrival times of the PADDING cells the relay
 // end reads within d; other cells are dropped.
 func collectPadding(r *relayEnd, d time.Duration) []time.Time {
@@ -289,7 +294,7 @@ func TestPaddingOnIdleChannel(t *testing.T) {
 // channel carries a cell every 20 ms.
 func TestPaddingStopsWithTraffic(t *testing.T) {
 	t.Parallel()
-	_, ch, r := managedPipe(t, 5, PaddingConfig{}, fast)
+	_, ch, r := managedPipe(t, 5, PaddingConfig{}, slowerThanTraffic)
 	e := multiHop(t, ch)
 	stop := make(chan struct{})
 	go func() {
@@ -331,7 +336,7 @@ func TestPaddingStopsWithTraffic(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("%d PADDING cells while receiving every 20 ms", len(got))
 	}
-	if after := collectPadding(r, 1500*time.Millisecond); len(after) == 0 {
+	if after := collectPadding(r, 4*time.Second); len(after) == 0 {
 		t.Fatal("no padding once the traffic stopped")
 	}
 }
@@ -386,7 +391,7 @@ func TestPaddingModes(t *testing.T) {
 		_, ch, r := managedPipe(t, 5, PaddingConfig{Reduced: true}, fast)
 		multiHop(t, ch)
 		start := time.Now()
-		got := collectPadding(r, 2500*time.Millisecond)
+		got := collectPadding(r, 5*time.Second)
 		if len(got) == 0 {
 			t.Fatal("no reduced padding")
 		}
