@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/gotor/gotor/config"
 	"github.com/gotor/gotor/internal/testnet"
 )
 
@@ -18,21 +16,9 @@ import (
 // manager named.
 func TestDirectoryRequestsUseDirectoryGuards(t *testing.T) {
 	n := testnet.Shared(t)
-	cfg := config.DefaultConfig()
-	cfg.DataDirectory = filepath.Join(t.TempDir(), "data")
-	cfg.DirAuthorities = n.DirAuthorityLines()
-	cfg.UseTestingTorNetwork()
-	cfg.SocksPorts = nil
+	c := startEngine(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := New(cfg, nil)
-	if err == nil {
-		err = c.Start(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
 
 	primary := map[[20]byte]bool{}
 	for _, id := range c.guards.PrimaryGuards() {

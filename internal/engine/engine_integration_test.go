@@ -71,21 +71,9 @@ func TestCookieSharedByControlListeners(t *testing.T) {
 // (C tor route_len_for_purpose; issue 17 item 4). Service circuits: 4.
 func TestOnionCircuitLengths(t *testing.T) {
 	n := testnet.Shared(t)
-	cfg := config.DefaultConfig()
-	cfg.DataDirectory = filepath.Join(t.TempDir(), "data")
-	cfg.DirAuthorities = n.DirAuthorityLines()
-	cfg.UseTestingTorNetwork()
-	cfg.SocksPorts = nil
+	c := startEngine(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := New(cfg, nil)
-	if err == nil {
-		err = c.Start(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
 	dir := c.dir.NetDir()
 	var last *netdir.Relay
 	for _, r := range dir.Relays {
